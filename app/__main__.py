@@ -1,0 +1,3 @@
+from app.cli import gui_main
+
+raise SystemExit(gui_main())

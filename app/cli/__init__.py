@@ -1,0 +1,49 @@
+"""The `llada` command: one entry point with a module per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Optional
+
+from app import __version__
+from app.cli import chat, generate, make_tiny
+
+SUBCOMMANDS = [generate, chat, make_tiny]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llada", description="LLaDA Desktop: chat with the LLaDA diffusion language model.")
+    parser.add_argument("--version", action="version", version=f"llada-desktop {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in SUBCOMMANDS:
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from app.backends import BackendUnavailable
+    from llada_core.checkpoint import CheckpointError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except (ValueError, CheckpointError, BackendUnavailable, FileNotFoundError) as error:
+        print(f"llada {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+
+
+def gui_main(argv: Optional[Sequence[str]] = None) -> int:
+    """The window (`llada-desktop`, `python -m app`)."""
+    print("llada-desktop: the window is not part of this version yet; use `llada chat`.",
+          file=sys.stderr)
+    return 1

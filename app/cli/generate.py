@@ -1,0 +1,68 @@
+"""`llada generate`: one prompt, one answer (text, or JSON with ids, NFE and time)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from app.cli.options import (
+    add_model_options, add_sampler_options, check_sampler_settings, load_backend_model,
+    sampler_kwargs,
+)
+from llada_core.chat import answer_text
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("generate", help="answer one prompt",
+                                   description="Answer one prompt with the diffusion sampler.")
+    prompt = parser.add_mutually_exclusive_group(required=True)
+    prompt.add_argument("--prompt", help="the user message (chat template applied unless --raw)")
+    prompt.add_argument("--prompt-ids", help="comma-separated token ids, used as they are")
+    parser.add_argument("--raw", action="store_true", help="tokenize --prompt without the chat template")
+    parser.add_argument("--json", action="store_true", help="print a JSON object instead of text")
+    add_model_options(parser)
+    add_sampler_options(parser)
+    parser.set_defaults(run=run)
+
+
+def parse_ids(text: str) -> list[int]:
+    try:
+        ids = [int(part) for part in text.replace(" ", "").split(",") if part != ""]
+    except ValueError as error:
+        raise ValueError(f"--prompt-ids must be comma-separated whole numbers: {error}") from error
+    if not ids:
+        raise ValueError("--prompt-ids is empty")
+    return ids
+
+
+def run(args: argparse.Namespace) -> int:
+    check_sampler_settings(args)
+    prompt_ids_given = parse_ids(args.prompt_ids) if args.prompt_ids is not None else None
+    backend_name, backend, model, tokenizer = load_backend_model(args)
+    if prompt_ids_given is not None:
+        prompt_ids = prompt_ids_given
+    elif args.raw:
+        prompt_ids = list(tokenizer(args.prompt, add_special_tokens=False)["input_ids"])
+    else:
+        prompt_ids = backend.encode_chat(tokenizer, [{"role": "user", "content": args.prompt}])
+
+    started = time.perf_counter()
+    frame = None
+    for frame in backend.generate_steps(model, prompt_ids, **sampler_kwargs(args)):
+        pass
+    seconds = time.perf_counter() - started
+    answer_ids = [int(t) for t in frame.tokens]
+    text = answer_text(tokenizer, answer_ids)
+    if args.json:
+        json.dump({
+            "backend": backend_name, "model": str(args.model),
+            "prompt_ids": prompt_ids, "answer_ids": answer_ids, "text": text,
+            "nfe": frame.nfe, "steps": frame.index + 1, "seconds": round(seconds, 4),
+            "settings": sampler_kwargs(args),
+        }, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        print(text)
+    return 0

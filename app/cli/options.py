@@ -1,0 +1,69 @@
+"""Flags shared by the commands that run a model; they mirror the backend contract."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from llada_core.settings import REMASKING_CHOICES, SamplerSettings
+
+DEFAULT_MODEL = "GSAI-ML/LLaDA-8B-Instruct"
+_DEFAULTS = SamplerSettings()
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--backend", choices=["torch", "mlx"], default=None,
+                       help="default: MLX on Apple Silicon, PyTorch elsewhere")
+    group.add_argument("--model", default=DEFAULT_MODEL,
+                       help=f"model folder or Hugging Face repo id (default {DEFAULT_MODEL})")
+    group.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None,
+                       help="weights dtype (default: the checkpoint's own)")
+    group.add_argument("--device", default=None, help="torch device (default: cuda, mps, then cpu)")
+
+
+def add_sampler_options(parser: argparse.ArgumentParser, *, gen_length: int = 128,
+                        steps: int = 128, block_length: int = 32) -> None:
+    group = parser.add_argument_group("sampler")
+    group.add_argument("--gen-length", type=int, default=gen_length, help="answer length in tokens")
+    group.add_argument("--steps", type=int, default=steps, help="denoising steps (forward passes)")
+    group.add_argument("--block-length", type=int, default=block_length,
+                       help="semi-autoregressive block length; must divide --gen-length")
+    group.add_argument("--temperature", type=float, default=_DEFAULTS.temperature)
+    group.add_argument("--cfg-scale", type=float, default=_DEFAULTS.cfg_scale,
+                       help="classifier-free guidance scale (0 = off; each step then costs 2 passes)")
+    group.add_argument("--remasking", choices=REMASKING_CHOICES, default=_DEFAULTS.remasking)
+    group.add_argument("--mode", choices=["exact"], default="exact")
+    group.add_argument("--logits-eos-inf", action="store_true", help="never predict EOS")
+    group.add_argument("--confidence-eos-eot-inf", action="store_true",
+                       help="commit EOS and <|eot_id|> last")
+    group.add_argument("--seed", type=int, default=None, help="seed for temperature and random remasking")
+
+
+def sampler_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "gen_length": args.gen_length, "block_length": args.block_length, "steps": args.steps,
+        "temperature": args.temperature, "cfg_scale": args.cfg_scale,
+        "remasking": args.remasking, "mode": args.mode, "seed": args.seed,
+        "logits_eos_inf": args.logits_eos_inf,
+        "confidence_eos_eot_inf": args.confidence_eos_eot_inf,
+    }
+
+
+def check_sampler_settings(args: argparse.Namespace) -> None:
+    """Reject bad settings before a model is loaded (which can take a minute)."""
+    kwargs = sampler_kwargs(args)
+    SamplerSettings(**kwargs)
+
+
+def load_backend_model(args: argparse.Namespace):
+    """(backend module, model, tokenizer) for the command line's model flags."""
+    from app.backends import default_backend, get_backend
+
+    name = args.backend or default_backend()
+    backend = get_backend(name)
+    load_kwargs: dict[str, Any] = {"dtype": args.dtype}
+    if name == "torch":
+        load_kwargs["device"] = args.device
+    model, tokenizer = backend.load(args.model, **load_kwargs)
+    return name, backend, model, tokenizer

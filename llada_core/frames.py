@@ -1,0 +1,26 @@
+"""The step frame: what a sampler reports after each denoising step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StepFrame:
+    """One denoising step of the answer region (length gen_length).
+
+    tokens holds the mask id where a position is still masked; committed_at the global step that
+    unmasked a position (-1 while masked); confidence the model's probability of the token when
+    it was committed (0 while masked).
+    """
+
+    index: int
+    block: int
+    tokens: np.ndarray
+    committed_at: np.ndarray
+    confidence: np.ndarray
+    committed: int
+    nfe: int
+    done: bool

@@ -1,0 +1,112 @@
+"""Sampler settings: validation with messages a person understands, and the step schedule."""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+REMASKING_CHOICES = ("low_confidence", "random")
+MODE_CHOICES = ("exact",)
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    gen_length: int = 128
+    block_length: int = 32
+    steps: int = 128
+    temperature: float = 0.0
+    cfg_scale: float = 0.0
+    remasking: str = "low_confidence"
+    mode: str = "exact"
+    seed: Optional[int] = None
+    logits_eos_inf: bool = False
+    confidence_eos_eot_inf: bool = False
+
+    def __post_init__(self) -> None:
+        _check_positive_int("answer length", self.gen_length)
+        _check_positive_int("block length", self.block_length)
+        _check_positive_int("steps", self.steps)
+        if self.gen_length % self.block_length != 0:
+            raise ValueError(
+                f"block length {self.block_length} does not divide answer length {self.gen_length}"
+            )
+        blocks = self.num_blocks
+        if self.steps % blocks != 0:
+            raise ValueError(
+                f"steps {self.steps} is not a multiple of the number of blocks "
+                f"({blocks} = answer length {self.gen_length} / block length {self.block_length})"
+            )
+        if self.steps > self.gen_length:
+            raise ValueError(
+                f"steps {self.steps} is more than the answer length {self.gen_length}; "
+                "each step must unmask at least one token"
+            )
+        _check_non_negative_float("temperature", self.temperature)
+        _check_non_negative_float("CFG scale", self.cfg_scale)
+        if self.remasking not in REMASKING_CHOICES:
+            raise ValueError(
+                f"remasking {self.remasking!r} is unknown; choose one of {', '.join(REMASKING_CHOICES)}"
+            )
+        if self.mode not in MODE_CHOICES:
+            raise ValueError(
+                f"mode {self.mode!r} is unknown; choose one of {', '.join(MODE_CHOICES)}"
+            )
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
+                                      or self.seed < 0):
+            raise ValueError(f"seed must be a whole number 0 or more, not {self.seed!r}")
+
+    @property
+    def num_blocks(self) -> int:
+        return self.gen_length // self.block_length
+
+    @property
+    def steps_per_block(self) -> int:
+        return self.steps // self.num_blocks
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, not {value}")
+
+
+def _check_non_negative_float(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, not {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number 0 or more, not {value}")
+
+
+def transfer_schedule(masked: int, steps: int) -> list[int]:
+    """How many tokens each of `steps` steps commits so that `masked` masks are all filled.
+
+    The linear noise schedule spreads them evenly; the first `masked % steps` steps take one more.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, not {steps}")
+    base, extra = divmod(masked, steps)
+    return [base + (1 if i < extra else 0) for i in range(steps)]
+
+
+def checked_prompt_ids(prompt_ids: Iterable[int], vocab_size: int) -> list[int]:
+    """The prompt as plain ints; an id the model has no embedding row for is named in the error."""
+    checked = []
+    for position, token in enumerate(prompt_ids):
+        try:
+            value = operator.index(token)
+        except TypeError:
+            value = None
+        if value is None or isinstance(token, bool) or not 0 <= value < vocab_size:
+            raise ValueError(
+                f"prompt token {token!r} at position {position} is not a valid id "
+                f"(the model has ids 0 to {vocab_size - 1})"
+            )
+        checked.append(value)
+    return checked

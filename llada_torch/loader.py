@@ -1,0 +1,120 @@
+"""Load an official LLaDA checkpoint into our own PyTorch model, strictly, from safetensors only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from llada_core import tokens
+from llada_core.chat import load_tokenizer
+from llada_core.checkpoint import CheckpointError, read_config, resolve_checkpoint, weight_files
+from llada_torch.model import Model, ModelArgs
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def pick_device(device: Optional[str] = None) -> torch.device:
+    """The given device, else CUDA, then Apple's MPS, then the CPU."""
+    if device not in (None, "auto"):
+        try:
+            return torch.device(device)
+        except RuntimeError as error:
+            raise ValueError(f"device {device!r} is not a device PyTorch knows") from error
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def parse_dtype(dtype: str | torch.dtype | None, config: dict[str, Any]) -> torch.dtype:
+    """float32, bfloat16 or float16; by default the checkpoint's own torch_dtype."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    name = dtype or config.get("torch_dtype") or "float32"
+    if name not in DTYPES:
+        raise ValueError(f"dtype {name!r} is not one of {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def load_model_args(config: dict[str, Any]) -> ModelArgs:
+    if config.get("model_type") != "llada":
+        raise CheckpointError(
+            f"config.json has model_type {config.get('model_type')!r}; expected 'llada'"
+        )
+    if "quantization" in config or "quantization_config" in config:
+        raise CheckpointError(
+            "this checkpoint holds quantized MLX weights; load it with the MLX backend"
+        )
+    try:
+        args = ModelArgs.from_dict(config)
+    except TypeError as error:
+        raise CheckpointError(f"config.json is missing a required field: {error}") from error
+    if args.unsupported:
+        listed = ", ".join(f"{k}={v!r}" for k, v in args.unsupported.items())
+        raise CheckpointError(f"config.json asks for a LLaDA variant we do not implement: {listed}")
+    if args.d_model % args.n_heads != 0:
+        raise CheckpointError(f"d_model {args.d_model} is not a multiple of n_heads {args.n_heads}")
+    return args
+
+
+def read_weights(folder: Path, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    from safetensors import safe_open
+
+    weights: dict[str, torch.Tensor] = {}
+    for path in weight_files(folder):
+        try:
+            with safe_open(str(path), framework="pt", device=str(device)) as shard:
+                for name in shard.keys():
+                    weights[name] = shard.get_tensor(name).to(dtype)
+        except (OSError, RuntimeError, ValueError) as error:
+            raise CheckpointError(f"{path.name} is not a readable safetensors file: {error}") from error
+    return weights
+
+
+def check_weights(model: Model, weights: dict[str, torch.Tensor]) -> None:
+    """Every tensor present, none extra, every shape right; otherwise name the first problems."""
+    expected = {name: tuple(p.shape) for name, p in model.state_dict().items()}
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    wrong = [
+        f"{name} has shape {list(weights[name].shape)}, expected {list(shape)}"
+        for name, shape in expected.items()
+        if name in weights and tuple(weights[name].shape) != shape
+    ]
+    problems = []
+    if missing:
+        problems.append("missing tensor(s): " + ", ".join(missing[:5]) + _more(missing))
+    if unexpected:
+        problems.append("unexpected tensor(s): " + ", ".join(unexpected[:5]) + _more(unexpected))
+    if wrong:
+        problems.append("; ".join(wrong[:5]) + _more(wrong))
+    if problems:
+        raise CheckpointError("the checkpoint does not match its config.json: " + "; ".join(problems))
+
+
+def _more(items: list) -> str:
+    return f" (and {len(items) - 5} more)" if len(items) > 5 else ""
+
+
+def load(path_or_repo_id: str | Path, *, dtype: str | torch.dtype | None = None,
+         device: Optional[str] = None) -> tuple[Model, Any]:
+    """Model and tokenizer from a local folder or a Hub repo id (official HF layout)."""
+    folder = resolve_checkpoint(path_or_repo_id)
+    config = read_config(folder)
+    args = load_model_args(config)
+    torch_dtype = parse_dtype(dtype, config)
+    target = pick_device(device)
+    tokenizer = load_tokenizer(folder)
+    eot = tokenizer.convert_tokens_to_ids(tokens.EOT)
+    args.eot_token_id = eot if eot is not None and eot != tokenizer.unk_token_id else None
+
+    with torch.device("meta"):
+        model = Model(args)
+    weights = Model.sanitize(read_weights(folder, target, torch_dtype))
+    check_weights(model, weights)
+    model.load_state_dict(weights, strict=True, assign=True)
+    model.eval().requires_grad_(False)
+    return model, tokenizer

@@ -1,0 +1,228 @@
+"""LLaDA in PyTorch: a LLaMA-style transformer without a causal mask.
+
+Module names follow the official checkpoint (`model.transformer.blocks.N.q_proj`, ...), so the
+state dict loads by name. The numerics follow the reference: RMSNorm normalises in float32 and
+rounds back before the weight multiplies; rotary embeddings are applied in float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class ModelArgs:
+    d_model: int
+    n_layers: int
+    n_heads: int
+    vocab_size: int
+    mask_token_id: int
+    eos_token_id: int
+    n_kv_heads: Optional[int] = None
+    mlp_hidden_size: Optional[int] = None
+    mlp_ratio: int = 4
+    embedding_size: Optional[int] = None
+    rope_theta: float = 10000.0
+    rms_norm_eps: float = 1e-5
+    max_sequence_length: int = 4096
+    weight_tying: bool = False
+    model_type: str = "llada"
+    # Not in config.json: the tokenizer knows it; the loader fills it in.
+    eot_token_id: Optional[int] = None
+    unsupported: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, params: dict[str, Any]) -> "ModelArgs":
+        names = {f.name for f in fields(cls)}
+        args = cls(**{k: v for k, v in params.items() if k in names and k != "unsupported"})
+        args.unsupported = {
+            key: params.get(key)
+            for key, wanted in UNSUPPORTED_SETTINGS.items()
+            if key in params and params[key] not in wanted
+        }
+        return args
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads or self.n_heads
+
+    @property
+    def hidden_size(self) -> int:
+        return self.mlp_hidden_size or self.mlp_ratio * self.d_model
+
+    @property
+    def rows(self) -> int:
+        """Rows of the embedding and the head (embedding_size when set, else vocab_size)."""
+        return self.embedding_size or self.vocab_size
+
+
+# Config values this implementation does not follow, with the values it does.
+UNSUPPORTED_SETTINGS: dict[str, tuple] = {
+    "block_type": ("llama",),
+    "activation_type": ("silu",),
+    "layer_norm_type": ("rms",),
+    "rope": (True,),
+    "alibi": (False,),
+    "include_bias": (False,),
+    "include_qkv_bias": (False,),
+    "attention_layer_norm": (False,),
+    "scale_logits": (False,),
+    "input_emb_norm": (False,),
+    "block_group_size": (1,),
+}
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, size: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = x.to(torch.float32)
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x.to(dtype)
+
+
+class Rotary(nn.Module):
+    """Half-split rotary embeddings over the whole head, computed and applied in float32."""
+
+    def __init__(self, head_dim: int, theta: float):
+        super().__init__()
+        self.head_dim = head_dim
+        self.theta = theta
+        self._table: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def table(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        cached = self._table.get(device)
+        if cached is None or cached[0].shape[0] < length:
+            dim = self.head_dim
+            inv_freq = 1.0 / (self.theta ** (torch.arange(0, dim, 2, device=device, dtype=torch.float) / dim))
+            seq = torch.arange(length, device=device, dtype=torch.float)
+            freqs = torch.einsum("i , j -> i j", seq, inv_freq)
+            positions = torch.cat((freqs, freqs), dim=-1)
+            cached = (positions.sin(), positions.cos())
+            self._table[device] = cached
+        return cached
+
+    @staticmethod
+    def rotate_half(x: torch.Tensor) -> torch.Tensor:
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat((-x2, x1), dim=-1)
+
+    def forward(self, t: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Rotate t (B, heads, L, head_dim) for the given absolute positions (L,)."""
+        sin, cos = self.table(int(positions.max()) + 1, t.device)
+        sin, cos = sin[positions][None, None], cos[positions][None, None]
+        t32 = t.float()
+        return ((t32 * cos) + (self.rotate_half(t32) * sin)).to(t.dtype)
+
+
+class Block(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        d, kv = args.d_model, args.kv_heads * args.head_dim
+        self.args = args
+        self.attn_norm = RMSNorm(d, args.rms_norm_eps)
+        self.q_proj = nn.Linear(d, d, bias=False)
+        self.k_proj = nn.Linear(d, kv, bias=False)
+        self.v_proj = nn.Linear(d, kv, bias=False)
+        self.attn_out = nn.Linear(d, d, bias=False)
+        self.ff_norm = RMSNorm(d, args.rms_norm_eps)
+        self.ff_proj = nn.Linear(d, args.hidden_size, bias=False)
+        self.up_proj = nn.Linear(d, args.hidden_size, bias=False)
+        self.ff_out = nn.Linear(args.hidden_size, d, bias=False)
+
+    def attention(self, h: torch.Tensor, rotary: Rotary, positions: torch.Tensor) -> torch.Tensor:
+        B, L, C = h.shape
+        heads, kv_heads, hd = self.args.n_heads, self.args.kv_heads, self.args.head_dim
+        q = self.q_proj(h).view(B, L, heads, hd).transpose(1, 2)
+        k = self.k_proj(h).view(B, L, kv_heads, hd).transpose(1, 2)
+        v = self.v_proj(h).view(B, L, kv_heads, hd).transpose(1, 2)
+        q, k = rotary(q, positions), rotary(k, positions)
+        if kv_heads != heads:
+            k = k.repeat_interleave(heads // kv_heads, dim=1)
+            v = v.repeat_interleave(heads // kv_heads, dim=1)
+        # Bidirectional: every position attends to every position.
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False)
+        return self.attn_out(att.transpose(1, 2).contiguous().view(B, L, C))
+
+    def forward(self, x: torch.Tensor, rotary: Rotary, positions: torch.Tensor) -> torch.Tensor:
+        x = x + self.attention(self.attn_norm(x), rotary, positions)
+        g = self.ff_norm(x)
+        return x + self.ff_out(F.silu(self.ff_proj(g)) * self.up_proj(g))
+
+
+class Transformer(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.transformer = nn.ModuleDict(
+            {
+                "wte": nn.Embedding(args.rows, args.d_model),
+                "blocks": nn.ModuleList(Block(args) for _ in range(args.n_layers)),
+                "ln_f": RMSNorm(args.d_model, args.rms_norm_eps),
+            }
+        )
+        if not args.weight_tying:
+            self.transformer["ff_out"] = nn.Linear(args.d_model, args.rows, bias=False)
+
+
+class Model(nn.Module):
+    """LLaDA mask predictor: token ids (B, L) -> logits (B, L, rows), in the weights' dtype."""
+
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.args = args
+        self.model = Transformer(args)
+        self.rotary = Rotary(args.head_dim, args.rope_theta)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.transformer["wte"].weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.transformer["wte"].weight.dtype
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        t = self.model.transformer
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        x = t["wte"](input_ids)
+        for block in t["blocks"]:
+            x = block(x, self.rotary, positions)
+        x = t["ln_f"](x)
+        head = t["wte"].weight if self.args.weight_tying else t["ff_out"].weight
+        return F.linear(x, head)
+
+    @staticmethod
+    def sanitize(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Official names pass through; unquantized mlx-community names are mapped onto them."""
+        renamed = {}
+        for name, value in weights.items():
+            renamed[_official_name(name)] = value
+        return renamed
+
+
+_MLX_TOP_LEVEL = {
+    "model.embed_tokens.": "model.transformer.wte.",
+    "model.norm.": "model.transformer.ln_f.",
+    "model.lm_head.": "model.transformer.ff_out.",
+    "model.layers.": "model.transformer.blocks.",
+}
+
+
+def _official_name(name: str) -> str:
+    for prefix, official in _MLX_TOP_LEVEL.items():
+        if name.startswith(prefix):
+            return official + name[len(prefix):]
+    return name
