@@ -34,6 +34,7 @@ class TinySpec:
     dtype: str = "float32"
     shards: int = 2
     head_scale: float = 3.0
+    min_rows: int = 0  # embedding/head rows at least this many (unused past the tokenizer)
 
 
 def official_config(spec: TinySpec, vocab_size: int, ids: dict[str, int]) -> dict:
@@ -213,7 +214,7 @@ def make_tiny_checkpoint(out_dir: str | Path, spec: TinySpec = TinySpec(),
         corpus = resources.files("llada_core").joinpath("data", DEFAULT_CORPUS).read_text("utf-8")
     tokenizer, ids = train_tokenizer(corpus, spec.bpe_vocab)
     # Like the 8B model, the embedding has unused rows past the tokenizer (a multiple of 64).
-    vocab_size = -(-tokenizer.get_vocab_size() // 64) * 64
+    vocab_size = -(-max(tokenizer.get_vocab_size(), spec.min_rows) // 64) * 64
 
     tokenizer.save(str(folder / "tokenizer.json"))
     _write_json(folder / "tokenizer_config.json", tokenizer_config(ids))

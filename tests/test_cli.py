@@ -121,3 +121,14 @@ def test_chat_shows_a_live_line_in_a_terminal(tiny_checkpoint):
     assert process.returncode == 0, text
     assert "\r\x1b[2K LLaDA: " in text and "░" in text  # the masked canvas, redrawn in place
     assert "LLaDA:" in text
+
+
+def test_fast_mode_flags(tiny_checkpoint):
+    result = llada("generate", "--model", str(tiny_checkpoint), "--prompt-ids", "5,6,7", "--json",
+                   "--mode", "fast", "--cache", "prefix", "--threshold", "none", "--no-early-stop", *SMALL)
+    data = json.loads(result.stdout)
+    assert data["settings"]["mode"] == "fast" and data["settings"]["threshold"] is None
+    assert data["settings"]["cache"] == "prefix" and data["settings"]["early_stop"] is False
+    assert data["nfe"] == 8 and isinstance(data["seconds"], float)
+    bad = llada("generate", "--model", str(tiny_checkpoint), "--prompt", "hi", "--threshold", "often")
+    assert bad.returncode == 2 and "threshold must be a number or 'none'" in bad.stderr

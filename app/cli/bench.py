@@ -1,0 +1,48 @@
+"""`llada bench`: exact mode against fast mode and each of its parts, in one process."""
+
+from __future__ import annotations
+
+import argparse
+
+from app.bench import VARIANTS, run
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="benchmark exact and fast sampling",
+        description="Run the same prompts through exact mode and fast mode (and each of its parts) "
+                    "in one process; print seconds, NFE, tokens per NFE, ms per NFE, peak memory, "
+                    "the speed-up over exact and agreement with exact.")
+    parser.add_argument("--model", default=None,
+                        help="model folder or repo id (default: a random ~40M-parameter model built here)")
+    parser.add_argument("--backend", choices=["torch", "mlx"], default=None)
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
+    parser.add_argument("--prompts", type=int, default=1, help="how many prompts")
+    parser.add_argument("--prompt-length", type=int, default=64)
+    parser.add_argument("--gen-length", type=int, default=256)
+    parser.add_argument("--block-length", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=None, help="default: the answer length")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma-separated, from: " + ", ".join(VARIANTS))
+    parser.add_argument("--random-d-model", type=int, default=None)
+    parser.add_argument("--random-layers", type=int, default=None)
+    parser.add_argument("--random-hidden", type=int, default=None)
+    parser.add_argument("--random-heads", type=int, default=None)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(run=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    overrides = {key: value for key, value in {
+        "d_model": args.random_d_model, "n_layers": args.random_layers,
+        "mlp_hidden_size": args.random_hidden, "n_heads": args.random_heads,
+    }.items() if value is not None}
+    sampler = {"gen_length": args.gen_length, "block_length": args.block_length,
+               "steps": args.steps or args.gen_length}
+    run(args.model, args.backend, args.dtype, args.prompts, args.prompt_length, sampler, variants,
+        overrides, args.json)
+    return 0

@@ -1,0 +1,41 @@
+"""The sampler benchmark measures what it says, on the tiny model."""
+
+import json
+
+import llada_torch
+from app.bench import VARIANTS, benchmark, format_table, parameter_count, random_prompts
+from test_cli import llada
+
+
+def test_benchmark_reports_every_variant(tiny_torch):
+    model, tokenizer = tiny_torch
+    prompts = random_prompts(tokenizer, 2, 8)
+    special = set(tokenizer.all_special_ids)
+    assert all(len(p) == 8 and not special & set(p) for p in prompts)
+    sampler = {"gen_length": 32, "block_length": 8, "steps": 32}
+    results = benchmark(llada_torch, model, prompts, sampler, list(VARIANTS))
+    by_name = {r.variant: r for r in results}
+    assert list(by_name) == list(VARIANTS)
+    exact = by_name["exact"]
+    assert exact.nfe == 64 and exact.tokens_per_nfe == 1.0 and exact.speedup == 1.0 and exact.agreement == 1.0
+    assert by_name["dual cache"].nfe == 64  # the same steps, cheaper passes
+    assert by_name["early stop"].nfe <= 64
+    assert all(r.seconds > 0 and r.ms_per_nfe > 0 for r in results)
+    table = format_table(results)
+    assert "dual cache" in table and "speed-up" in table
+
+
+def test_parameter_count_matches_the_model(tiny_checkpoint, tiny_torch):
+    total, head = parameter_count(tiny_checkpoint)
+    model, _ = tiny_torch
+    assert total == sum(p.numel() for p in model.parameters())
+    assert head == model.model.transformer["ff_out"].weight.numel()
+
+
+def test_bench_command_json(tiny_checkpoint):
+    result = llada("bench", "--model", str(tiny_checkpoint), "--gen-length", "16", "--block-length", "8",
+                   "--prompt-length", "4", "--variants", "exact,dual cache", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [r["variant"] for r in report["results"]] == ["exact", "dual cache"]
+    assert report["results"][0]["nfe"] == 16
