@@ -35,6 +35,7 @@ class TinySpec:
     shards: int = 2
     head_scale: float = 3.0
     min_rows: int = 0  # embedding/head rows at least this many (unused past the tokenizer)
+    split_digits: bool = False  # one token per digit (the demo model does arithmetic)
 
 
 def official_config(spec: TinySpec, vocab_size: int, ids: dict[str, int]) -> dict:
@@ -94,12 +95,16 @@ def official_config(spec: TinySpec, vocab_size: int, ids: dict[str, int]) -> dic
     }
 
 
-def train_tokenizer(corpus: str, bpe_vocab: int):
+def train_tokenizer(corpus: str, bpe_vocab: int, split_digits: bool = False):
     """A byte-level BPE tokenizer trained on `corpus`, then LLaDA's special tokens in order."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.pre_tokenizer = (
+        pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+        if split_digits else byte_level
+    )
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=bpe_vocab,
@@ -212,7 +217,7 @@ def make_tiny_checkpoint(out_dir: str | Path, spec: TinySpec = TinySpec(),
     folder.mkdir(parents=True, exist_ok=True)
     if corpus is None:
         corpus = resources.files("llada_core").joinpath("data", DEFAULT_CORPUS).read_text("utf-8")
-    tokenizer, ids = train_tokenizer(corpus, spec.bpe_vocab)
+    tokenizer, ids = train_tokenizer(corpus, spec.bpe_vocab, spec.split_digits)
     # Like the 8B model, the embedding has unused rows past the tokenizer (a multiple of 64).
     vocab_size = -(-max(tokenizer.get_vocab_size(), spec.min_rows) // 64) * 64
 

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from typing import Optional
 
 from app import __version__
-from app.cli import bench, chat, generate, make_tiny
+from app.cli import bench, chat, evaluate, generate, make_tiny, train
 
-SUBCOMMANDS = [generate, chat, bench, make_tiny]
+SUBCOMMANDS = [generate, chat, bench, evaluate, train, make_tiny]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,87 @@
+"""Training data for the demo model: Bible text for pre-training, task items for SFT.
+
+Text and token ids only (no tensors): the trainer turns them into batches.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+from llada_core import tokens
+from llada_core.chat import encode_chat
+from llada_core.demo_tasks import RECALL_TASKS, TASKS, Item, is_held_out, make_items
+
+
+def bible_text() -> str:
+    """The King James Bible from Debian's bible-kjv package (public domain), one verse a line."""
+    if shutil.which("bible") is None:
+        raise FileNotFoundError(
+            "the `bible` command is missing; install it with: apt-get install bible-kjv")
+    output = subprocess.run(["bible", "-f", "Gen1:1-Rev22:21"], capture_output=True, text=True,
+                            check=True).stdout
+    return "\n".join(re.sub(r"^\S+:\d+ ", "", line) for line in output.splitlines() if line.strip())
+
+
+def task_corpus(items_per_task: int = 2000, seed: int = 0) -> str:
+    """Question and answer text of training items, for training the tokenizer."""
+    lines = []
+    for task in TASKS:
+        for item in make_items(task, items_per_task, "train", seed):
+            lines += [item.question, item.answer]
+    return "\n".join(lines)
+
+
+def sft_row(tokenizer: Any, item: Item, length: int) -> tuple[list[int], int] | None:
+    """Prompt + answer + <|eot_id|>, padded with EOS to `length`; None when it does not fit."""
+    prompt = encode_chat(tokenizer, [{"role": "user", "content": item.question}])
+    answer = tokenizer(item.answer, add_special_tokens=False)["input_ids"]
+    eot = tokenizer.convert_tokens_to_ids(tokens.EOT)
+    eos = tokenizer.convert_tokens_to_ids(tokens.EOS)
+    row = prompt + answer + [eot]
+    if len(row) > length:
+        return None
+    return row + [eos] * (length - len(row)), len(prompt)
+
+
+class DemoData:
+    """Seeded batches of SFT rows and pre-training chunks; batch k depends only on (seed, k),
+    so a resumed run sees exactly the batches an uninterrupted one would."""
+
+    def __init__(self, tokenizer: Any, seq_len: int, seed: int = 0, text: str | None = None):
+        self.tokenizer, self.seq_len, self.seed = tokenizer, seq_len, seed
+        self.text_ids = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+    def _rng(self, step: int, kind: str) -> random.Random:
+        return random.Random(f"{self.seed}:{kind}:{step}")
+
+    def sft_batch(self, step: int, size: int) -> tuple[list[list[int]], list[int]]:
+        rng = self._rng(step, "sft")
+        rows, prompt_lengths = [], []
+        while len(rows) < size:
+            made = sft_row(self.tokenizer, train_item(rng.choice(list(TASKS)), rng), self.seq_len)
+            if made is not None:
+                rows.append(made[0])
+                prompt_lengths.append(made[1])
+        return rows, prompt_lengths
+
+    def text_batch(self, step: int, size: int) -> list[list[int]]:
+        if len(self.text_ids) <= self.seq_len:
+            raise ValueError("the pre-training text is shorter than one sequence")
+        rng = self._rng(step, "text")
+        starts = [rng.randrange(len(self.text_ids) - self.seq_len) for _ in range(size)]
+        return [self.text_ids[s:s + self.seq_len] for s in starts]
+
+
+def train_item(task: str, rng: random.Random) -> Item:
+    """A random item of `task` outside the held-out split (recall tasks have no split)."""
+    while True:
+        question, answer = TASKS[task](rng)
+        if task in RECALL_TASKS or not is_held_out(question):
+            return Item(task, question, answer)
+
+

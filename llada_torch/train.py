@@ -1,0 +1,165 @@
+"""Training a small LLaDA from scratch: pre-training on text, SFT on instruction items.
+
+The checkpoint is written in the official Hugging Face layout (both backends load it); the
+float32 master weights, the AdamW state and the random state go to OUT/.training so a run can
+be resumed exactly where it stopped. Everything is safetensors or JSON, never pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from llada_core.chat import load_tokenizer
+from llada_core.demo_data import DemoData, bible_text, task_corpus
+from llada_core.tiny import TinySpec, make_tiny_checkpoint
+from llada_torch.loader import load
+from llada_torch.objective import pretrain_loss, sft_loss
+
+STATE_DIR = ".training"
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 3000
+    batch_size: int = 32
+    seq_len: int = 48
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup: int = 100
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    pretrain_fraction: float = 0.2
+    seed: int = 0
+    save_every: int = 250
+    save_dtype: str = "bfloat16"
+    threads: int = 0
+    model: dict = field(default_factory=lambda: {
+        "d_model": 256, "n_layers": 4, "n_heads": 4, "mlp_hidden_size": 768, "bpe_vocab": 2048,
+    })
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to min_lr_ratio of the peak."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    progress = min(1.0, (step - config.warmup) / max(1, config.steps - config.warmup))
+    floor = config.lr * config.min_lr_ratio
+    return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def start_checkpoint(out: Path, config: TrainConfig, text: str) -> None:
+    """A fresh checkpoint: tokenizer trained on the data, random weights, official layout."""
+    spec = TinySpec(**config.model, seed=config.seed, shards=1, split_digits=True, head_scale=1.0)
+    make_tiny_checkpoint(out, spec, corpus=text + "\n" + task_corpus(seed=config.seed))
+
+
+def save_model(model: torch.nn.Module, out: Path, dtype: str) -> None:
+    weights = {name: value.detach().to(getattr(torch, dtype)).contiguous()
+               for name, value in model.state_dict().items()}
+    save_file(weights, str(out / "model.safetensors"), metadata={"format": "pt"})
+    config_path = out / "config.json"
+    config = json.loads(config_path.read_text())
+    config["torch_dtype"] = dtype
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def save_state(model, optimizer, generator, step: int, out: Path, config: TrainConfig) -> None:
+    state = out / STATE_DIR
+    state.mkdir(exist_ok=True)
+    save_file({n: p.detach().contiguous() for n, p in model.state_dict().items()},
+              str(state / "master.safetensors"))
+    names = {id(p): n for n, p in model.named_parameters()}
+    moments = {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, value in optimizer.state.get(p, {}).items():
+                moments[f"{names[id(p)]}::{key}"] = value.detach().reshape(-1) if key == "step" else value
+    moments["generator"] = generator.get_state()
+    save_file(moments, str(state / "optimizer.safetensors"))
+    (state / "state.json").write_text(json.dumps({"step": step, "config": asdict(config)}, indent=2))
+    save_model(model, out, config.save_dtype)
+
+
+def restore_state(model, optimizer, generator, out: Path) -> int:
+    state = out / STATE_DIR
+    model.load_state_dict(load_file(str(state / "master.safetensors")))
+    moments = load_file(str(state / "optimizer.safetensors"))
+    generator.set_state(moments.pop("generator"))
+    params = dict(model.named_parameters())
+    for key, value in moments.items():
+        name, slot = key.split("::")
+        optimizer.state[params[name]][slot] = value.reshape(()) if slot == "step" else value
+    return json.loads((state / "state.json").read_text())["step"]
+
+
+def open_log(path: Path, step: int):
+    """The loss log, cut back to the saved step when resuming (later lines were not kept)."""
+    kept = []
+    if path.is_file():
+        kept = [line for line in path.read_text().splitlines()
+                if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))
+    return path.open("a")
+
+
+def train(out: str | Path, config: TrainConfig,
+          progress: Optional[Callable[[int, float, float], None]] = None,
+          text: Optional[str] = None) -> Path:
+    """Train (or resume) into `out`; returns the checkpoint folder."""
+    out = Path(out)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    resuming = (out / STATE_DIR / "state.json").is_file()
+    if text is None:
+        text = bible_text()
+    if not resuming:
+        out.mkdir(parents=True, exist_ok=True)
+        start_checkpoint(out, config, text)
+    model, tokenizer = load(out, dtype="float32", device="cpu")
+    model.train().requires_grad_(True)
+    mask_id = model.args.mask_token_id
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
+                                  weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    step = restore_state(model, optimizer, generator, out) if resuming else 0
+    data = DemoData(load_tokenizer(out), config.seq_len, seed=config.seed, text=text)
+    log = open_log(out / "train_log.jsonl", step)
+    started = time.perf_counter()
+    try:
+        while step < config.steps:
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, config)
+            if random.Random(f"{config.seed}:{step}").random() < config.pretrain_fraction:
+                batch = torch.tensor(data.text_batch(step, config.batch_size))
+                loss, kind = pretrain_loss(model, batch, mask_id, generator=generator), "pretrain"
+            else:
+                rows, prompt_lengths = data.sft_batch(step, config.batch_size)
+                loss = sft_loss(model, torch.tensor(rows), torch.tensor(prompt_lengths), mask_id,
+                                generator=generator)
+                kind = "sft"
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            step += 1
+            elapsed = time.perf_counter() - started
+            log.write(json.dumps({"step": step, "kind": kind, "loss": round(loss.item(), 4),
+                                  "lr": round(learning_rate(step - 1, config), 6),
+                                  "seconds": round(elapsed, 1)}) + "\n")
+            if progress:
+                progress(step, loss.item(), elapsed)
+            if step % config.save_every == 0 or step == config.steps:
+                log.flush()
+                save_state(model, optimizer, generator, step, out, config)
+    finally:
+        log.close()
+    return out

@@ -1,0 +1,128 @@
+"""LLaDA's training objective and the resumable trainer, on tiny models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from llada_torch.objective import EPS, forward_process, pretrain_loss, sft_loss
+
+MASK = 99
+
+
+class Uniform(torch.nn.Module):
+    """Predicts every token with the same logits, so each masked token's CE is log(vocab)."""
+
+    def __init__(self, vocab=100):
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(vocab))
+
+    def forward(self, ids):
+        return self.bias.expand(ids.shape[0], ids.shape[1], -1)
+
+
+def test_masking_ratio_follows_t():
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 50, (4000, 64))
+    noisy, masked, p_mask = forward_process(ids, MASK, generator=generator)
+    assert (p_mask >= EPS).all() and (p_mask <= 1).all()
+    assert (p_mask == p_mask[:, :1]).all()  # one t per sequence
+    assert torch.equal(noisy[masked], torch.full_like(noisy[masked], MASK))
+    assert torch.equal(noisy[~masked], ids[~masked])
+    rate = masked.float().mean(dim=1)
+    # Per sequence the masked share tracks p; over sequences t is uniform, mean about 1/2.
+    assert (rate - p_mask[:, 0]).abs().mean() < 0.06
+    assert abs(p_mask[:, 0].mean().item() - 0.5) < 0.03
+    assert abs(masked.float().mean().item() - 0.5) < 0.03
+    histogram = torch.histc(p_mask[:, 0], bins=4, min=0, max=1)
+    assert (histogram / 4000 - 0.25).abs().max() < 0.04
+
+
+def test_pretrain_loss_weights_each_token_by_one_over_p():
+    torch.manual_seed(1)
+    ids = torch.randint(0, 50, (8, 32))
+    generator_state = torch.Generator().manual_seed(3)
+    model = Uniform()
+    loss = pretrain_loss(model, ids, MASK, generator=generator_state)
+    _, masked, p_mask = forward_process(ids, MASK, generator=torch.Generator().manual_seed(3))
+    expected = (torch.log(torch.tensor(100.0)) / p_mask[masked]).sum() / ids.numel()
+    assert torch.allclose(loss, expected)
+    # In expectation over t the 1/p weighting makes the loss ~ the per-token CE (the ELBO bound).
+    losses = [pretrain_loss(model, torch.randint(0, 50, (64, 64)), MASK).item() for _ in range(30)]
+    assert abs(sum(losses) / len(losses) - torch.log(torch.tensor(100.0)).item()) < 0.25
+
+
+def test_sft_never_masks_the_prompt_and_normalises_by_answer_length():
+    ids = torch.randint(0, 50, (6, 20))
+    prompt_lengths = torch.tensor([3, 5, 8, 10, 12, 19])
+    seen = []
+
+    class Recorder(Uniform):
+        def forward(self, noisy):
+            seen.append(noisy.clone())
+            return super().forward(noisy)
+
+    loss = sft_loss(Recorder(), ids, prompt_lengths, MASK, generator=torch.Generator().manual_seed(5))
+    noisy = seen[0]
+    for row, length in enumerate(prompt_lengths.tolist()):
+        assert torch.equal(noisy[row, :length], ids[row, :length])
+    masked = noisy == MASK
+    _, _, p_mask = forward_process(ids, MASK, generator=torch.Generator().manual_seed(5))
+    answer_lengths = (20 - prompt_lengths)[:, None].expand_as(ids)
+    ce = torch.log(torch.tensor(100.0))
+    expected = (ce / p_mask[masked] / answer_lengths[masked]).sum() / 6
+    assert torch.allclose(loss, expected)
+
+
+def test_a_few_steps_lower_the_loss(tiny_checkpoint):
+    from llada_torch import load
+
+    model, _ = load(tiny_checkpoint, device="cpu")
+    model.train().requires_grad_(True)
+    mask = model.args.mask_token_id
+    ids = torch.randint(0, 300, (8, 24), generator=torch.Generator().manual_seed(0))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+
+    def fixed_loss():
+        return pretrain_loss(model, ids, mask, generator=torch.Generator().manual_seed(11))
+
+    before = fixed_loss().item()
+    for step in range(15):
+        optimizer.zero_grad()
+        pretrain_loss(model, ids, mask, generator=torch.Generator().manual_seed(step)).backward()
+        optimizer.step()
+    assert fixed_loss().item() < 0.8 * before
+
+
+def test_training_resumes_exactly_where_it_stopped(tmp_path):
+    from safetensors.torch import load_file
+
+    from llada_torch import load
+    from llada_torch.train import TrainConfig, train
+
+    text = " ".join(["In the beginning God created the heaven and the earth."] * 200)
+    model = {"d_model": 32, "n_layers": 1, "n_heads": 2, "mlp_hidden_size": 64, "bpe_vocab": 300}
+    config = TrainConfig(steps=4, batch_size=4, seq_len=40, save_every=2, warmup=2,
+                         pretrain_fraction=0.5, model=model)
+    straight = train(tmp_path / "straight", config, text=text)
+
+    def stop_at_three(step, loss, seconds):
+        if step == 3:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C after step 3
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "resumed", config, progress=stop_at_three, text=text)
+    resumed = train(tmp_path / "resumed", config, text=text)  # resumes from step 2
+
+    logs = [json.loads(line) for line in (resumed / "train_log.jsonl").read_text().splitlines()]
+    straight_logs = [json.loads(line) for line in (straight / "train_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in logs] == [1, 2, 3, 4]
+    assert [e["loss"] for e in logs] == [e["loss"] for e in straight_logs]
+    a = load_file(str(straight / ".training" / "master.safetensors"))
+    b = load_file(str(resumed / ".training" / "master.safetensors"))
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    model_, _ = load(resumed, device="cpu")
+    assert model_.dtype == torch.bfloat16  # shipped in the official dtype
