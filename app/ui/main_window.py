@@ -69,7 +69,7 @@ class Banner(QWidget):
         self.show()
 
     def text(self) -> str:
-        return self.label.text() if self.isVisible() else ""
+        return "" if self.isHidden() else self.label.text()
 
 
 class MainWindow(QMainWindow):
@@ -77,6 +77,7 @@ class MainWindow(QMainWindow):
     model_failed = Signal(str)
     answer_stored = Signal(int)         # message id
     generation_failed = Signal(str)
+    frame_received = Signal(int, object)  # request id, StepFrame (in the GUI thread)
 
     def __init__(self, store: Store, *, model: Optional[str] = None,
                  backend: Optional[str] = None, load_options: Optional[dict] = None,
@@ -326,7 +327,7 @@ class MainWindow(QMainWindow):
         device = f", {info['device']}" if info.get("device") else ""
         self.status.setText(f"Model: {name} ({info['backend']}{device})")
         self.send_button.setEnabled(True)
-        if self.banner.isVisible() and getattr(self.banner, "kind", "") == "error":
+        if not self.banner.isHidden() and getattr(self.banner, "kind", "") == "error":
             self.banner.hide()
         self.model_loaded.emit(info)
 
@@ -444,6 +445,7 @@ class MainWindow(QMainWindow):
         if not self.request or self.request["id"] != request_id:
             return
         self.request["frames"] += 1
+        self.frame_received.emit(request_id, frame)
         settings = self.request["settings"]
         self.live.set_frame(CanvasFrame.of(frame, pieces, settings["block_length"],
                                            settings["steps"]))
