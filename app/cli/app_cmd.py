@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--screenshot", default=None, metavar="OUT.png",
                         help="with --prompt: save a screenshot of the window after the answer, "
                              "then exit")
+    parser.add_argument("--screenshot-step", type=int, default=None, metavar="K",
+                        help="with --screenshot: take it while step K is on the canvas "
+                             "(mid-answer) instead of after the answer")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="with --screenshot: give up after this many seconds (exit 1)")
     parser.add_argument("--colour-mode", choices=["state", "confidence", "reveal"],
@@ -86,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
                 app.exit(outcome["code"])
 
         def save_and_quit() -> None:
+            if shot["taken"]:
+                app.exit(outcome["code"])
+                return
             window.live.canvas.flush()
             app.processEvents()
             if not window.grab().save(args.screenshot):
@@ -103,6 +109,15 @@ def run(args: argparse.Namespace) -> int:
             outcome["code"] = 1
             finish()
 
+        def frame(_request_id: int, step_frame) -> None:
+            if args.screenshot_step is not None and step_frame.index == args.screenshot_step - 1:
+                # the worker is throttled by nothing here, so save now, before the next frame
+                window.live.canvas.flush()
+                window.grab().save(args.screenshot)
+                shot["taken"] = True
+
+        shot = {"taken": False}
+        window.frame_received.connect(frame)
         window.model_loaded.connect(send)
         window.model_failed.connect(failed)
         window.generation_failed.connect(failed)

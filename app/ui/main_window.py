@@ -147,6 +147,7 @@ class MainWindow(QMainWindow):
         self.centre_split.setStretchFactor(0, 3)
         self.centre_split.setStretchFactor(1, 2)
         self.centre_split.setChildrenCollapsible(False)
+        self.centre_split.setSizes([430, 230])
 
         centre = QWidget()
         column = QVBoxLayout(centre)
@@ -445,10 +446,10 @@ class MainWindow(QMainWindow):
         if not self.request or self.request["id"] != request_id:
             return
         self.request["frames"] += 1
-        self.frame_received.emit(request_id, frame)
         settings = self.request["settings"]
         self.live.set_frame(CanvasFrame.of(frame, pieces, settings["block_length"],
                                            settings["steps"]))
+        self.frame_received.emit(request_id, frame)
 
     def _on_finished(self, request_id: int, result: dict) -> None:
         if not self.request or self.request["id"] != request_id:
