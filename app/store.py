@@ -50,6 +50,13 @@ MIGRATIONS = [
         data BLOB NOT NULL
     );
     """,
+    # version 2: small app preferences (e.g. the last model that loaded)
+    """
+    CREATE TABLE preferences (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -154,6 +161,17 @@ class Store:
     @property
     def schema_version(self) -> int:
         return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    # --- preferences ---------------------------------------------------------------------
+    def preference(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM preferences WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_preference(self, key: str, value: Any) -> None:
+        with self.db:
+            self.db.execute("INSERT INTO preferences (key, value) VALUES (?, ?) "
+                            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                            (key, json.dumps(value)))
 
     # --- conversations ---------------------------------------------------------------------
     def create_conversation(self, title: str = "New chat", settings: dict | None = None) -> int:

@@ -123,3 +123,12 @@ def test_kill_mid_generation_keeps_every_earlier_message(tiny_checkpoint, tmp_pa
     assert [(m.role, m.text) for m in store.messages(crashed[0].id)] == [
         ("user", "Crash during this answer")]
     assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_python_dash_m_app_is_the_window_command():
+    result = subprocess.run([sys.executable, "-m", "app", "--help"], cwd=ROOT, env=app_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "--screenshot" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "app.cli", "--help"], cwd=ROOT,
+                            env=app_env(), capture_output=True, text=True, timeout=120)
+    assert " app " in result.stdout

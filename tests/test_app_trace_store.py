@@ -128,3 +128,23 @@ def test_garbage_database_is_moved_aside_not_deleted(tmp_path):
     cid = store.create_conversation("works")
     store.add_message(cid, "user", "still works")
     assert store.messages(cid)[0].text == "still works"
+
+
+def test_version_1_database_is_migrated_with_its_data(tmp_path):
+    from app.store import MIGRATIONS
+
+    path = tmp_path / DB_NAME
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+    db.execute("INSERT INTO conversations (title, created, updated) VALUES ('Old', 1, 1)")
+    db.execute("INSERT INTO messages (conversation_id, role, text, created) "
+               "VALUES (1, 'user', 'from version 1', 1)")
+    db.commit()
+    db.close()
+    store = Store(path)
+    assert store.schema_version == SCHEMA_VERSION >= 2
+    assert store.messages(1)[0].text == "from version 1"
+    assert store.preference("last_model") is None
+    store.set_preference("last_model", "/models/llada")
+    store.set_preference("last_model", "/models/other")
+    assert store.preference("last_model") == "/models/other"

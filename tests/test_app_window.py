@@ -379,3 +379,33 @@ def test_canvas_coalesces_frames_to_the_screen_rate(qtbot):
     assert canvas.frame.index == 199 % 4
     image = canvas.grab().toImage()
     assert not image.isNull() and image.width() == 400
+
+
+def test_deleting_the_conversation_being_answered(qtbot, make_window):
+    window = make_window(step_delay=0.05, settings={"gen_length": 32, "block_length": 8,
+                                                    "steps": 32})
+    frames = collect_frames(window)
+    assert window.send("Delete me while you answer")
+    doomed = window.current_id
+    qtbot.waitUntil(lambda: len(frames) >= 2, timeout=ANSWER_TIMEOUT)
+    window.delete_conversation(doomed, confirm=False)
+    qtbot.waitUntil(lambda: not window.generating, timeout=ANSWER_TIMEOUT)
+    assert window.store.conversation(doomed) is None
+    assert window.current_id != doomed and window.current_id is not None
+    assert window.store.preference("last_model")   # remembered for the next start
+
+
+def test_canvas_follows_the_palette(qtbot):
+    from PySide6.QtGui import QColor, QPalette
+
+    canvas = DenoiseCanvas()
+    qtbot.addWidget(canvas)
+    canvas.show_now(canvas_frame())
+    canvas.set_mode("state")
+    dark = QPalette(canvas.palette())
+    dark.setColor(QPalette.ColorRole.Base, QColor("#1e1e1e"))
+    dark.setColor(QPalette.ColorRole.Text, QColor("#eeeeee"))
+    canvas.setPalette(dark)
+    assert canvas.colours(1)[1] == QColor("#eeeeee")   # earlier tokens: the palette's text
+    image = canvas.grab().toImage()
+    assert image.pixelColor(2, 2) == QColor("#1e1e1e")

@@ -16,7 +16,7 @@ from app.cli.options import add_model_options, add_sampler_options, check_sample
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_options(parser)
     add_sampler_options(parser)
-    parser.set_defaults(model=None)
+    parser.set_defaults(model=None)  # the window reopens the last model that loaded
     parser.add_argument("--data-dir", default=None,
                         help="folder for the history database (default: $LLADA_DESKTOP_DATA, "
                              "else the platform's app-data folder)")
@@ -65,7 +65,11 @@ def run(args: argparse.Namespace) -> int:
     store = Store.in_folder(args.data_dir)
     if store.notice:
         print(f"llada app: {store.notice}", file=sys.stderr)
-    window = MainWindow(store, model=args.model, backend=args.backend,
+    from app.ui.main_window import app_icon
+
+    app.setWindowIcon(app_icon())
+    model = args.model or store.preference("last_model")
+    window = MainWindow(store, model=model, backend=args.backend,
                         load_options={"dtype": args.dtype, "device": args.device},
                         default_settings=sampler_defaults(args), step_delay=args.step_delay)
     window.live.set_mode(args.colour_mode)
@@ -122,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         window.model_failed.connect(failed)
         window.generation_failed.connect(failed)
         window.answer_stored.connect(finish)
-        if args.model is None:
+        if model is None:
             failed("--prompt needs --model (the model folder to load)")
         if args.screenshot:
             QTimer.singleShot(int(args.timeout * 1000), timed_out)

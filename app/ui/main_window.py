@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QGuiApplication, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox,
     QPushButton, QSplitter, QToolButton, QVBoxLayout, QWidget,
@@ -36,6 +36,10 @@ def shortcut(standard: QKeySequence.StandardKey, fallback: str) -> list[QKeySequ
     if not any(k == fallback_key for k in keys):
         keys = list(keys) + [fallback_key]
     return keys
+
+
+def app_icon() -> QIcon:
+    return QIcon(str(Path(__file__).resolve().parents[1] / "resources" / "icon.svg"))
 
 
 class Banner(QWidget):
@@ -84,6 +88,7 @@ class MainWindow(QMainWindow):
                  default_settings: Optional[dict] = None, step_delay: float = 0.0):
         super().__init__()
         self.setWindowTitle("LLaDA Desktop")
+        self.setWindowIcon(app_icon())
         self.store = store
         self.backend_name = backend
         self.load_options = load_options or {}
@@ -327,6 +332,7 @@ class MainWindow(QMainWindow):
         name = Path(info["path"]).name or info["path"]
         device = f", {info['device']}" if info.get("device") else ""
         self.status.setText(f"Model: {name} ({info['backend']}{device})")
+        self.store.set_preference("last_model", info["path"])
         self.send_button.setEnabled(True)
         if not self.banner.isHidden() and getattr(self.banner, "kind", "") == "error":
             self.banner.hide()
@@ -457,6 +463,9 @@ class MainWindow(QMainWindow):
         request, self.request = self.request, None
         self.live.canvas.flush()
         self._idle()
+        if self.store.conversation(request["conversation_id"]) is None:
+            self.status.setText("The conversation was deleted; the answer was not kept.")
+            return
         if result.get("trace") is None:
             self.status.setText("Stopped before the first step; nothing was kept.")
             return
