@@ -135,8 +135,20 @@ def encode(trace: Trace) -> bytes:
 
 
 def decode(blob: bytes) -> Trace:
-    if not blob.startswith(MAGIC):
+    """The trace in a blob from encode(); ValueError for anything else (damaged, foreign)."""
+    if not blob or not blob.startswith(MAGIC):
         raise ValueError("this is not a stored LLaDA Desktop trace")
+    try:
+        trace = _decode(blob)
+    except (zlib.error, KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"the stored trace is damaged ({error})") from error
+    lengths = {len(trace.tokens), len(trace.committed_at), len(trace.confidence)}
+    if len(lengths) != 1 or len(trace.blocks) != len(trace.nfe):
+        raise ValueError("the stored trace is damaged (its arrays are truncated)")
+    return trace
+
+
+def _decode(blob: bytes) -> Trace:
     raw = zlib.decompress(blob[len(MAGIC):])
     size = int.from_bytes(raw[:4], "little")
     header = json.loads(raw[4:4 + size].decode("utf-8"))

@@ -66,9 +66,18 @@ def test_trace_blob_is_compact(tiny_torch):
     assert len(blob) < every_frame / 8
 
 
-def test_decode_rejects_other_bytes():
+def test_decode_rejects_other_bytes(tiny_torch):
     with pytest.raises(ValueError):
         trace_mod.decode(b"not a trace")
+    with pytest.raises(ValueError, match="damaged"):
+        trace_mod.decode(b"LLTR")
+    model, _ = tiny_torch
+    frames = live_frames(tiny_torch, gen_length=16, block_length=8, steps=8)
+    blob = trace_mod.encode(recorded(frames, model.args.mask_token_id, 8))
+    import zlib
+    raw = zlib.decompress(blob[4:])
+    with pytest.raises(ValueError, match="damaged"):
+        trace_mod.decode(b"LLTR" + zlib.compress(raw[:-10]))
 
 
 def test_store_schema_and_messages(tmp_path):

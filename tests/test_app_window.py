@@ -409,3 +409,41 @@ def test_canvas_follows_the_palette(qtbot):
     assert canvas.colours(1)[1] == QColor("#eeeeee")   # earlier tokens: the palette's text
     image = canvas.grab().toImage()
     assert image.pixelColor(2, 2) == QColor("#1e1e1e")
+
+
+def test_transcript_renders_markdown_with_code_in_monospace(qtbot, make_window):
+    from PySide6.QtGui import QTextDocument
+
+    window = make_window(model=None)
+    text = "Some **bold** and `inline`\n\n```python\nprint(1)\n```\n"
+    window.store.add_message(window.current_id, "user", text)
+    window.show_messages()
+    [view] = window.transcript.views
+    assert view.body.textFormat() == Qt.TextFormat.MarkdownText and view.body.text() == text
+    # the label renders through Qt's Markdown reader: code fragments get a monospace family
+    document = QTextDocument()
+    document.setMarkdown(view.body.text())
+    fonts = {}
+    block = document.begin()
+    while block.isValid():
+        fragment_iter = block.begin()
+        while not fragment_iter.atEnd():
+            fragment = fragment_iter.fragment()
+            fonts[fragment.text()] = fragment.charFormat()
+            fragment_iter += 1
+        block = block.next()
+    assert "monospace" in (fonts["print(1)"].fontFamilies() or [])
+    assert "monospace" in (fonts["inline"].fontFamilies() or [])
+    assert fonts["bold"].fontWeight() >= 600
+
+
+def test_opening_a_conversation_shows_its_last_answer_on_the_canvas(qtbot, make_window):
+    window = make_window()
+    send_and_wait(qtbot, window, "Remember this one")
+    answered = window.current_id
+    window.store.add_message(answered, "user", "placeholder so a new chat is created")
+    window.new_conversation()
+    assert window.live.canvas.frame is None
+    window.open_conversation(answered)
+    frame = window.live.canvas.frame
+    assert frame is not None and frame.done and frame.index == SMALL["steps"] - 1

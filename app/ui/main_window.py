@@ -265,6 +265,8 @@ class MainWindow(QMainWindow):
         self.current_id = conversation_id
         self.settings_panel.set_settings(conversation.settings or self.default_settings)
         self.show_messages()
+        if not self.generating:
+            self.show_last_answer_on_canvas()
         if self.conversations.current_id() != conversation_id:
             self.refresh_conversations()
         self.setWindowTitle(f"{conversation.title} — LLaDA Desktop")
@@ -272,6 +274,22 @@ class MainWindow(QMainWindow):
     def show_messages(self) -> None:
         self.transcript.set_messages(self.store.messages(self.current_id)
                                      if self.current_id is not None else [])
+
+    def show_last_answer_on_canvas(self) -> None:
+        """The canvas shows the conversation's last answer as it ended (or nothing)."""
+        answers = [m for m in self.transcript.views if m.message.has_trace]
+        blob = self.store.trace_blob(answers[-1].message.id) if answers else None
+        try:
+            trace = trace_mod.decode(blob) if blob else None
+        except ValueError:
+            trace = None
+        if trace is None or trace.num_steps == 0:
+            self.live.canvas.clear()
+            self.live.caption.setText(self.live.title)
+            return
+        last = trace.num_steps - 1
+        self.live.show_now(CanvasFrame.of(trace.frame(last), trace.pieces, trace.block_length,
+                                          trace.num_steps))
 
     def rename_conversation(self, conversation_id: int, title: Optional[str] = None) -> None:
         if title is None:
