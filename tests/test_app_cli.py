@@ -132,3 +132,37 @@ def test_python_dash_m_app_is_the_window_command():
     result = subprocess.run([sys.executable, "-m", "app.cli", "--help"], cwd=ROOT,
                             env=app_env(), capture_output=True, text=True, timeout=120)
     assert " app " in result.stdout
+
+
+def test_scripted_run_with_a_model_that_fails_to_load(tmp_path):
+    out = tmp_path / "failed.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "app", "--model", str(tmp_path / "missing-model"),
+         "--backend", "torch", "--prompt", "Hi", "--screenshot", str(out),
+         "--data-dir", str(tmp_path / "data")],
+        cwd=ROOT, env=app_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "missing-model" in result.stderr and "Traceback" not in result.stderr
+    assert png_size(out)[0] >= 800   # the window, with its error banner
+
+
+def test_a_database_from_a_newer_version_is_refused_cleanly(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    db = sqlite3.connect(data / DB_NAME)
+    db.execute("PRAGMA user_version = 999")
+    db.close()
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "app", "--data-dir", str(data)],
+        cwd=ROOT, env=app_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "newer version" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_data_folder_from_the_environment(tmp_path, monkeypatch):
+    from app.store import ENV_DATA_DIR, default_data_dir
+
+    monkeypatch.setenv(ENV_DATA_DIR, str(tmp_path / "elsewhere"))
+    assert default_data_dir() == tmp_path / "elsewhere"
+    monkeypatch.delenv(ENV_DATA_DIR)
+    assert default_data_dir().name == "LLaDA Desktop"

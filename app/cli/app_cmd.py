@@ -55,14 +55,18 @@ def run(args: argparse.Namespace) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.store import Store
+    from app.store import Store, StoreError
     from app.ui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("LLaDA Desktop")
     app.setOrganizationName("LLaDA Desktop")
     app.setDesktopFileName("llada-desktop")
-    store = Store.in_folder(args.data_dir)
+    try:
+        store = Store.in_folder(args.data_dir)
+    except StoreError as error:
+        print(f"llada app: error: {error}", file=sys.stderr)
+        return 2
     if store.notice:
         print(f"llada app: {store.notice}", file=sys.stderr)
     from app.ui.main_window import app_icon
