@@ -59,7 +59,7 @@ class Banner(QWidget):
         row.setContentsMargins(10, 6, 6, 6)
         row.addWidget(self.label, 1)
         row.addWidget(close)
-        self.setAutoFillBackground(True)
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.hide()
 
     def show_message(self, text: str, kind: str = "error") -> None:

@@ -155,10 +155,11 @@ class SettingsPanel(QWidget):
     def _show_summary(self) -> None:
         s = self.settings()
         blocks = s["gen_length"] // s["block_length"]
+        per_step = s["gen_length"] / s["steps"]
         self.summary.setText(
             f"{blocks} block{'s' if blocks != 1 else ''} of {s['block_length']} tokens, "
             f"{s['steps'] // blocks} steps each "
-            f"(~{s['gen_length'] / s['steps']:.2g} tokens per step).")
+            f"({per_step:.2g} token{'' if per_step == 1 else 's'} unmasked per step).")
 
     def _emit(self) -> None:
         if self._updating:
