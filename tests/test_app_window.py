@@ -256,9 +256,41 @@ def test_shortcuts(make_window):
     assert "Ctrl+E" in keys(window.export_action)
     assert "Ctrl+R" in keys(window.regenerate_action)
     assert "Ctrl+," in keys(window.settings_action)
+
+
+def test_keyboard_shortcuts_work(qtbot, make_window):
+    settings = {"gen_length": 32, "block_length": 8, "steps": 32}
+    window = make_window(step_delay=0.05, settings=settings)
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    ctrl = Qt.KeyboardModifier.ControlModifier
+
     window.settings_dock.hide()
-    window.settings_action.trigger()
+    qtbot.keyClick(window.composer, Qt.Key.Key_Comma, ctrl)          # Ctrl+, settings
     assert not window.settings_dock.isHidden()
+
+    frames = collect_frames(window)
+    qtbot.keyClicks(window.composer, "Stop me with Esc")
+    with qtbot.waitSignal(window.answer_stored, timeout=ANSWER_TIMEOUT) as blocker:
+        qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: len(frames) >= 2, timeout=ANSWER_TIMEOUT)
+        qtbot.keyClick(window.composer, Qt.Key.Key_Escape)           # Esc stops
+    assert window.store.message(blocker.args[0]).stats.get("stopped")
+    assert len(frames) < settings["steps"]
+
+    with qtbot.waitSignal(window.answer_stored, timeout=ANSWER_TIMEOUT) as blocker:
+        qtbot.keyClick(window.composer, Qt.Key.Key_R, ctrl)          # Ctrl+R regenerates
+        qtbot.waitUntil(lambda: window.generating, timeout=5000)
+        qtbot.keyClick(window.composer, Qt.Key.Key_Escape)
+    messages = window.store.messages(window.current_id)
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[1].id == blocker.args[0]
+
+    before = window.current_id
+    qtbot.keyClick(window.composer, Qt.Key.Key_N, ctrl)              # Ctrl+N new chat
+    assert window.current_id != before and window.store.messages(window.current_id) == []
 
 
 def test_model_that_fails_to_load_shows_one_message(qtbot, make_window, tmp_path,
