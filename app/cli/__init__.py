@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from typing import Optional
 
 from app import __version__
-from app.cli import bench, chat, evaluate, generate, make_tiny, train
+from app.cli import app_cmd, bench, chat, evaluate, generate, make_tiny, train
 
-SUBCOMMANDS = [generate, chat, bench, evaluate, train, make_tiny]
+SUBCOMMANDS = [app_cmd, generate, chat, bench, evaluate, train, make_tiny]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +43,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def gui_main(argv: Optional[Sequence[str]] = None) -> int:
-    """The window (`llada-desktop`, `python -m app`)."""
-    print("llada-desktop: the window is not part of this version yet; use `llada chat`.",
-          file=sys.stderr)
-    return 1
+    """The window (`llada-desktop`, `python -m app`); same options as `llada app`."""
+    return app_cmd.gui_main(argv)

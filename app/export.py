@@ -1,0 +1,192 @@
+"""Export a conversation to Markdown, JSON (versioned, importable), HTML (self-contained,
+escaped) and PDF (Qt's own PDF writer); import the JSON back."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from app.store import Conversation, Message, Store
+
+JSON_FORMAT = "llada-desktop-conversation"
+JSON_VERSION = 1
+FORMATS = {"md": "Markdown", "json": "JSON", "html": "HTML", "pdf": "PDF"}
+
+SETTING_LABELS = [("gen_length", "answer length"), ("steps", "steps"),
+                  ("block_length", "block length"), ("temperature", "temperature"),
+                  ("cfg_scale", "CFG scale"), ("remasking", "remasking"), ("seed", "seed")]
+
+
+def speaker(message: Message) -> str:
+    return "You" if message.role == "user" else "LLaDA"
+
+
+def settings_line(settings: dict) -> str:
+    parts = [f"{label} {settings[key]}" for key, label in SETTING_LABELS
+             if key in settings and settings[key] is not None]
+    return ", ".join(parts)
+
+
+def stats_line(stats: dict) -> str:
+    parts = []
+    if "steps" in stats:
+        parts.append(f"{stats['steps']} steps")
+    if "nfe" in stats:
+        parts.append(f"NFE {stats['nfe']}")
+    if "tokens_per_second" in stats:
+        parts.append(f"{stats['tokens_per_second']:.1f} tokens/s")
+    if "seconds" in stats:
+        parts.append(f"{stats['seconds']:.2f} s")
+    if stats.get("stopped"):
+        parts.append("stopped")
+    return ", ".join(parts)
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+# --- Markdown ----------------------------------------------------------------------------
+def to_markdown(conversation: Conversation, messages: list[Message]) -> str:
+    lines = [f"# {conversation.title}", "", f"*Exported from LLaDA Desktop, {_when(time.time())}*",
+             ""]
+    for message in messages:
+        lines += [f"## {speaker(message)}", ""]
+        if message.role == "assistant":
+            meta = "; ".join(x for x in (settings_line(message.settings),
+                                         stats_line(message.stats)) if x)
+            if meta:
+                lines += [f"*{meta}*", ""]
+        lines += [message.text, ""]
+    return "\n".join(lines)
+
+
+# --- JSON --------------------------------------------------------------------------------
+def to_json(conversation: Conversation, messages: list[Message], store: Store | None = None) -> str:
+    """Versioned JSON; with a store, each answer's trace goes along (base64)."""
+    data: dict[str, Any] = {
+        "format": JSON_FORMAT, "version": JSON_VERSION,
+        "conversation": {"title": conversation.title, "created": conversation.created,
+                         "settings": conversation.settings},
+        "messages": [],
+    }
+    for message in messages:
+        item: dict[str, Any] = {"role": message.role, "text": message.text,
+                                "created": message.created, "settings": message.settings,
+                                "stats": message.stats, "prompt_ids": message.prompt_ids}
+        if store is not None and message.has_trace:
+            blob = store.trace_blob(message.id)
+            if blob is not None:
+                item["trace"] = base64.b64encode(blob).decode("ascii")
+        data["messages"].append(item)
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def import_json(store: Store, text: str) -> int:
+    """Add the conversation in an exported JSON file to the store; return its new id."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"the file is not JSON ({error})") from error
+    if not isinstance(data, dict) or data.get("format") != JSON_FORMAT:
+        raise ValueError("the file is not a LLaDA Desktop conversation export")
+    if data.get("version") != JSON_VERSION:
+        raise ValueError(f"export version {data.get('version')} is not supported "
+                         f"(this version reads {JSON_VERSION})")
+    meta = data.get("conversation") or {}
+    conversation_id = store.create_conversation(str(meta.get("title") or "Imported chat"),
+                                                meta.get("settings") or {})
+    for item in data.get("messages") or []:
+        if item.get("role") not in ("user", "assistant") or not isinstance(item.get("text"), str):
+            raise ValueError("a message in the file has no valid role or text")
+        trace = base64.b64decode(item["trace"]) if item.get("trace") else None
+        store.add_message(conversation_id, item["role"], item["text"],
+                          settings=item.get("settings") or {}, stats=item.get("stats") or {},
+                          prompt_ids=item.get("prompt_ids"), trace=trace,
+                          created=item.get("created"))
+    return conversation_id
+
+
+# --- HTML --------------------------------------------------------------------------------
+HTML_STYLE = """
+body { font-family: sans-serif; max-width: 50em; margin: 2em auto; padding: 0 1em;
+       line-height: 1.45; color: #1d1d1f; background: #ffffff; }
+h1 { font-size: 1.5em; }
+.message { margin: 1em 0; padding: 0.6em 0.9em; border-radius: 8px; }
+.user { background: #eef3fb; }
+.assistant { background: #f5f5f5; }
+.speaker { font-weight: bold; }
+.meta { color: #666666; font-size: 0.85em; }
+.text { white-space: pre-wrap; font-family: sans-serif; margin: 0.4em 0 0 0; }
+@media (prefers-color-scheme: dark) {
+  body { color: #e8e8e8; background: #1e1e1e; }
+  .user { background: #243349; } .assistant { background: #2a2a2a; } .meta { color: #aaaaaa; }
+}
+"""
+
+
+def to_html(conversation: Conversation, messages: list[Message]) -> str:
+    """A self-contained page; every piece of text goes through html.escape, so it stays inert."""
+    esc = html.escape
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             f"<title>{esc(conversation.title)}</title>",
+             f"<style>{HTML_STYLE}</style></head><body>",
+             f"<h1>{esc(conversation.title)}</h1>"]
+    for message in messages:
+        parts.append(f'<div class="message {esc(message.role)}">')
+        parts.append(f'<div class="speaker">{esc(speaker(message))}</div>')
+        if message.role == "assistant":
+            meta = "; ".join(x for x in (settings_line(message.settings),
+                                         stats_line(message.stats)) if x)
+            if meta:
+                parts.append(f'<div class="meta">{esc(meta)}</div>')
+        parts.append(f'<pre class="text">{esc(message.text)}</pre>')
+        parts.append("</div>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+# --- PDF ---------------------------------------------------------------------------------
+def write_pdf(conversation: Conversation, messages: list[Message], path: str | Path) -> None:
+    """Render the HTML export with Qt's QTextDocument onto a QPdfWriter (A4)."""
+    from PySide6.QtCore import QMarginsF
+    from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
+
+    writer = QPdfWriter(str(path))
+    writer.setTitle(conversation.title)
+    writer.setCreator("LLaDA Desktop")
+    writer.setPageLayout(QPageLayout(QPageSize(QPageSize.PageSizeId.A4),
+                                     QPageLayout.Orientation.Portrait,
+                                     QMarginsF(15, 15, 15, 15), QPageLayout.Unit.Millimeter))
+    document = QTextDocument()
+    document.setHtml(to_html(conversation, messages))
+    document.print_(writer)
+
+
+def export(store: Store, conversation_id: int, path: str | Path, fmt: str | None = None) -> Path:
+    """Write one conversation to `path` in the format named by `fmt` or the file's suffix."""
+    path = Path(path)
+    fmt = (fmt or path.suffix.lstrip(".")).lower()
+    if fmt == "markdown":
+        fmt = "md"
+    if fmt == "htm":
+        fmt = "html"
+    if fmt not in FORMATS:
+        raise ValueError(f"cannot export to {fmt!r}; choose one of {', '.join(FORMATS)}")
+    conversation = store.conversation(conversation_id)
+    if conversation is None:
+        raise ValueError(f"there is no conversation {conversation_id}")
+    messages = store.messages(conversation_id)
+    if fmt == "md":
+        path.write_text(to_markdown(conversation, messages), encoding="utf-8")
+    elif fmt == "json":
+        path.write_text(to_json(conversation, messages, store), encoding="utf-8")
+    elif fmt == "html":
+        path.write_text(to_html(conversation, messages), encoding="utf-8")
+    else:
+        write_pdf(conversation, messages, path)
+    return path

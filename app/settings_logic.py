@@ -1,0 +1,60 @@
+"""Which sampler settings the sliders may offer: pure arithmetic, no Qt.
+
+The rules are those of llada_core.settings.SamplerSettings: the block length divides the answer
+length, the steps are a multiple of the number of blocks and at most the answer length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+ANSWER_LENGTHS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+
+
+def answer_length_choices(current: int | None = None) -> list[int]:
+    """The answer lengths the slider offers (the standard list, plus `current` if it is odd)."""
+    choices = set(ANSWER_LENGTHS)
+    if current is not None and current >= 1:
+        choices.add(int(current))
+    return sorted(choices)
+
+
+def block_length_choices(gen_length: int) -> list[int]:
+    """Every block length that divides the answer length."""
+    if gen_length < 1:
+        raise ValueError(f"answer length must be at least 1, not {gen_length}")
+    return [b for b in range(1, gen_length + 1) if gen_length % b == 0]
+
+
+def steps_choices(gen_length: int, block_length: int) -> list[int]:
+    """Every step count that is a multiple of the number of blocks and at most the answer length."""
+    if block_length < 1 or gen_length % block_length != 0:
+        raise ValueError(
+            f"block length {block_length} does not divide answer length {gen_length}")
+    blocks = gen_length // block_length
+    return [blocks * k for k in range(1, block_length + 1)]
+
+
+def nearest(choices: Sequence[int], value: int) -> int:
+    """The choice closest to `value` (the smaller one on a tie)."""
+    if not choices:
+        raise ValueError("there is nothing to choose from")
+    return min(choices, key=lambda c: (abs(c - value), c))
+
+
+def snap(gen_length: int, block_length: int, steps: int) -> tuple[int, int, int]:
+    """A valid (answer length, block length, steps) as close as possible to the wish.
+
+    The answer length is kept; the block length moves to the nearest divisor; the steps to the
+    nearest multiple of the number of blocks that is at most the answer length.
+    """
+    block = nearest(block_length_choices(gen_length), block_length)
+    step_count = nearest(steps_choices(gen_length, block), steps)
+    return gen_length, block, step_count
+
+
+def is_valid(gen_length: int, block_length: int, steps: int) -> bool:
+    try:
+        return steps in steps_choices(gen_length, block_length)
+    except ValueError:
+        return False

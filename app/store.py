@@ -1,0 +1,301 @@
+"""Conversation history: one SQLite database (stdlib sqlite3, WAL) with a versioned schema.
+
+Each message is written in its own transaction when it is complete, so a crash or a kill loses
+at most the answer being generated. A database file that SQLite cannot read is moved aside
+(renamed with a timestamp), never deleted, and a fresh one takes its place.
+
+Multi-turn prompts: every assistant message stores the prompt ids it was generated from; its
+answer ids are the final tokens of its trace. The next turn is built the way the reference
+chat.py does it (llada_core.chat.continue_conversation over prompt + answer) whenever that
+history is intact; after an imported, edited or stopped turn it is rebuilt from the messages'
+text with encode_chat.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+ENV_DATA_DIR = "LLADA_DESKTOP_DATA"
+DB_NAME = "history.sqlite3"
+
+MIGRATIONS = [
+    # version 1
+    """
+    CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        title TEXT NOT NULL,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        settings TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+        text TEXT NOT NULL,
+        created REAL NOT NULL,
+        settings TEXT NOT NULL DEFAULT '{}',
+        stats TEXT NOT NULL DEFAULT '{}',
+        prompt_ids TEXT
+    );
+    CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+    CREATE TABLE traces (
+        message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        data BLOB NOT NULL
+    );
+    """,
+    # version 2: small app preferences (e.g. the last model that loaded)
+    """
+    CREATE TABLE preferences (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def default_data_dir() -> Path:
+    """$LLADA_DESKTOP_DATA if set, else the platform's app-data folder."""
+    if os.environ.get(ENV_DATA_DIR):
+        return Path(os.environ[ENV_DATA_DIR])
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("LLaDA Desktop", appauthor=False))
+
+
+@dataclass
+class Conversation:
+    id: int
+    title: str
+    created: float
+    updated: float
+    settings: dict = field(default_factory=dict)
+
+
+@dataclass
+class Message:
+    id: int
+    conversation_id: int
+    role: str
+    text: str
+    created: float
+    settings: dict = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)
+    prompt_ids: Optional[list[int]] = None
+    has_trace: bool = False
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class Store:
+    """The history database. `notice` holds a sentence for the user if the file was moved aside."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.notice: Optional[str] = None
+        try:
+            self.db = self._open()
+        except sqlite3.DatabaseError as error:
+            moved = self._move_aside()
+            self.notice = (f"The history database could not be read ({error}); it was moved to "
+                           f"{moved.name} and a new, empty history was started.")
+            self.db = self._open()
+
+    @classmethod
+    def in_folder(cls, folder: str | Path | None = None) -> "Store":
+        folder = Path(folder) if folder else default_data_dir()
+        return cls(folder / DB_NAME)
+
+    # --- opening ---------------------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path), timeout=10, check_same_thread=True)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("the integrity check failed")
+            self._migrate(db)
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"the history database is from a newer version (schema {version})")
+        for number in range(version, SCHEMA_VERSION):
+            with db:
+                db.executescript("BEGIN;" + MIGRATIONS[number]
+                                 + f"; PRAGMA user_version = {number + 1}; COMMIT;")
+
+    def _move_aside(self) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        n = 1
+        while target.exists():
+            target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+            n += 1
+        os.replace(self.path, target)
+        for suffix in ("-wal", "-shm"):
+            side = self.path.with_name(self.path.name + suffix)
+            if side.exists():
+                os.replace(side, target.with_name(target.name + suffix))
+        return target
+
+    def close(self) -> None:
+        self.db.close()
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    # --- preferences ---------------------------------------------------------------------
+    def preference(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM preferences WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_preference(self, key: str, value: Any) -> None:
+        with self.db:
+            self.db.execute("INSERT INTO preferences (key, value) VALUES (?, ?) "
+                            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                            (key, json.dumps(value)))
+
+    # --- conversations ---------------------------------------------------------------------
+    def create_conversation(self, title: str = "New chat", settings: dict | None = None) -> int:
+        now = time.time()
+        with self.db:
+            cursor = self.db.execute(
+                "INSERT INTO conversations (title, created, updated, settings) VALUES (?,?,?,?)",
+                (title, now, now, json.dumps(settings or {})))
+        return int(cursor.lastrowid)
+
+    def conversations(self, search: str = "") -> list[Conversation]:
+        if search:
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            like = "%" + escaped + "%"
+            rows = self.db.execute(
+                "SELECT * FROM conversations c WHERE c.title LIKE ? ESCAPE '\\' OR EXISTS "
+                "(SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.text LIKE ? "
+                "ESCAPE '\\') ORDER BY updated DESC, id DESC", (like, like)).fetchall()
+        else:
+            rows = self.db.execute(
+                "SELECT * FROM conversations ORDER BY updated DESC, id DESC").fetchall()
+        return [self._conversation(r) for r in rows]
+
+    def conversation(self, conversation_id: int) -> Optional[Conversation]:
+        row = self.db.execute("SELECT * FROM conversations WHERE id = ?",
+                              (conversation_id,)).fetchone()
+        return self._conversation(row) if row else None
+
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        with self.db:
+            self.db.execute("UPDATE conversations SET title = ? WHERE id = ?",
+                            (title, conversation_id))
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    def set_conversation_settings(self, conversation_id: int, settings: dict) -> None:
+        with self.db:
+            self.db.execute("UPDATE conversations SET settings = ? WHERE id = ?",
+                            (json.dumps(settings), conversation_id))
+
+    @staticmethod
+    def _conversation(row: sqlite3.Row) -> Conversation:
+        return Conversation(id=row["id"], title=row["title"], created=row["created"],
+                            updated=row["updated"], settings=json.loads(row["settings"] or "{}"))
+
+    # --- messages --------------------------------------------------------------------------
+    def add_message(self, conversation_id: int, role: str, text: str, *,
+                    settings: dict | None = None, stats: dict | None = None,
+                    prompt_ids: list[int] | None = None, trace: bytes | None = None,
+                    created: float | None = None) -> int:
+        """Write one complete message (and its trace) in a single transaction."""
+        now = time.time() if created is None else created
+        with self.db:
+            cursor = self.db.execute(
+                "INSERT INTO messages (conversation_id, role, text, created, settings, stats, "
+                "prompt_ids) VALUES (?,?,?,?,?,?,?)",
+                (conversation_id, role, text, now, json.dumps(settings or {}),
+                 json.dumps(stats or {}),
+                 None if prompt_ids is None else json.dumps([int(t) for t in prompt_ids])))
+            message_id = int(cursor.lastrowid)
+            if trace is not None:
+                self.db.execute("INSERT INTO traces (message_id, data) VALUES (?, ?)",
+                                (message_id, trace))
+            self.db.execute("UPDATE conversations SET updated = ? WHERE id = ?",
+                            (time.time(), conversation_id))
+        return message_id
+
+    def messages(self, conversation_id: int) -> list[Message]:
+        rows = self.db.execute(
+            "SELECT m.*, EXISTS (SELECT 1 FROM traces t WHERE t.message_id = m.id) AS has_trace "
+            "FROM messages m WHERE conversation_id = ? ORDER BY id", (conversation_id,)).fetchall()
+        return [self._message(r) for r in rows]
+
+    def message(self, message_id: int) -> Optional[Message]:
+        row = self.db.execute(
+            "SELECT m.*, EXISTS (SELECT 1 FROM traces t WHERE t.message_id = m.id) AS has_trace "
+            "FROM messages m WHERE id = ?", (message_id,)).fetchone()
+        return self._message(row) if row else None
+
+    def delete_message(self, message_id: int) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+
+    def trace_blob(self, message_id: int) -> Optional[bytes]:
+        row = self.db.execute("SELECT data FROM traces WHERE message_id = ?",
+                              (message_id,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    @staticmethod
+    def _message(row: sqlite3.Row) -> Message:
+        ids = row["prompt_ids"]
+        return Message(id=row["id"], conversation_id=row["conversation_id"], role=row["role"],
+                       text=row["text"], created=row["created"],
+                       settings=json.loads(row["settings"] or "{}"),
+                       stats=json.loads(row["stats"] or "{}"),
+                       prompt_ids=json.loads(ids) if ids else None,
+                       has_trace=bool(row["has_trace"]))
+
+
+def build_prompt(tokenizer: Any, encode_chat, messages: list[Message], user_text: str,
+                 answer_ids_of) -> list[int]:
+    """The prompt ids for a new user turn after `messages`.
+
+    When every earlier turn is intact (each assistant message complete, with its prompt ids and
+    trace), the reference chat.py rule applies: continue_conversation over the last prompt plus
+    its whole generated region. Otherwise the conversation is re-encoded from its text.
+    `answer_ids_of(message)` returns an assistant message's generated ids (or None).
+    """
+    from llada_core.chat import continue_conversation
+
+    if not messages:
+        return continue_conversation(tokenizer, None, user_text)
+    last = messages[-1]
+    intact = (last.role == "assistant" and last.prompt_ids is not None
+              and not last.stats.get("stopped") and all(
+                  m.role == "user" or (m.prompt_ids is not None and not m.stats.get("stopped"))
+                  for m in messages))
+    if intact:
+        answer = answer_ids_of(last)
+        if answer is not None:
+            return continue_conversation(tokenizer, list(last.prompt_ids) + list(answer),
+                                         user_text)
+    history = [{"role": m.role, "content": m.text} for m in messages]
+    history.append({"role": "user", "content": user_text})
+    return list(encode_chat(tokenizer, history))

@@ -1,0 +1,67 @@
+"""The canvas with its caption (step, block, NFE) and colour-mode picker."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+
+from app.ui.canvas import MODES, CanvasFrame, DenoiseCanvas
+
+LEGENDS = {
+    "state": "grey ░ masked · yellow new this step · plain earlier",
+    "confidence": "new this step: red < 0.3 · orange < 0.7 · green ≥ 0.7 · blue earlier",
+    "reveal": "light → dark blue: revealed early → late",
+}
+
+
+class CanvasPanel(QWidget):
+    def __init__(self, title: str = "Denoising", parent: QWidget | None = None):
+        super().__init__(parent)
+        self.canvas = DenoiseCanvas()
+        self.caption = QLabel(title)
+        self.caption.setObjectName("canvasCaption")
+        self.title = title
+        self.mode = QComboBox()
+        for key, label in MODES.items():
+            self.mode.addItem(label, key)
+        self.mode.setToolTip("Colour mode")
+        self.legend = QLabel(LEGENDS["state"])
+        self.legend.setObjectName("canvasLegend")
+        font = self.legend.font()
+        font.setPointSizeF(font.pointSizeF() * 0.85)
+        self.legend.setFont(font)
+        top = QHBoxLayout()
+        top.addWidget(self.caption, 1)
+        top.addWidget(self.legend)
+        top.addWidget(self.mode)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(self.canvas)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.scroll, 1)
+        self.mode.currentIndexChanged.connect(self._mode_changed)
+
+    def _mode_changed(self, _index: int) -> None:
+        key = self.mode.currentData()
+        self.canvas.set_mode(key)
+        self.legend.setText(LEGENDS[key])
+
+    def set_mode(self, key: str) -> None:
+        self.mode.setCurrentIndex(list(MODES).index(key))
+
+    def describe(self, frame: CanvasFrame) -> None:
+        blocks = max(1, len(frame.committed_at) // max(1, frame.block_length))
+        self.caption.setText(
+            f"{self.title} — step {frame.index + 1}/{frame.total_steps} · "
+            f"block {frame.block + 1}/{blocks} · NFE {frame.nfe}")
+
+    def set_frame(self, frame: CanvasFrame) -> None:
+        self.canvas.set_frame(frame)
+        self.describe(frame)
+
+    def show_now(self, frame: CanvasFrame) -> None:
+        self.canvas.show_now(frame)
+        self.describe(frame)

@@ -1,0 +1,168 @@
+"""Sampler settings: sliders that only offer valid (answer length, block length, steps)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox,
+    QVBoxLayout, QWidget,
+)
+
+from app import settings_logic as logic
+from llada_core.settings import REMASKING_CHOICES, SamplerSettings
+
+DEFAULTS = SamplerSettings()
+
+
+class ChoiceSlider(QWidget):
+    """A slider over a list of allowed values, with the value shown beside it."""
+
+    valueChanged = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.choices: list[int] = [1]
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setPageStep(1)
+        self.label = QLabel()
+        self.label.setMinimumWidth(42)
+        self.label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.label)
+        self.slider.valueChanged.connect(self._moved)
+
+    def set_choices(self, choices: list[int], value: int) -> None:
+        self.choices = list(choices)
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, len(self.choices) - 1)
+        self.slider.setValue(self.choices.index(value))
+        self.slider.blockSignals(False)
+        self.label.setText(str(value))
+
+    def value(self) -> int:
+        return self.choices[self.slider.value()]
+
+    def _moved(self, index: int) -> None:
+        self.label.setText(str(self.choices[index]))
+        self.valueChanged.emit(self.choices[index])
+
+
+class SettingsPanel(QWidget):
+    """Emits `changed` with a settings dict (SamplerSettings keys) whenever the user edits one."""
+
+    changed = Signal(dict)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.gen_length = ChoiceSlider()
+        self.block_length = ChoiceSlider()
+        self.steps = ChoiceSlider()
+        self.gen_length.setObjectName("answerLength")
+        self.block_length.setObjectName("blockLength")
+        self.steps.setObjectName("steps")
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setRange(0.0, 2.0)
+        self.temperature.setSingleStep(0.1)
+        self.temperature.setDecimals(2)
+        self.cfg_scale = QDoubleSpinBox()
+        self.cfg_scale.setRange(0.0, 10.0)
+        self.cfg_scale.setSingleStep(0.5)
+        self.cfg_scale.setDecimals(2)
+        self.remasking = QComboBox()
+        self.remasking.addItems(list(REMASKING_CHOICES))
+        self.seed = QSpinBox()
+        self.seed.setRange(-1, 2_147_483_647)
+        self.seed.setSpecialValueText("random")
+        self.reset = QPushButton("Reference defaults")
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.summary.setObjectName("settingsSummary")
+
+        form = QFormLayout()
+        form.addRow("Answer length", self.gen_length)
+        form.addRow("Block length", self.block_length)
+        form.addRow("Steps", self.steps)
+        form.addRow("Temperature", self.temperature)
+        form.addRow("CFG scale", self.cfg_scale)
+        form.addRow("Remasking", self.remasking)
+        form.addRow("Seed", self.seed)
+        outer = QVBoxLayout(self)
+        outer.addLayout(form)
+        outer.addWidget(self.summary)
+        outer.addWidget(self.reset)
+        outer.addStretch(1)
+
+        self._updating = False
+        self.set_settings(DEFAULTS.to_dict())
+        self.gen_length.valueChanged.connect(self._gen_changed)
+        self.block_length.valueChanged.connect(self._block_changed)
+        self.steps.valueChanged.connect(lambda _: self._emit())
+        self.temperature.valueChanged.connect(lambda _: self._emit())
+        self.cfg_scale.valueChanged.connect(lambda _: self._emit())
+        self.remasking.currentTextChanged.connect(lambda _: self._emit())
+        self.seed.valueChanged.connect(lambda _: self._emit())
+        self.reset.clicked.connect(self._reset)
+
+    # --- values ----------------------------------------------------------------------------
+    def settings(self) -> dict:
+        seed = self.seed.value()
+        return {"gen_length": self.gen_length.value(), "block_length": self.block_length.value(),
+                "steps": self.steps.value(), "temperature": round(self.temperature.value(), 4),
+                "cfg_scale": round(self.cfg_scale.value(), 4),
+                "remasking": self.remasking.currentText(),
+                "seed": None if seed < 0 else seed}
+
+    def set_settings(self, values: dict) -> None:
+        """Show `values` (missing keys take the reference defaults; invalid ones are snapped)."""
+        merged = {**DEFAULTS.to_dict(), **{k: v for k, v in (values or {}).items()
+                                          if v is not None or k == "seed"}}
+        self._updating = True
+        try:
+            gen = int(merged["gen_length"])
+            gen, block, steps = logic.snap(gen, int(merged["block_length"]), int(merged["steps"]))
+            self.gen_length.set_choices(logic.answer_length_choices(gen), gen)
+            self.block_length.set_choices(logic.block_length_choices(gen), block)
+            self.steps.set_choices(logic.steps_choices(gen, block), steps)
+            self.temperature.setValue(float(merged["temperature"]))
+            self.cfg_scale.setValue(float(merged["cfg_scale"]))
+            remasking = merged["remasking"]
+            self.remasking.setCurrentText(remasking if remasking in REMASKING_CHOICES
+                                          else DEFAULTS.remasking)
+            seed = merged.get("seed")
+            self.seed.setValue(-1 if seed is None else int(seed))
+        finally:
+            self._updating = False
+        self._show_summary()
+
+    # --- keeping the combination valid -------------------------------------------------------
+    def _gen_changed(self, gen: int) -> None:
+        block = logic.nearest(logic.block_length_choices(gen), self.block_length.value())
+        self.block_length.set_choices(logic.block_length_choices(gen), block)
+        self._block_changed(block)
+
+    def _block_changed(self, block: int) -> None:
+        gen = self.gen_length.value()
+        steps = logic.nearest(logic.steps_choices(gen, block), self.steps.value())
+        self.steps.set_choices(logic.steps_choices(gen, block), steps)
+        self._emit()
+
+    def _reset(self) -> None:
+        self.set_settings(DEFAULTS.to_dict())
+        self._emit()
+
+    def _show_summary(self) -> None:
+        s = self.settings()
+        blocks = s["gen_length"] // s["block_length"]
+        per_step = s["gen_length"] / s["steps"]
+        self.summary.setText(
+            f"{blocks} block{'s' if blocks != 1 else ''} of {s['block_length']} tokens, "
+            f"{s['steps'] // blocks} steps each "
+            f"({per_step:.2g} token{'' if per_step == 1 else 's'} unmasked per step).")
+
+    def _emit(self) -> None:
+        if self._updating:
+            return
+        self._show_summary()
+        self.changed.emit(self.settings())

@@ -1,0 +1,183 @@
+"""The model worker: one long-lived QThread that owns the backend and the loaded model.
+
+The window talks to it through queued signals only (load, generate) and gets frames, results
+and errors back the same way. Stopping is a flag the sampler loop checks between frames, so it
+takes effect at the next step; the GUI thread never waits on the model.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Optional
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from app import trace as trace_mod
+
+
+def load_error_message(path: str, error: BaseException) -> str:
+    """One sentence for a model that failed to load; never a traceback."""
+    text = str(error) or type(error).__name__
+    if isinstance(error, MemoryError) or "out of memory" in text.lower():
+        return (f"There is not enough memory to load the model from {path}. Close other programs "
+                "or choose a smaller (quantized) model.")
+    if isinstance(error, FileNotFoundError):
+        return f"The model could not be loaded: {text}."
+    return f"The model from {path} could not be loaded: {text}"
+
+
+class Worker(QObject):
+    """Lives in its own thread; every slot runs there."""
+
+    loading = Signal(str)
+    loaded = Signal(dict)           # {"path", "backend", "mask_id", ...}
+    load_failed = Signal(str)
+    started = Signal(int, dict)     # request id, {"prompt_ids": [...]}
+    frame = Signal(int, object, object)   # request id, StepFrame, per-position text pieces
+    finished = Signal(int, dict)    # request id, result
+    failed = Signal(int, str)       # request id, message
+
+    def __init__(self, step_delay: float = 0.0):
+        super().__init__()
+        self.step_delay = step_delay
+        self.backend = None
+        self.model = None
+        self.tokenizer = None
+        self.path: Optional[str] = None
+        self._stopped: set[int] = set()
+        self._lock = threading.Lock()
+        self._pieces: dict[int, str] = {}
+
+    # Called from the GUI thread: only touches a lock-protected set.
+    def stop(self, request_id: int) -> None:
+        with self._lock:
+            self._stopped.add(request_id)
+
+    def _should_stop(self, request_id: int) -> bool:
+        with self._lock:
+            return request_id in self._stopped
+
+    @Slot(str, object, dict)
+    def load(self, path: str, backend_name: Optional[str], options: dict) -> None:
+        from app.backends import default_backend, get_backend
+
+        self.loading.emit(path)
+        self.model = self.tokenizer = None
+        try:
+            name = backend_name or default_backend()
+            backend = get_backend(name)
+            kwargs: dict[str, Any] = {}
+            if options.get("dtype"):
+                kwargs["dtype"] = options["dtype"]
+            if name == "torch" and options.get("device"):
+                kwargs["device"] = options["device"]
+            model, tokenizer = backend.load(path, **kwargs)
+        except BaseException as error:  # noqa: BLE001 - every failure becomes one message
+            if isinstance(error, (KeyboardInterrupt, SystemExit)):
+                raise
+            self.load_failed.emit(load_error_message(path, error))
+            return
+        self.backend, self.model, self.tokenizer, self.path = backend, model, tokenizer, path
+        self._pieces = {}
+        args = model.args
+        self.loaded.emit({"path": path, "backend": name, "mask_id": int(args.mask_token_id),
+                          "device": str(getattr(model, "device", ""))})
+
+    def _piece(self, token: int) -> str:
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self.tokenizer.decode([token], skip_special_tokens=True)
+            self._pieces[token] = piece
+        return piece
+
+    def pieces(self, tokens) -> list[str]:
+        mask_id = self.model.args.mask_token_id
+        return ["" if int(t) == mask_id else self._piece(int(t)) for t in tokens]
+
+    def prompt_ids(self, plan: dict) -> list[int]:
+        from llada_core.chat import continue_conversation
+
+        if plan.get("prompt_ids") is not None:
+            return [int(t) for t in plan["prompt_ids"]]
+        if plan.get("messages"):
+            history = list(plan["messages"]) + [{"role": "user", "content": plan["user_text"]}]
+            return list(self.backend.encode_chat(self.tokenizer, history))
+        return continue_conversation(self.tokenizer, plan.get("history_ids"), plan["user_text"])
+
+    @Slot(int, dict, dict)
+    def generate(self, request_id: int, plan: dict, settings: dict) -> None:
+        from llada_core.chat import answer_text
+
+        if self.model is None:
+            self.failed.emit(request_id, "No model is loaded.")
+            return
+        try:
+            prompt = self.prompt_ids(plan)
+            mask_id = int(self.model.args.mask_token_id)
+            recorder = trace_mod.TraceRecorder(mask_id, int(settings["block_length"]))
+            self.started.emit(request_id, {"prompt_ids": prompt})
+            begin = time.perf_counter()
+            stopped = False
+            frames = self.backend.generate_steps(self.model, prompt, **settings)
+            for frame in frames:
+                recorder.add(frame)
+                self.frame.emit(request_id, frame, self.pieces(frame.tokens))
+                if self.step_delay:
+                    time.sleep(self.step_delay)
+                if self._should_stop(request_id) and not frame.done:
+                    stopped = True
+                    frames.close()
+                    break
+            seconds = time.perf_counter() - begin
+        except ValueError as error:
+            self.failed.emit(request_id, str(error))
+            return
+        except Exception as error:  # noqa: BLE001 - shown to the user, the app stays usable
+            self.failed.emit(request_id, f"Generation failed: {type(error).__name__}: {error}")
+            return
+        finally:
+            with self._lock:
+                self._stopped.discard(request_id)
+        last = recorder.last
+        if last is None:
+            self.finished.emit(request_id, {"stopped": True, "trace": None, "text": "",
+                                            "prompt_ids": prompt, "stats": {}})
+            return
+        tokens = [int(t) for t in last.tokens]
+        pieces = self.pieces(tokens)
+        if stopped:
+            text = answer_text(self.tokenizer, [t for t in tokens if t != mask_id])
+        else:
+            text = answer_text(self.tokenizer, tokens)
+        committed = sum(1 for t in tokens if t != mask_id)
+        stats = {"steps": recorder.last.index + 1, "nfe": int(last.nfe),
+                 "seconds": round(seconds, 4), "tokens": committed,
+                 "tokens_per_second": committed / seconds if seconds > 0 else 0.0}
+        if stopped:
+            stats["stopped"] = True
+        trace = recorder.trace(pieces)
+        self.finished.emit(request_id, {
+            "stopped": stopped, "text": text, "prompt_ids": prompt, "stats": stats,
+            "trace": trace_mod.encode(trace)})
+
+
+class WorkerThread(QObject):
+    """Owns the QThread and the worker; the window keeps one for its whole life."""
+
+    request_load = Signal(str, object, dict)
+    request_generate = Signal(int, dict, dict)
+
+    def __init__(self, step_delay: float = 0.0, parent: QObject | None = None):
+        super().__init__(parent)
+        self.thread = QThread()
+        self.thread.setObjectName("llada-model-worker")
+        self.worker = Worker(step_delay)
+        self.worker.moveToThread(self.thread)
+        self.request_load.connect(self.worker.load)
+        self.request_generate.connect(self.worker.generate)
+        self.thread.start()
+
+    def shutdown(self, timeout_ms: int = 10000) -> None:
+        self.thread.quit()
+        self.thread.wait(timeout_ms)

@@ -1,0 +1,168 @@
+"""`llada app` as a subprocess: the scripted screenshot, and a kill -9 mid-answer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from app.store import DB_NAME, Store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def app_env() -> dict:
+    env = dict(os.environ)
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["HF_HUB_OFFLINE"] = "1"
+    return env
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.mark.slow
+def test_scripted_screenshot(tiny_checkpoint, tmp_path):
+    out = tmp_path / "window.png"
+    data = tmp_path / "data"
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "app", "--model", str(tiny_checkpoint),
+         "--backend", "torch", "--device", "cpu", "--prompt", "Hello, who are you?",
+         "--screenshot", str(out), "--data-dir", str(data), "--gen-length", "32",
+         "--steps", "16", "--block-length", "8", "--colour-mode", "confidence",
+         "--timeout", "300"],
+        cwd=ROOT, env=app_env(), capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stderr
+    width, height = png_size(out)
+    assert width >= 800 and height >= 500
+    # keep a copy where a person can look at it (out/ is git-ignored)
+    keep = ROOT / "out"
+    keep.mkdir(exist_ok=True)
+    (keep / "app-screenshot.png").write_bytes(out.read_bytes())
+    store = Store.in_folder(data)
+    [conversation] = store.conversations()
+    assert [m.role for m in store.messages(conversation.id)] == ["user", "assistant"]
+
+
+def test_screenshot_needs_a_prompt(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "app", "--screenshot", str(tmp_path / "x.png"),
+         "--data-dir", str(tmp_path)], cwd=ROOT, env=app_env(), capture_output=True,
+        text=True, timeout=120)
+    assert result.returncode == 2 and "--screenshot needs --prompt" in result.stderr
+
+
+def test_bad_settings_are_refused_before_the_window_opens(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "app", "--gen-length", "64", "--block-length", "24",
+         "--data-dir", str(tmp_path)], cwd=ROOT, env=app_env(), capture_output=True,
+        text=True, timeout=120)
+    assert result.returncode == 2 and "does not divide" in result.stderr
+
+
+@pytest.mark.slow
+def test_kill_mid_generation_keeps_every_earlier_message(tiny_checkpoint, tmp_path):
+    data = tmp_path / "data"
+    store = Store.in_folder(data)
+    earlier = store.create_conversation("Earlier chat")
+    store.add_message(earlier, "user", "An earlier question")
+    store.add_message(earlier, "assistant", "An earlier answer", stats={"nfe": 8},
+                      prompt_ids=[1, 2, 3], trace=b"LLTR")
+    store.close()
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "app", "--model", str(tiny_checkpoint),
+         "--backend", "torch", "--device", "cpu", "--prompt", "Crash during this answer",
+         "--screenshot", str(tmp_path / "never.png"), "--data-dir", str(data),
+         "--gen-length", "32", "--steps", "32", "--block-length", "8", "--step-delay", "0.5"],
+        cwd=ROOT, env=app_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        committed = False
+        while time.monotonic() < deadline and process.poll() is None:
+            db = sqlite3.connect(data / DB_NAME, timeout=5)
+            try:
+                committed = db.execute("SELECT COUNT(*) FROM messages WHERE text = ?",
+                                       ("Crash during this answer",)).fetchone()[0] == 1
+            finally:
+                db.close()
+            if committed:
+                break
+            time.sleep(0.1)
+        assert committed, "the user message was never committed"
+        time.sleep(1.0)  # a step or two into the answer
+        assert process.poll() is None, "the app finished before it could be killed"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    assert not (tmp_path / "never.png").exists()
+
+    store = Store.in_folder(data)
+    assert store.notice is None
+    old = store.messages(earlier)
+    assert [(m.role, m.text) for m in old] == [("user", "An earlier question"),
+                                               ("assistant", "An earlier answer")]
+    assert store.trace_blob(old[1].id) == b"LLTR"
+    crashed = [c for c in store.conversations() if c.id != earlier]
+    assert len(crashed) == 1
+    assert [(m.role, m.text) for m in store.messages(crashed[0].id)] == [
+        ("user", "Crash during this answer")]
+    assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_python_dash_m_app_is_the_window_command():
+    result = subprocess.run([sys.executable, "-m", "app", "--help"], cwd=ROOT, env=app_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "--screenshot" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "app.cli", "--help"], cwd=ROOT,
+                            env=app_env(), capture_output=True, text=True, timeout=120)
+    assert " app " in result.stdout
+
+
+def test_scripted_run_with_a_model_that_fails_to_load(tmp_path):
+    out = tmp_path / "failed.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "app", "--model", str(tmp_path / "missing-model"),
+         "--backend", "torch", "--prompt", "Hi", "--screenshot", str(out),
+         "--data-dir", str(tmp_path / "data")],
+        cwd=ROOT, env=app_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "missing-model" in result.stderr and "Traceback" not in result.stderr
+    assert png_size(out)[0] >= 800   # the window, with its error banner
+
+
+def test_a_database_from_a_newer_version_is_refused_cleanly(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    db = sqlite3.connect(data / DB_NAME)
+    db.execute("PRAGMA user_version = 999")
+    db.close()
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "app", "--data-dir", str(data)],
+        cwd=ROOT, env=app_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "newer version" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_data_folder_from_the_environment(tmp_path, monkeypatch):
+    from app.store import ENV_DATA_DIR, default_data_dir
+
+    monkeypatch.setenv(ENV_DATA_DIR, str(tmp_path / "elsewhere"))
+    assert default_data_dir() == tmp_path / "elsewhere"
+    monkeypatch.delenv(ENV_DATA_DIR)
+    assert default_data_dir().name == "LLaDA Desktop"
