@@ -18,7 +18,8 @@ FORMATS = {"md": "Markdown", "json": "JSON", "html": "HTML", "pdf": "PDF"}
 
 SETTING_LABELS = [("gen_length", "answer length"), ("steps", "steps"),
                   ("block_length", "block length"), ("temperature", "temperature"),
-                  ("cfg_scale", "CFG scale"), ("remasking", "remasking"), ("seed", "seed")]
+                  ("cfg_scale", "CFG scale"), ("remasking", "remasking"), ("seed", "seed"),
+                  ("mode", "mode"), ("threshold", "threshold")]
 
 
 def speaker(message: Message) -> str:
@@ -37,6 +38,8 @@ def stats_line(stats: dict) -> str:
         parts.append(f"{stats['steps']} steps")
     if "nfe" in stats:
         parts.append(f"NFE {stats['nfe']}")
+    if "tokens_per_nfe" in stats:
+        parts.append(f"{stats['tokens_per_nfe']:.2f} tokens/pass")
     if "tokens_per_second" in stats:
         parts.append(f"{stats['tokens_per_second']:.1f} tokens/s")
     if "seconds" in stats:

@@ -153,7 +153,8 @@ class Worker(QObject):
         committed = sum(1 for t in tokens if t != mask_id)
         stats = {"steps": recorder.last.index + 1, "nfe": int(last.nfe),
                  "seconds": round(seconds, 4), "tokens": committed,
-                 "tokens_per_second": committed / seconds if seconds > 0 else 0.0}
+                 "tokens_per_second": committed / seconds if seconds > 0 else 0.0,
+                 "tokens_per_nfe": round(committed / last.nfe, 3) if last.nfe else 0.0}
         if stopped:
             stats["stopped"] = True
         trace = recorder.trace(pieces)

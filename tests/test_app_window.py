@@ -479,3 +479,29 @@ def test_opening_a_conversation_shows_its_last_answer_on_the_canvas(qtbot, make_
     window.open_conversation(answered)
     frame = window.live.canvas.frame
     assert frame is not None and frame.done and frame.index == SMALL["steps"] - 1
+
+
+def test_fast_mode_from_the_settings_panel(qtbot, make_window):
+    window = make_window()
+    panel = window.settings_panel
+    assert panel.settings()["mode"] == "exact"
+    assert not panel.threshold.isEnabled()
+    panel.mode.setCurrentIndex(panel.mode.findData("fast"))
+    panel.parallel.setChecked(True)
+    panel.threshold.setValue(80)
+    values = panel.settings()
+    assert values["mode"] == "fast" and values["threshold"] == 0.8
+    assert panel.threshold.isEnabled() and "0.80" in panel.summary.text()
+    panel.remasking.setCurrentText("random")  # threshold decoding needs low_confidence
+    assert panel.settings()["threshold"] is None and not panel.parallel.isEnabled()
+    SamplerSettings(**panel.settings())  # what the panel offers is always valid
+    panel.remasking.setCurrentText("low_confidence")
+
+    frames = collect_frames(window)
+    message_id = send_and_wait(qtbot, window, "Hello")
+    answer = window.store.messages(window.current_id)[-1]
+    assert answer.id == message_id
+    assert answer.settings["mode"] == "fast" and answer.settings["threshold"] == 0.8
+    assert all(frame.committed >= 1 for frame in frames)
+    assert answer.stats["tokens_per_nfe"] == pytest.approx(SMALL["gen_length"] / answer.stats["nfe"], abs=1e-3)
+    assert "tokens/pass" in window.transcript.views[-1].meta.text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox,
     QVBoxLayout, QWidget,
 )
 
@@ -12,6 +12,8 @@ from app import settings_logic as logic
 from llada_core.settings import REMASKING_CHOICES, SamplerSettings
 
 DEFAULTS = SamplerSettings()
+# Fast: a KV cache refreshed at each block, early stop at EOS and, when ticked, parallel commits.
+MODES = [("Exact (reference)", "exact"), ("Fast (KV cache)", "fast")]
 
 
 class ChoiceSlider(QWidget):
@@ -72,6 +74,21 @@ class SettingsPanel(QWidget):
         self.cfg_scale.setDecimals(2)
         self.remasking = QComboBox()
         self.remasking.addItems(list(REMASKING_CHOICES))
+        self.mode = QComboBox()
+        self.mode.setObjectName("mode")
+        for label, value in MODES:
+            self.mode.addItem(label, value)
+        self.parallel = QCheckBox("Commit every token above τ")
+        self.parallel.setObjectName("parallel")
+        self.threshold = QSlider(Qt.Horizontal)
+        self.threshold.setObjectName("threshold")
+        self.threshold.setRange(50, 99)
+        self.threshold_label = QLabel()
+        threshold_row = QWidget()
+        threshold_layout = QHBoxLayout(threshold_row)
+        threshold_layout.setContentsMargins(0, 0, 0, 0)
+        threshold_layout.addWidget(self.threshold, 1)
+        threshold_layout.addWidget(self.threshold_label)
         self.seed = QSpinBox()
         self.seed.setRange(-1, 2_147_483_647)
         self.seed.setSpecialValueText("random")
@@ -88,6 +105,9 @@ class SettingsPanel(QWidget):
         form.addRow("CFG scale", self.cfg_scale)
         form.addRow("Remasking", self.remasking)
         form.addRow("Seed", self.seed)
+        form.addRow("Sampler", self.mode)
+        form.addRow("", self.parallel)
+        form.addRow("Threshold τ", threshold_row)
         outer = QVBoxLayout(self)
         outer.addLayout(form)
         outer.addWidget(self.summary)
@@ -103,6 +123,9 @@ class SettingsPanel(QWidget):
         self.cfg_scale.valueChanged.connect(lambda _: self._emit())
         self.remasking.currentTextChanged.connect(lambda _: self._emit())
         self.seed.valueChanged.connect(lambda _: self._emit())
+        self.mode.currentIndexChanged.connect(lambda _: self._emit())
+        self.parallel.toggled.connect(lambda _: self._emit())
+        self.threshold.valueChanged.connect(lambda _: self._emit())
         self.reset.clicked.connect(self._reset)
 
     # --- values ----------------------------------------------------------------------------
@@ -112,7 +135,13 @@ class SettingsPanel(QWidget):
                 "steps": self.steps.value(), "temperature": round(self.temperature.value(), 4),
                 "cfg_scale": round(self.cfg_scale.value(), 4),
                 "remasking": self.remasking.currentText(),
-                "seed": None if seed < 0 else seed}
+                "seed": None if seed < 0 else seed,
+                "mode": self.mode.currentData(),
+                "threshold": self.threshold.value() / 100 if self._threshold_on() else None}
+
+    def _threshold_on(self) -> bool:
+        """Threshold decoding ranks by the model's confidence, so random remasking turns it off."""
+        return self.parallel.isChecked() and self.remasking.currentText() == "low_confidence"
 
     def set_settings(self, values: dict) -> None:
         """Show `values` (missing keys take the reference defaults; invalid ones are snapped)."""
@@ -132,6 +161,12 @@ class SettingsPanel(QWidget):
                                           else DEFAULTS.remasking)
             seed = merged.get("seed")
             self.seed.setValue(-1 if seed is None else int(seed))
+            mode_index = self.mode.findData(merged.get("mode"))
+            self.mode.setCurrentIndex(mode_index if mode_index >= 0 else 0)
+            threshold = merged.get("threshold")
+            self.parallel.setChecked(threshold is not None)
+            if threshold is not None:
+                self.threshold.setValue(min(99, max(50, round(float(threshold) * 100))))
         finally:
             self._updating = False
         self._show_summary()
@@ -153,6 +188,10 @@ class SettingsPanel(QWidget):
         self._emit()
 
     def _show_summary(self) -> None:
+        fast = self.mode.currentData() == "fast"
+        self.parallel.setEnabled(fast and self.remasking.currentText() == "low_confidence")
+        self.threshold.setEnabled(fast and self._threshold_on())
+        self.threshold_label.setText(f"{self.threshold.value() / 100:.2f}")
         s = self.settings()
         blocks = s["gen_length"] // s["block_length"]
         per_step = s["gen_length"] / s["steps"]
@@ -160,6 +199,12 @@ class SettingsPanel(QWidget):
             f"{blocks} block{'s' if blocks != 1 else ''} of {s['block_length']} tokens, "
             f"{s['steps'] // blocks} steps each "
             f"({per_step:.2g} token{'' if per_step == 1 else 's'} unmasked per step).")
+        if fast:
+            self.summary.setText(self.summary.text() + (
+                f" Fast: KV cache per block, stops at EOS; every token at least "
+                f"{s['threshold']:.2f} confident is committed at once (at least one per step)."
+                if s["threshold"] is not None else
+                " Fast: KV cache per block, stops at EOS; fixed steps."))
 
     def _emit(self) -> None:
         if self._updating:
