@@ -36,6 +36,10 @@ def task_corpus(items_per_task: int = 2000, seed: int = 0) -> str:
     return "\n".join(lines)
 
 
+# Arithmetic needs the most examples (carries); the word and book tasks learn quickly.
+TASK_WEIGHTS = {"add2": 4, "add3": 3, "sub2": 3, "reverse": 1, "sort": 1, "next_book": 1}
+
+
 def sft_row(tokenizer: Any, item: Item, length: int) -> tuple[list[int], int] | None:
     """Prompt + answer + <|eot_id|>, padded with EOS to `length`; None when it does not fit."""
     prompt = encode_chat(tokenizer, [{"role": "user", "content": item.question}])
@@ -63,7 +67,8 @@ class DemoData:
         rng = self._rng(step, "sft")
         rows, prompt_lengths = [], []
         while len(rows) < size:
-            made = sft_row(self.tokenizer, train_item(rng.choice(list(TASKS)), rng), self.seq_len)
+            task = rng.choices(list(TASK_WEIGHTS), weights=list(TASK_WEIGHTS.values()))[0]
+            made = sft_row(self.tokenizer, train_item(task, rng), self.seq_len)
             if made is not None:
                 rows.append(made[0])
                 prompt_lengths.append(made[1])
