@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from typing import Optional
 
 from app import __version__
-from app.cli import chat, generate, make_tiny
+from app.cli import chat, convert, generate, make_tiny
 
-SUBCOMMANDS = [generate, chat, make_tiny]
+SUBCOMMANDS = [generate, chat, convert, make_tiny]
 
 
 def build_parser() -> argparse.ArgumentParser:
