@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 REMASKING_CHOICES = ("low_confidence", "random")
-MODE_CHOICES = ("exact",)
+MODE_CHOICES = ("exact", "fast")
+CACHE_CHOICES = ("dual", "prefix", "none")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,11 @@ class SamplerSettings:
     seed: Optional[int] = None
     logits_eos_inf: bool = False
     confidence_eos_eot_inf: bool = False
+    # Fast mode only (spec §4): which KV cache, the confidence threshold for parallel commits
+    # (None keeps the fixed schedule), and ending the answer at a finished block holding EOS.
+    cache: str = "dual"
+    threshold: Optional[float] = 0.9
+    early_stop: bool = True
 
     def __post_init__(self) -> None:
         _check_positive_int("answer length", self.gen_length)
@@ -54,6 +60,17 @@ class SamplerSettings:
             raise ValueError(
                 f"mode {self.mode!r} is unknown; choose one of {', '.join(MODE_CHOICES)}"
             )
+        if self.cache not in CACHE_CHOICES:
+            raise ValueError(f"cache {self.cache!r} is unknown; choose one of {', '.join(CACHE_CHOICES)}")
+        if self.threshold is not None:
+            if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
+                    or not 0 < self.threshold <= 1:
+                raise ValueError(
+                    f"threshold must be a number above 0 and at most 1 (or none), not {self.threshold!r}"
+                )
+            if self.mode == "fast" and self.remasking != "low_confidence":
+                raise ValueError("threshold decoding needs low_confidence remasking "
+                                 "(or use threshold none for the fixed schedule)")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
                                       or self.seed < 0):
             raise ValueError(f"seed must be a whole number 0 or more, not {self.seed!r}")

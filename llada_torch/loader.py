@@ -61,7 +61,7 @@ def load_model_args(config: dict[str, Any]) -> ModelArgs:
 
 
 def read_weights(folder: Path, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     weights: dict[str, torch.Tensor] = {}
     for path in weight_files(folder):
@@ -69,7 +69,7 @@ def read_weights(folder: Path, device: torch.device, dtype: torch.dtype) -> dict
             with safe_open(str(path), framework="pt", device=str(device)) as shard:
                 for name in shard.keys():
                     weights[name] = shard.get_tensor(name).to(dtype)
-        except (OSError, RuntimeError, ValueError) as error:
+        except (OSError, RuntimeError, ValueError, SafetensorError) as error:
             raise CheckpointError(f"{path.name} is not a readable safetensors file: {error}") from error
     return weights
 

@@ -128,6 +128,24 @@ class Rotary(nn.Module):
         return ((t32 * cos) + (self.rotate_half(t32) * sin)).to(t.dtype)
 
 
+class KVCache:
+    """Every layer's keys (after RoPE) and values for the whole canvas, (B, kv_heads, L, head_dim).
+
+    A full pass fills it; a partial pass over positions [offset, offset + n) overwrites those
+    positions and attends over every cached position (bidirectional, as in the full pass).
+    """
+
+    def __init__(self) -> None:
+        self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    @property
+    def filled(self) -> bool:
+        return bool(self.layers)
+
+    def clear(self) -> None:
+        self.layers = []
+
+
 class Block(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
@@ -143,13 +161,16 @@ class Block(nn.Module):
         self.up_proj = nn.Linear(d, args.hidden_size, bias=False)
         self.ff_out = nn.Linear(args.hidden_size, d, bias=False)
 
-    def attention(self, h: torch.Tensor, rotary: Rotary, positions: torch.Tensor) -> torch.Tensor:
+    def attention(self, h: torch.Tensor, rotary: Rotary, positions: torch.Tensor,
+                  cache: Optional[KVCache] = None, layer: int = 0) -> torch.Tensor:
         B, L, C = h.shape
         heads, kv_heads, hd = self.args.n_heads, self.args.kv_heads, self.args.head_dim
         q = self.q_proj(h).view(B, L, heads, hd).transpose(1, 2)
         k = self.k_proj(h).view(B, L, kv_heads, hd).transpose(1, 2)
         v = self.v_proj(h).view(B, L, kv_heads, hd).transpose(1, 2)
         q, k = rotary(q, positions), rotary(k, positions)
+        if cache is not None:
+            k, v = _update_cache(cache, layer, k, v, int(positions[0]))
         if kv_heads != heads:
             k = k.repeat_interleave(heads // kv_heads, dim=1)
             v = v.repeat_interleave(heads // kv_heads, dim=1)
@@ -157,8 +178,9 @@ class Block(nn.Module):
         att = F.scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False)
         return self.attn_out(att.transpose(1, 2).contiguous().view(B, L, C))
 
-    def forward(self, x: torch.Tensor, rotary: Rotary, positions: torch.Tensor) -> torch.Tensor:
-        x = x + self.attention(self.attn_norm(x), rotary, positions)
+    def forward(self, x: torch.Tensor, rotary: Rotary, positions: torch.Tensor,
+                cache: Optional[KVCache] = None, layer: int = 0) -> torch.Tensor:
+        x = x + self.attention(self.attn_norm(x), rotary, positions, cache, layer)
         g = self.ff_norm(x)
         return x + self.ff_out(F.silu(self.ff_proj(g)) * self.up_proj(g))
 
@@ -194,13 +216,22 @@ class Model(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.model.transformer["wte"].weight.dtype
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, cache: Optional[KVCache] = None,
+                offset: int = 0, logits_for: Optional[slice] = None) -> torch.Tensor:
+        """Logits of input_ids, which sit at positions offset, offset + 1, ... of the canvas.
+
+        With an empty cache the pass (offset 0, the whole canvas) fills it; with a filled cache
+        input_ids is a window whose keys and values replace the cached ones at those positions.
+        logits_for limits the head to those positions of the window (the others go unused).
+        """
         t = self.model.transformer
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        if cache is None and offset:
+            raise ValueError("an offset needs a cache holding the rest of the canvas")
+        positions = torch.arange(offset, offset + input_ids.shape[1], device=input_ids.device)
         x = t["wte"](input_ids)
-        for block in t["blocks"]:
-            x = block(x, self.rotary, positions)
-        x = t["ln_f"](x)
+        for layer, block in enumerate(t["blocks"]):
+            x = block(x, self.rotary, positions, cache, layer)
+        x = t["ln_f"](x if logits_for is None else x[:, logits_for])
         head = t["wte"].weight if self.args.weight_tying else t["ff_out"].weight
         return F.linear(x, head)
 
@@ -211,6 +242,20 @@ class Model(nn.Module):
         for name, value in weights.items():
             renamed[_official_name(name)] = value
         return renamed
+
+
+def _update_cache(cache: KVCache, layer: int, k: torch.Tensor, v: torch.Tensor,
+                  offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Store this pass's keys and values; return what attention should see."""
+    if len(cache.layers) == layer:  # a full pass is filling the cache
+        if offset != 0:
+            raise ValueError("the first pass into an empty cache must cover the whole canvas")
+        cache.layers.append((k, v))
+        return k, v
+    cached_k, cached_v = cache.layers[layer]
+    cached_k[:, :, offset:offset + k.shape[2]] = k
+    cached_v[:, :, offset:offset + v.shape[2]] = v
+    return cached_k, cached_v
 
 
 _MLX_TOP_LEVEL = {

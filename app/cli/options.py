@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from llada_core.settings import REMASKING_CHOICES, SamplerSettings
+from llada_core.settings import CACHE_CHOICES, MODE_CHOICES, REMASKING_CHOICES, SamplerSettings
 
 DEFAULT_MODEL = "GSAI-ML/LLaDA-8B-Instruct"
 _DEFAULTS = SamplerSettings()
@@ -33,11 +33,28 @@ def add_sampler_options(parser: argparse.ArgumentParser, *, gen_length: int = 12
     group.add_argument("--cfg-scale", type=float, default=_DEFAULTS.cfg_scale,
                        help="classifier-free guidance scale (0 = off; each step then costs 2 passes)")
     group.add_argument("--remasking", choices=REMASKING_CHOICES, default=_DEFAULTS.remasking)
-    group.add_argument("--mode", choices=["exact"], default="exact")
+    group.add_argument("--mode", choices=MODE_CHOICES, default="exact",
+                       help="exact = the reference sampler; fast = KV cache, parallel commits, early stop")
+    group.add_argument("--cache", choices=CACHE_CHOICES, default=_DEFAULTS.cache,
+                       help="fast mode: KV cache refreshed at each block (default dual)")
+    group.add_argument("--threshold", type=parse_threshold, default=_DEFAULTS.threshold,
+                       help="fast mode: commit every token at least this confident "
+                            "(default 0.9; 'none' keeps the fixed schedule)")
+    group.add_argument("--no-early-stop", dest="early_stop", action="store_false",
+                       help="fast mode: keep denoising after a finished block holds EOS")
     group.add_argument("--logits-eos-inf", action="store_true", help="never predict EOS")
     group.add_argument("--confidence-eos-eot-inf", action="store_true",
                        help="commit EOS and <|eot_id|> last")
     group.add_argument("--seed", type=int, default=None, help="seed for temperature and random remasking")
+
+
+def parse_threshold(text: str) -> float | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"threshold must be a number or 'none', not {text!r}")
 
 
 def sampler_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -47,6 +64,7 @@ def sampler_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "remasking": args.remasking, "mode": args.mode, "seed": args.seed,
         "logits_eos_inf": args.logits_eos_inf,
         "confidence_eos_eot_inf": args.confidence_eos_eot_inf,
+        "cache": args.cache, "threshold": args.threshold, "early_stop": args.early_stop,
     }
 
 

@@ -1,0 +1,123 @@
+"""The `llada` command: generate --json, errors, chat in a pipe and in a terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llada_core.chat import answer_text, encode_chat, load_tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--gen-length", "16", "--steps", "8", "--block-length", "8"]
+
+
+def llada(*args, stdin=None, timeout=120):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], input=stdin, capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=timeout)
+
+
+def test_generate_json(tiny_checkpoint):
+    result = llada("generate", "--backend", "torch", "--model", str(tiny_checkpoint),
+                   "--prompt", "Hello there", "--json", *SMALL)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)  # stdout is exactly one JSON object, nothing else
+    tokenizer = load_tokenizer(tiny_checkpoint)
+    assert data["prompt_ids"] == encode_chat(tokenizer, [{"role": "user", "content": "Hello there"}])
+    assert len(data["answer_ids"]) == 16
+    assert data["text"] == answer_text(tokenizer, data["answer_ids"])
+    assert data["nfe"] == 8 and data["steps"] == 8
+    assert isinstance(data["seconds"], float) and data["seconds"] >= 0
+    assert data["backend"] == "torch"
+    assert data["settings"]["block_length"] == 8
+
+
+def test_generate_matches_the_library(tiny_checkpoint, tiny_torch):
+    from llada_torch import generate_steps
+
+    model, _ = tiny_torch
+    result = llada("generate", "--model", str(tiny_checkpoint), "--prompt-ids", "5,6,7", "--json",
+                   "--cfg-scale", "1.5", "--confidence-eos-eot-inf", *SMALL)
+    data = json.loads(result.stdout)
+    assert data["prompt_ids"] == [5, 6, 7] and data["nfe"] == 16
+    frames = list(generate_steps(model, [5, 6, 7], gen_length=16, steps=8, block_length=8,
+                                 cfg_scale=1.5, confidence_eos_eot_inf=True))
+    assert data["answer_ids"] == frames[-1].tokens.tolist()
+
+
+def test_raw_prompt_skips_the_template(tiny_checkpoint):
+    result = llada("generate", "--model", str(tiny_checkpoint), "--prompt", "In the beginning",
+                   "--raw", "--json", *SMALL)
+    tokenizer = load_tokenizer(tiny_checkpoint)
+    expected = tokenizer("In the beginning", add_special_tokens=False)["input_ids"]
+    assert json.loads(result.stdout)["prompt_ids"] == expected
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--gen-length", "64", "--block-length", "24"], "block length 24 does not divide answer length 64"),
+        (["--prompt-ids", "1,x"], "--prompt-ids must be comma-separated whole numbers"),
+        (["--prompt-ids", "1,99999"], "prompt token 99999 at position 1 is not a valid id"),
+        (["--temperature", "-1"], "temperature must be a finite number 0 or more"),
+    ],
+)
+def test_errors_are_one_clear_line(tiny_checkpoint, extra, message):
+    args = ["generate", "--model", str(tiny_checkpoint)]
+    if "--prompt-ids" not in extra:
+        args += ["--prompt", "hi"]
+    result = llada(*args, *extra)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_model_is_reported(tmp_path):
+    result = llada("generate", "--model", str(tmp_path / "nope"), "--prompt", "hi")
+    assert result.returncode == 2
+    assert "no model folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_make_tiny_command(tmp_path):
+    result = llada("make-tiny", str(tmp_path / "t"), "--d-model", "32", "--heads", "2", "--shards", "1")
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "t" / "config.json").read_text())
+    assert config["d_model"] == 32 and (tmp_path / "t" / "model.safetensors").is_file()
+
+
+def test_chat_keeps_the_history_between_turns(tiny_checkpoint):
+    result = llada("chat", "--model", str(tiny_checkpoint), *SMALL, stdin="Hello\nAnd again\n/quit\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("LLaDA:") == 2
+    assert "\r" not in result.stdout  # no live view when not in a terminal
+
+
+def test_chat_shows_a_live_line_in_a_terminal(tiny_checkpoint):
+    main, child = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", COLUMNS="100")
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "chat", "--model", str(tiny_checkpoint),
+                                *SMALL], stdin=child, stdout=child, stderr=child, cwd=ROOT, env=env)
+    os.close(child)
+    os.write(main, b"Hello\n")
+    os.write(main, b"\x04")  # Ctrl-D at the next prompt ends the chat
+    output = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    process.wait(timeout=60)
+    os.close(main)
+    text = output.decode("utf-8", "replace")
+    assert process.returncode == 0, text
+    assert "\r\x1b[2K LLaDA: " in text and "░" in text  # the masked canvas, redrawn in place
+    assert "LLaDA:" in text

@@ -1,0 +1,197 @@
+"""The exact sampler: schedule, tie rules, never re-masking, CFG, EOS options, seeds."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from llada_core.settings import transfer_schedule
+from llada_torch import generate_steps
+
+VOCAB, MASK, EOS, EOT = 16, 15, 14, 13
+
+
+class ScriptedModel(torch.nn.Module):
+    """A stand-in mask predictor whose logits a test chooses; it records every input."""
+
+    def __init__(self, logits_fn):
+        super().__init__()
+        self.args = SimpleNamespace(rows=VOCAB, mask_token_id=MASK, eos_token_id=EOS,
+                                    eot_token_id=EOT)
+        self.logits_fn = logits_fn
+        self.inputs: list[torch.Tensor] = []
+
+    @property
+    def device(self):
+        return torch.device("cpu")
+
+    def forward(self, x, cache=None, offset=0, logits_for=None):
+        self.inputs.append(x.clone())
+        if cache is not None and not cache.filled:
+            cache.layers.append((x, x))  # the fast sampler only asks whether it is filled
+        logits = self.logits_fn(x)
+        return logits if logits_for is None else logits[:, logits_for]
+
+
+def constant_logits(row):
+    row = torch.tensor(row, dtype=torch.float32)
+    return lambda x: row.expand(x.shape[0], x.shape[1], VOCAB).clone()
+
+
+def run(model, prompt=(1, 2, 3), **kwargs):
+    return list(generate_steps(model, list(prompt), **kwargs))
+
+
+def test_argmax_ties_take_the_lowest_token_id():
+    row = [0.0] * VOCAB
+    row[7] = row[5] = 3.0  # tie between 5 and 7
+    frames = run(ScriptedModel(constant_logits(row)), gen_length=4, block_length=4, steps=4)
+    assert frames[-1].tokens.tolist() == [5, 5, 5, 5]
+
+
+def test_confidence_ties_commit_the_lowest_position_first():
+    frames = run(ScriptedModel(constant_logits([0.0] * VOCAB)), gen_length=8, block_length=8, steps=4)
+    # Every confidence is equal, so each step commits the two leftmost masks.
+    assert frames[-1].committed_at.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_most_confident_positions_are_committed_first():
+    def logits(x):
+        out = torch.zeros(x.shape[0], x.shape[1], VOCAB)
+        for position in range(x.shape[1]):
+            out[:, position, position % 10] = float(position)  # later positions more confident
+        return out
+
+    frames = run(ScriptedModel(logits), prompt=[1], gen_length=6, block_length=6, steps=6)
+    assert frames[-1].committed_at.tolist() == [5, 4, 3, 2, 1, 0]
+
+
+def test_schedule_blocks_and_nfe_follow_the_reference(tiny_torch):
+    model, tokenizer = tiny_torch
+    prompt = [5, 6, 7, 8]
+    frames = run(model, prompt, gen_length=32, block_length=8, steps=16)
+    assert len(frames) == 16
+    assert [f.index for f in frames] == list(range(16))
+    assert [f.nfe for f in frames] == list(range(1, 17))
+    assert [f.block for f in frames] == [b for b in range(4) for _ in range(4)]
+    assert [f.committed for f in frames] == transfer_schedule(8, 4) * 4
+    assert frames[-1].done and not any(f.done for f in frames[:-1])
+    final = frames[-1]
+    # Block b is committed during block b's steps only: semi-autoregressive order.
+    for position, step in enumerate(final.committed_at):
+        assert position // 8 == step // 4
+
+
+def test_committed_tokens_never_change_and_no_mask_is_left(tiny_torch):
+    model, _ = tiny_torch
+    mask = model.args.mask_token_id
+    frames = run(model, [5, 6, 7], gen_length=24, block_length=12, steps=12, temperature=0.8,
+                 seed=1, remasking="random")
+    previous = np.full(24, mask)
+    for frame in frames:
+        was_committed = previous != mask
+        assert (frame.tokens[was_committed] == previous[was_committed]).all()
+        newly = (frame.tokens != mask) & ~was_committed
+        assert newly.sum() == frame.committed
+        assert (frame.committed_at[newly] == frame.index).all()
+        assert ((frame.committed_at >= 0) == (frame.tokens != mask)).all()
+        previous = frame.tokens
+    assert (frames[-1].tokens != mask).all()
+    assert ((frames[-1].confidence > 0) & (frames[-1].confidence <= 1)).all()
+
+
+def test_cfg_masks_the_prompt_in_the_unconditional_pass_and_counts_two_passes():
+    model = ScriptedModel(constant_logits([0.0] * VOCAB))
+    frames = run(model, prompt=[1, 2, 3], gen_length=4, block_length=4, steps=2, cfg_scale=1.5)
+    assert [f.nfe for f in frames] == [2, 4]
+    batch = model.inputs[0]
+    assert batch.shape == (2, 7)
+    assert batch[0, :3].tolist() == [1, 2, 3]
+    assert batch[1, :3].tolist() == [MASK] * 3
+    assert (batch[:, 3:] == MASK).all()
+
+
+def test_cfg_combines_conditional_and_unconditional_logits():
+    def logits(x):
+        out = torch.zeros(x.shape[0], x.shape[1], VOCAB)
+        prompt_visible = (x[:, :1] != MASK).float()[:, :, None]
+        out[..., 4] = 1.0 + prompt_visible[..., 0]  # cond 2, uncond 1 -> 1 + 2.5 * 1 = 3.5
+        out[..., 6] = 3.0  # 3 in both -> 3
+        return out
+
+    frames = run(ScriptedModel(logits), prompt=[1], gen_length=2, block_length=2, steps=1, cfg_scale=1.5)
+    assert frames[-1].tokens.tolist() == [4, 4]
+    frames = run(ScriptedModel(logits), prompt=[1], gen_length=2, block_length=2, steps=1)
+    assert frames[-1].tokens.tolist() == [6, 6]
+
+
+def test_logits_eos_inf_never_predicts_eos():
+    row = [0.0] * VOCAB
+    row[EOS], row[3] = 9.0, 1.0
+    assert (run(ScriptedModel(constant_logits(row)), gen_length=4, block_length=4, steps=4)[-1].tokens == EOS).all()
+    frames = run(ScriptedModel(constant_logits(row)), gen_length=4, block_length=4, steps=4, logits_eos_inf=True)
+    assert frames[-1].tokens.tolist() == [3, 3, 3, 3]
+
+
+def test_confidence_eos_eot_inf_commits_eos_and_eot_last():
+    def logits(x):
+        out = torch.zeros(x.shape[0], x.shape[1], VOCAB)
+        out[:, :, 2] = 1.0
+        out[:, 1::3, EOS] = 5.0  # some positions predict EOS, some EoT, confidently
+        out[:, 2::3, EOT] = 5.0
+        return out
+
+    plain = run(ScriptedModel(logits), prompt=[1], gen_length=6, block_length=6, steps=6)
+    barred = run(ScriptedModel(logits), prompt=[1], gen_length=6, block_length=6, steps=6,
+                 confidence_eos_eot_inf=True)
+    answer = [EOS, EOT, 2, EOS, EOT, 2]  # canvas positions 1..6 after a one-token prompt
+    assert plain[-1].tokens.tolist() == answer == barred[-1].tokens.tolist()
+    stops, words = [0, 1, 3, 4], [2, 5]
+    assert barred[-1].committed_at[stops].min() > barred[-1].committed_at[words].max()
+    assert plain[-1].committed_at[stops].max() < plain[-1].committed_at[words].min()
+
+
+def test_seed_makes_sampling_repeatable(tiny_torch):
+    model, _ = tiny_torch
+    settings = dict(gen_length=16, block_length=8, steps=8, temperature=1.0, remasking="random")
+    first = run(model, [4, 5], seed=7, **settings)[-1].tokens
+    again = run(model, [4, 5], seed=7, **settings)[-1].tokens
+    other = [run(model, [4, 5], seed=s, **settings)[-1].tokens for s in (8, 9, 10)]
+    assert (first == again).all()
+    assert any((first != o).any() for o in other)
+
+
+def test_temperature_zero_ignores_the_seed(tiny_torch):
+    model, _ = tiny_torch
+    a = run(model, [4, 5], gen_length=16, block_length=16, steps=8, seed=1)[-1].tokens
+    b = run(model, [4, 5], gen_length=16, block_length=16, steps=8, seed=2)[-1].tokens
+    assert (a == b).all()
+
+
+def test_errors_are_raised_before_any_work():
+    model = ScriptedModel(constant_logits([0.0] * VOCAB))
+    with pytest.raises(ValueError, match="block length 3 does not divide answer length 8"):
+        generate_steps(model, [1], gen_length=8, block_length=3, steps=8)
+    with pytest.raises(ValueError, match="prompt token 16 at position 1"):
+        generate_steps(model, [1, 16], gen_length=8, block_length=8, steps=8)
+    assert model.inputs == []
+
+
+def test_stopping_iteration_stops_the_work():
+    model = ScriptedModel(constant_logits([0.0] * VOCAB))
+    for frame in generate_steps(model, [1], gen_length=8, block_length=8, steps=8):
+        if frame.index == 2:
+            break
+    assert len(model.inputs) == 3
+
+
+def test_bfloat16_checkpoint_generates(tiny_bf16_checkpoint):
+    from llada_torch import load
+
+    model, _ = load(tiny_bf16_checkpoint, device="cpu")
+    assert model.dtype == torch.bfloat16
+    frames = run(model, [4, 5, 6], gen_length=16, block_length=8, steps=8, cfg_scale=1.0)
+    assert (frames[-1].tokens != model.args.mask_token_id).all()

@@ -1,0 +1,65 @@
+"""Schedule arithmetic and every ValueError path of the sampler settings."""
+
+import math
+
+import pytest
+
+from llada_core.settings import SamplerSettings, checked_prompt_ids, transfer_schedule
+
+
+@pytest.mark.parametrize(
+    "masked, steps, expected",
+    [
+        (32, 32, [1] * 32),
+        (32, 16, [2] * 16),
+        (32, 10, [4, 4, 3, 3, 3, 3, 3, 3, 3, 3]),
+        (5, 5, [1] * 5),
+        (7, 3, [3, 2, 2]),
+        (0, 4, [0, 0, 0, 0]),
+    ],
+)
+def test_transfer_schedule(masked, steps, expected):
+    assert transfer_schedule(masked, steps) == expected
+    assert sum(transfer_schedule(masked, steps)) == masked
+
+
+def test_defaults_match_reference_chat():
+    s = SamplerSettings()
+    assert (s.gen_length, s.steps, s.block_length) == (128, 128, 32)
+    assert s.num_blocks == 4 and s.steps_per_block == 32
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"gen_length": 64, "block_length": 24, "steps": 64}, "block length 24 does not divide answer length 64"),
+        ({"gen_length": 128, "block_length": 32, "steps": 30}, "steps 30 is not a multiple of the number of blocks (4"),
+        ({"gen_length": 32, "block_length": 32, "steps": 64}, "steps 64 is more than the answer length 32"),
+        ({"gen_length": 0}, "answer length must be at least 1"),
+        ({"gen_length": 16.0}, "answer length must be a whole number"),
+        ({"block_length": -4}, "block length must be at least 1"),
+        ({"steps": True}, "steps must be a whole number"),
+        ({"temperature": -0.1}, "temperature must be a finite number 0 or more"),
+        ({"temperature": math.nan}, "temperature must be a finite number 0 or more"),
+        ({"temperature": "hot"}, "temperature must be a number"),
+        ({"cfg_scale": -1.0}, "CFG scale must be a finite number 0 or more"),
+        ({"cfg_scale": math.inf}, "CFG scale must be a finite number 0 or more"),
+        ({"remasking": "greedy"}, "remasking 'greedy' is unknown"),
+        ({"mode": "turbo"}, "mode 'turbo' is unknown"),
+        ({"seed": -1}, "seed must be a whole number 0 or more"),
+        ({"seed": 1.5}, "seed must be a whole number 0 or more"),
+    ],
+)
+def test_invalid_settings_explain_themselves(kwargs, message):
+    with pytest.raises(ValueError) as error:
+        SamplerSettings(**kwargs)
+    assert message in str(error.value)
+
+
+def test_prompt_ids_are_checked_against_the_vocabulary():
+    assert checked_prompt_ids([0, 5, 9], vocab_size=10) == [0, 5, 9]
+    for bad, shown in [([3, 10], "10 at position 1"), ([-1], "-1 at position 0"),
+                       ([2.5], "2.5 at position 0"), ([True], "True at position 0")]:
+        with pytest.raises(ValueError, match="the model has ids 0 to 9") as error:
+            checked_prompt_ids(bad, vocab_size=10)
+        assert shown in str(error.value)
