@@ -54,6 +54,8 @@ def generate_steps(
     remasking: str = "low_confidence",
     mode: str = "exact",
     threshold: Optional[float] = 0.9,
+    cache: str = "dual",
+    early_stop: bool = True,
     seed: Optional[int] = None,
     logits_eos_inf: bool = False,
     confidence_eos_eot_inf: bool = False,
@@ -61,14 +63,19 @@ def generate_steps(
     """Denoise gen_length masks after the prompt, yielding one StepFrame per step.
 
     Invalid settings raise ValueError before any work is done. Stop iterating to cancel.
-    `threshold` belongs to the fast mode and is not used by the exact sampler.
+    `threshold`, `cache` and `early_stop` belong to mode="fast", which this backend does not
+    offer yet (a ValueError says so); the exact sampler ignores them.
     """
     settings = SamplerSettings(
         gen_length=gen_length, block_length=block_length, steps=steps, temperature=temperature,
         cfg_scale=cfg_scale, remasking=remasking, mode=mode, seed=seed,
         logits_eos_inf=logits_eos_inf, confidence_eos_eot_inf=confidence_eos_eot_inf,
+        cache=cache, threshold=threshold, early_stop=early_stop,
     )
     prompt = checked_prompt_ids(prompt_ids, model.args.rows)
+    if settings.mode != "exact":
+        raise ValueError(f"mode {settings.mode!r} is not available in the MLX backend yet; "
+                         "use mode 'exact' (or the torch backend)")
     return _exact(model, prompt, settings)
 
 

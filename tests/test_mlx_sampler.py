@@ -101,7 +101,9 @@ def test_nfe_counts_both_cfg_passes(tiny_mlx):
     dict(gen_length=16, block_length=16, steps=16, temperature=-1.0),
     dict(gen_length=16, block_length=16, steps=16, cfg_scale=float("nan")),
     dict(gen_length=16, block_length=16, steps=16, remasking="top"),
-    dict(gen_length=16, block_length=16, steps=16, mode="fast"),
+    dict(gen_length=16, block_length=16, steps=16, mode="slow"),
+    dict(gen_length=16, block_length=16, steps=16, cache="lru"),
+    dict(gen_length=16, block_length=16, steps=16, threshold=1.5),
     dict(gen_length=16, block_length=16, steps=16, seed=-3),
 ])
 def test_bad_settings_raise_the_same_value_error(kwargs, tiny_mlx, tiny_torch):
@@ -127,6 +129,23 @@ def test_bad_prompt_ids_are_refused_before_the_model(bad, tiny_mlx, tiny_torch):
     with pytest.raises(ValueError) as theirs:
         torch_generate(tiny_torch[0], prompt, gen_length=8, block_length=8, steps=8)
     assert str(ours.value) == str(theirs.value)
+
+
+def test_fast_mode_is_refused_clearly(tiny_mlx):
+    with pytest.raises(ValueError, match="mode 'fast' is not available in the MLX backend"):
+        llada_mlx.generate_steps(tiny_mlx[0], [1, 2], gen_length=8, block_length=8, steps=8,
+                                 mode="fast")
+
+
+def test_signature_matches_torch():
+    import inspect
+
+    from llada_torch import generate_steps as torch_generate
+
+    ours = inspect.signature(llada_mlx.generate_steps).parameters
+    theirs = inspect.signature(torch_generate).parameters
+    assert [(p.name, p.kind, p.default) for p in ours.values()] == [
+        (p.name, p.kind, p.default) for p in theirs.values()]
 
 
 def test_top_k_stable_takes_lowest_position_among_ties():
