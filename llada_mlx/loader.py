@@ -1,0 +1,191 @@
+"""Load a LLaDA checkpoint (official or mlx-community layout, float or quantized) into MLX, strictly.
+
+Quantized checkpoints carry config.json's `"quantization": {"group_size": G, "bits": B}` (or the
+same under `quantization_config`); every module whose `scales` tensor is present is quantized
+with the group size and bits its tensor shapes imply, so mixed-precision files load too.
+Anything missing, unexpected or mis-shaped is a CheckpointError naming it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_flatten
+
+from llada_core import tokens
+from llada_core.chat import load_tokenizer
+from llada_core.checkpoint import CheckpointError, read_config, resolve_checkpoint, weight_files
+from llada_mlx.model import Model, ModelArgs
+
+DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
+GROUP_SIZES = (32, 64, 128)
+BITS = (2, 3, 4, 5, 6, 8)
+
+
+def parse_dtype(dtype: Any) -> Optional[mx.Dtype]:
+    """None keeps the weights' stored dtype; else float32, bfloat16 or float16."""
+    if dtype is None or isinstance(dtype, mx.Dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def quantization_entry(config: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """config.json's quantization (group_size, bits), checked; None for float weights."""
+    entry = config.get("quantization", config.get("quantization_config"))
+    if entry is None:
+        return None
+    key = "quantization" if "quantization" in config else "quantization_config"
+    if not isinstance(entry, dict):
+        raise CheckpointError(f"config.json's {key!r} must be an object, not {entry!r}")
+    mode = entry.get("mode", "affine")
+    if mode != "affine":
+        raise CheckpointError(
+            f"config.json's {key!r} asks for mode {mode!r}; only affine quantization is supported")
+    group_size, bits = entry.get("group_size"), entry.get("bits")
+    if isinstance(group_size, bool) or group_size not in GROUP_SIZES:
+        raise CheckpointError(
+            f"config.json's {key!r} has group_size {group_size!r}; expected one of "
+            f"{', '.join(map(str, GROUP_SIZES))}")
+    if isinstance(bits, bool) or bits not in BITS:
+        raise CheckpointError(
+            f"config.json's {key!r} has bits {bits!r}; expected one of {', '.join(map(str, BITS))}")
+    return {"group_size": group_size, "bits": bits}
+
+
+def load_model_args(config: dict[str, Any]) -> ModelArgs:
+    if config.get("model_type") != "llada":
+        raise CheckpointError(
+            f"config.json has model_type {config.get('model_type')!r}; expected 'llada'")
+    try:
+        args = ModelArgs.from_dict(config)
+    except TypeError as error:
+        raise CheckpointError(f"config.json is missing a required field: {error}") from error
+    args.quantization = quantization_entry(config)
+    if args.unsupported:
+        listed = ", ".join(f"{k}={v!r}" for k, v in args.unsupported.items())
+        raise CheckpointError(f"config.json asks for a LLaDA variant we do not implement: {listed}")
+    if args.d_model % args.n_heads != 0:
+        raise CheckpointError(f"d_model {args.d_model} is not a multiple of n_heads {args.n_heads}")
+    if args.head_dim % 2 != 0:
+        raise CheckpointError(f"head dimension {args.head_dim} must be even for rotary embeddings")
+    if args.n_heads % args.kv_heads != 0:
+        raise CheckpointError(f"n_heads {args.n_heads} is not a multiple of n_kv_heads {args.kv_heads}")
+    for name in ("mask_token_id", "eos_token_id"):
+        value = getattr(args, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < args.rows:
+            raise CheckpointError(f"config.json's {name} {value!r} is not an id below {args.rows}")
+    return args
+
+
+def read_weights(folder: Path) -> dict[str, mx.array]:
+    weights: dict[str, mx.array] = {}
+    for path in weight_files(folder):
+        try:
+            shard = mx.load(str(path))
+        except (OSError, RuntimeError, ValueError) as error:
+            raise CheckpointError(f"{path.name} is not a readable safetensors file: {error}") from error
+        if not isinstance(shard, dict):
+            raise CheckpointError(f"{path.name} is not a safetensors file")
+        weights.update(shard)
+    return weights
+
+
+def quantize_like_weights(model: Model, weights: dict[str, mx.array],
+                          quantization: Optional[dict[str, Any]]) -> None:
+    """Quantize every module whose `scales` are in the weights, as their shapes say."""
+    scaled = sorted(name[: -len(".scales")] for name in weights if name.endswith(".scales"))
+    if not scaled:
+        return
+    if quantization is None:
+        raise CheckpointError(
+            f"{scaled[0]}.scales is quantized but config.json has no 'quantization' entry")
+
+    def predicate(path: str, module: nn.Module):
+        if f"{path}.scales" not in weights or not hasattr(module, "to_quantized"):
+            return False
+        return inferred_quantization(path, module, weights)
+
+    nn.quantize(model, group_size=quantization["group_size"], bits=quantization["bits"],
+                class_predicate=predicate)
+
+
+def inferred_quantization(path: str, module: nn.Module,
+                          weights: dict[str, mx.array]) -> dict[str, int]:
+    """Group size and bits implied by the packed weight and scales of one module."""
+    packed, scales = weights.get(f"{path}.weight"), weights[f"{path}.scales"]
+    if packed is None:
+        raise CheckpointError(f"missing tensor: {path}.weight (its scales are present)")
+    features = module.weight.shape[-1]  # the float module's input width
+    if packed.dtype != mx.uint32 or packed.ndim != 2 or scales.ndim != 2 or scales.shape[-1] == 0:
+        raise CheckpointError(
+            f"{path}.weight ({packed.dtype}, shape {list(packed.shape)}) with scales of shape "
+            f"{list(scales.shape)} is not an MLX affine-quantized tensor")
+    group_size, rest = divmod(features, scales.shape[-1])
+    bits, rest_bits = divmod(packed.shape[-1] * 32, features)
+    if rest or rest_bits or group_size not in GROUP_SIZES or bits not in BITS:
+        raise CheckpointError(
+            f"{path}: weight shape {list(packed.shape)} and scales shape {list(scales.shape)} do not "
+            f"fit an input width of {features} with a supported group size and bit width")
+    return {"group_size": group_size, "bits": bits}
+
+
+def check_weights(model: Model, weights: dict[str, mx.array]) -> None:
+    """Every tensor present, none extra, every shape right; otherwise name the first problems."""
+    expected = {name: tuple(value.shape) for name, value in tree_flatten(model.parameters())}
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    wrong = [
+        f"{name} has shape {list(weights[name].shape)}, expected {list(shape)}"
+        for name, shape in expected.items()
+        if name in weights and tuple(weights[name].shape) != shape
+    ]
+    problems = []
+    if missing:
+        problems.append("missing tensor(s): " + ", ".join(missing[:5]) + _more(missing))
+    if unexpected:
+        problems.append("unexpected tensor(s): " + ", ".join(unexpected[:5]) + _more(unexpected))
+    if wrong:
+        problems.append("; ".join(wrong[:5]) + _more(wrong))
+    if problems:
+        raise CheckpointError("the checkpoint does not match its config.json: " + "; ".join(problems))
+
+
+def _more(items: list) -> str:
+    return f" (and {len(items) - 5} more)" if len(items) > 5 else ""
+
+
+def cast_weights(weights: dict[str, mx.array], dtype: Optional[mx.Dtype]) -> dict[str, mx.array]:
+    """Floating tensors (scales and biases included) to dtype; packed integers stay as they are."""
+    if dtype is None:
+        return weights
+    return {name: value.astype(dtype) if mx.issubdtype(value.dtype, mx.floating) else value
+            for name, value in weights.items()}
+
+
+def load(path_or_repo_id: str | Path, dtype: Any = None) -> tuple[Model, Any]:
+    """Model and tokenizer from a local folder or a Hub repo id, in either weight layout.
+
+    dtype (float32, bfloat16, float16) casts the float tensors; None keeps the stored dtype.
+    Run it on the thread that will generate: MLX streams belong to one thread.
+    """
+    folder = resolve_checkpoint(path_or_repo_id)
+    config = read_config(folder)
+    args = load_model_args(config)
+    mx_dtype = parse_dtype(dtype)
+    tokenizer = load_tokenizer(folder)
+    eot = tokenizer.convert_tokens_to_ids(tokens.EOT)
+    args.eot_token_id = eot if eot is not None and eot != tokenizer.unk_token_id else None
+
+    model = Model(args)
+    weights = Model.sanitize(read_weights(folder))
+    quantize_like_weights(model, weights, args.quantization)
+    check_weights(model, weights)
+    model.load_weights(list(cast_weights(weights, mx_dtype).items()), strict=True)
+    model.eval()
+    mx.eval(model.parameters())
+    return model, tokenizer

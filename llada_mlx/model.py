@@ -1,0 +1,226 @@
+"""LLaDA in MLX: a LLaMA-style transformer without a causal mask.
+
+Modules are named as in the mlx-community conversions (`model.embed_tokens`, `model.layers.N.*`
+keeping LLaDA's per-block names, `model.norm`, `model.lm_head`); `Model.sanitize` maps the
+official Hugging Face names (`model.transformer.wte`, `blocks.N`, `ln_f`, `ff_out`) onto them.
+
+Numerics follow the reference: RMSNorm normalises in float32 and rounds back to the activation
+dtype before the weight multiplies; rotary embeddings (half-split layout, all head dims) are
+applied in float32; attention is bidirectional, so no mask is ever passed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from llada_core.checkpoint import CheckpointError
+
+
+@dataclass
+class ModelArgs:
+    d_model: int
+    n_layers: int
+    n_heads: int
+    vocab_size: int
+    mask_token_id: int
+    eos_token_id: int
+    n_kv_heads: Optional[int] = None
+    mlp_hidden_size: Optional[int] = None
+    mlp_ratio: int = 4
+    embedding_size: Optional[int] = None
+    rope_theta: float = 10000.0
+    rms_norm_eps: float = 1e-5
+    max_sequence_length: int = 4096
+    weight_tying: bool = False
+    model_type: str = "llada"
+    # Not in config.json: the tokenizer knows it; the loader fills it in.
+    eot_token_id: Optional[int] = None
+    # config.json's "quantization" entry, when the weights are quantized.
+    quantization: Optional[dict] = None
+    unsupported: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, params: dict[str, Any]) -> "ModelArgs":
+        """Arguments from LLaDA's config.json; keys this model does not use are ignored."""
+        names = {f.name for f in fields(cls)} - {"unsupported"}
+        args = cls(**{k: v for k, v in params.items() if k in names})
+        args.unsupported = {
+            key: params.get(key)
+            for key, wanted in UNSUPPORTED_SETTINGS.items()
+            if key in params and params[key] not in wanted
+        }
+        return args
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads or self.n_heads
+
+    @property
+    def hidden_size(self) -> int:
+        return self.mlp_hidden_size or self.mlp_ratio * self.d_model
+
+    @property
+    def rows(self) -> int:
+        """Rows of the embedding and the head (embedding_size when set, else vocab_size)."""
+        return self.embedding_size or self.vocab_size
+
+
+# Config values this implementation does not follow, with the values it does.
+UNSUPPORTED_SETTINGS: dict[str, tuple] = {
+    "block_type": ("llama",),
+    "activation_type": ("silu",),
+    "layer_norm_type": ("rms",),
+    "rope": (True,),
+    "alibi": (False,),
+    "include_bias": (False,),
+    "include_qkv_bias": (False,),
+    "attention_layer_norm": (False,),
+    "scale_logits": (False,),
+    "input_emb_norm": (False,),
+    "block_group_size": (1,),
+}
+
+
+class RMSNorm(nn.Module):
+    """RMSNorm as the reference rounds it: normalise in float32, cast back, then the weight."""
+
+    def __init__(self, size: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = mx.ones((size,))
+
+    def __call__(self, x: mx.array) -> mx.array:
+        # mx.fast.rms_norm accumulates in float32 and returns x's dtype.
+        return self.weight * mx.fast.rms_norm(x, None, self.eps)
+
+
+class Block(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        d, kv = args.d_model, args.kv_heads * args.head_dim
+        self.n_heads, self.n_kv_heads, self.head_dim = args.n_heads, args.kv_heads, args.head_dim
+        self.scale = 1.0 / math.sqrt(args.head_dim)
+        self.rope_theta = float(args.rope_theta)
+        self.attn_norm = RMSNorm(d, args.rms_norm_eps)
+        self.q_proj = nn.Linear(d, d, bias=False)
+        self.k_proj = nn.Linear(d, kv, bias=False)
+        self.v_proj = nn.Linear(d, kv, bias=False)
+        self.attn_out = nn.Linear(d, d, bias=False)
+        self.ff_norm = RMSNorm(d, args.rms_norm_eps)
+        self.ff_proj = nn.Linear(d, args.hidden_size, bias=False)  # the gate (SiLU)
+        self.up_proj = nn.Linear(d, args.hidden_size, bias=False)
+        self.ff_out = nn.Linear(args.hidden_size, d, bias=False)  # the down projection
+
+    def rope(self, t: mx.array) -> mx.array:
+        dtype = t.dtype
+        t = mx.fast.rope(t.astype(mx.float32), self.head_dim, traditional=False,
+                         base=self.rope_theta, scale=1.0, offset=0)
+        return t.astype(dtype)
+
+    def attention(self, h: mx.array) -> mx.array:
+        B, L, _ = h.shape
+        q = self.q_proj(h).reshape(B, L, self.n_heads, self.head_dim).transpose(0, 2, 1, 3)
+        k = self.k_proj(h).reshape(B, L, self.n_kv_heads, self.head_dim).transpose(0, 2, 1, 3)
+        v = self.v_proj(h).reshape(B, L, self.n_kv_heads, self.head_dim).transpose(0, 2, 1, 3)
+        q, k = self.rope(q), self.rope(k)
+        # Bidirectional: no mask at all (mlx-lm's create_attention_mask would make it causal).
+        out = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale, mask=None)
+        return self.attn_out(out.transpose(0, 2, 1, 3).reshape(B, L, -1))
+
+    def __call__(self, x: mx.array) -> mx.array:
+        x = x + self.attention(self.attn_norm(x))
+        g = self.ff_norm(x)
+        return x + self.ff_out(nn.silu(self.ff_proj(g)) * self.up_proj(g))
+
+
+class LLaDAModel(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.args = args
+        self.embed_tokens = nn.Embedding(args.rows, args.d_model)
+        self.layers = [Block(args) for _ in range(args.n_layers)]
+        self.norm = RMSNorm(args.d_model, args.rms_norm_eps)
+        if not args.weight_tying:
+            self.lm_head = nn.Linear(args.d_model, args.rows, bias=False)
+
+    def __call__(self, input_ids: mx.array) -> mx.array:
+        x = self.embed_tokens(input_ids)
+        for layer in self.layers:
+            x = layer(x)
+        x = self.norm(x)
+        if self.args.weight_tying:
+            return self.embed_tokens.as_linear(x)
+        return self.lm_head(x)
+
+
+class Model(nn.Module):
+    """LLaDA mask predictor: token ids (B, L) -> logits (B, L, rows)."""
+
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.args = args
+        self.model_type = args.model_type
+        self.model = LLaDAModel(args)
+
+    def __call__(self, input_ids: mx.array) -> mx.array:
+        check_ids(input_ids, self.args.rows)
+        return self.model(input_ids)
+
+    @property
+    def dtype(self) -> mx.Dtype:
+        return self.model.norm.weight.dtype
+
+    @property
+    def layers(self) -> list:
+        return self.model.layers
+
+    @staticmethod
+    def sanitize(weights: dict[str, mx.array]) -> dict[str, mx.array]:
+        """Either layout in, mlx-community names out; a layout we do not know is an error."""
+        if weights and not any(name.startswith(KNOWN_PREFIXES) for name in weights):
+            example = sorted(weights)[0]
+            raise CheckpointError(
+                f"the weights are in a layout we do not know (first tensor: {example}); expected "
+                "the official names (model.transformer.*) or the mlx-community names "
+                "(model.embed_tokens.*, model.layers.N.*)"
+            )
+        return {_mlx_name(name): value for name, value in weights.items()}
+
+
+def check_ids(input_ids: mx.array, rows: int) -> None:
+    """An id outside the embedding could crash the process: refuse it before the lookup."""
+    if input_ids.size == 0:
+        return
+    low, high = mx.min(input_ids).item(), mx.max(input_ids).item()
+    if low < 0 or high >= rows:
+        bad = low if low < 0 else high
+        raise ValueError(f"token id {bad} is not a valid id (the model has ids 0 to {rows - 1})")
+
+
+# Official (Hugging Face) prefix -> mlx-community prefix.
+_RENAMES = {
+    "model.transformer.wte.": "model.embed_tokens.",
+    "model.transformer.blocks.": "model.layers.",
+    "model.transformer.ln_f.": "model.norm.",
+    "model.transformer.ff_out.": "model.lm_head.",
+    "lm_head.": "model.lm_head.",  # a head outside `model.`, as some converters write it
+}
+KNOWN_PREFIXES = tuple(_RENAMES) + (
+    "model.embed_tokens.", "model.layers.", "model.norm.", "model.lm_head.",
+)
+
+
+def _mlx_name(name: str) -> str:
+    for prefix, renamed in _RENAMES.items():
+        if name.startswith(prefix):
+            return renamed + name[len(prefix):]
+    return name

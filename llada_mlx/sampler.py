@@ -1,0 +1,166 @@
+"""LLaDA's diffusion sampler in MLX, yielding a frame per denoising step.
+
+mode="exact" picks the same tokens as the reference `generate()` of ML-GSAI/LLaDA and as
+llada_torch's sampler: the same block and step schedule, classifier-free guidance with the prompt
+masked, both remasking rules, both EOS options, and the tie rules (argmax takes the lowest token
+id; among equal confidences the lowest position is committed first, by a stable sort in numpy).
+
+Randomness (temperature > 0, random remasking) uses MLX's own generator, seeded by `seed`.
+Sampling takes the argmax of `logits / T + Gumbel noise` in float32, which draws from
+softmax(logits / T) exactly as the reference's float64 `exp(logits) / (-log U)^T` does; but the
+random numbers are MLX's, so random paths can never equal torch's token for token. At
+temperature 0 with low-confidence remasking nothing is random and the backends agree.
+
+MLX streams belong to one thread: load the model and iterate this generator on the same
+long-lived worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import Optional
+
+import mlx.core as mx
+import numpy as np
+
+from llada_core.frames import StepFrame
+from llada_core.settings import SamplerSettings, checked_prompt_ids, transfer_schedule
+from llada_mlx.model import Model
+
+
+def top_k_stable(confidence: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest values; equal values are taken lowest index first."""
+    return np.argsort(-confidence, kind="stable")[:k]
+
+
+def gumbel_argmax_input(logits: mx.array, temperature: float, key: mx.array) -> mx.array:
+    """logits / T + Gumbel noise in float32, whose argmax samples softmax(logits / T)."""
+    if temperature == 0:
+        return logits
+    logits = logits.astype(mx.float32)
+    return logits / temperature + mx.random.gumbel(logits.shape, dtype=mx.float32, key=key)
+
+
+def generate_steps(
+    model: Model,
+    prompt_ids: Sequence[int],
+    *,
+    gen_length: int = 128,
+    block_length: int = 32,
+    steps: int = 128,
+    temperature: float = 0.0,
+    cfg_scale: float = 0.0,
+    remasking: str = "low_confidence",
+    mode: str = "exact",
+    threshold: Optional[float] = 0.9,
+    cache: str = "dual",
+    early_stop: bool = True,
+    seed: Optional[int] = None,
+    logits_eos_inf: bool = False,
+    confidence_eos_eot_inf: bool = False,
+) -> Iterator[StepFrame]:
+    """Denoise gen_length masks after the prompt, yielding one StepFrame per step.
+
+    Invalid settings raise ValueError before any work is done. Stop iterating to cancel.
+    `threshold`, `cache` and `early_stop` belong to mode="fast", which this backend does not
+    offer yet (a ValueError says so); the exact sampler ignores them.
+    """
+    settings = SamplerSettings(
+        gen_length=gen_length, block_length=block_length, steps=steps, temperature=temperature,
+        cfg_scale=cfg_scale, remasking=remasking, mode=mode, seed=seed,
+        logits_eos_inf=logits_eos_inf, confidence_eos_eot_inf=confidence_eos_eot_inf,
+        cache=cache, threshold=threshold, early_stop=early_stop,
+    )
+    prompt = checked_prompt_ids(prompt_ids, model.args.rows)
+    if settings.mode != "exact":
+        raise ValueError(f"mode {settings.mode!r} is not available in the MLX backend yet; "
+                         "use mode 'exact' (or the torch backend)")
+    return _exact(model, prompt, settings)
+
+
+def _exact(model: Model, prompt: list[int], s: SamplerSettings) -> Iterator[StepFrame]:
+    args = model.args
+    mask_id, eos_id, eot_id = args.mask_token_id, args.eos_token_id, args.eot_token_id
+    seed = s.seed if s.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1
+    key = mx.random.key(seed)
+
+    P, G, B = len(prompt), s.gen_length, s.block_length
+    x = np.full(P + G, mask_id, dtype=np.int32)
+    x[:P] = prompt
+    prompt_index = x != mask_id
+
+    committed_at = np.full(G, -1, dtype=np.int32)
+    confidence_out = np.zeros(G, dtype=np.float32)
+    nfe, index = 0, 0
+    per_block = s.steps_per_block
+
+    for block in range(s.num_blocks):
+        end = P + (block + 1) * B
+        masked_in_block = int((x[P + block * B:end] == mask_id).sum())
+        schedule = transfer_schedule(masked_in_block, per_block)
+        for step in range(per_block):
+            mask_index = x == mask_id
+            if s.cfg_scale > 0:
+                unconditional = x.copy()
+                unconditional[prompt_index] = mask_id
+                both = model(mx.array(np.stack([x, unconditional])))
+                logits, un_logits = both[0:1], both[1:2]
+                logits = un_logits + (s.cfg_scale + 1) * (logits - un_logits)
+                nfe += 2
+            else:
+                logits = model(mx.array(x[None]))
+                nfe += 1
+
+            if s.logits_eos_inf:
+                logits[:, :, eos_id] = -mx.inf
+            key, noise_key, random_key = mx.random.split(key, 3)
+            noisy = gumbel_argmax_input(logits, s.temperature, noise_key)
+            x0 = mx.argmax(noisy, axis=-1)
+            if s.confidence_eos_eot_inf:
+                # As the reference (and llada_torch) does it: EOS is barred in the possibly noisy
+                # copy and EoT in the logits; at temperature 0 the reference's copy is the logits
+                # themselves, so there both lose their confidence; above it only EoT does.
+                if s.temperature == 0:
+                    logits[:, :, eos_id] = -mx.inf
+                if eot_id is not None:
+                    logits[:, :, eot_id] = -mx.inf
+
+            if s.remasking == "low_confidence":
+                probabilities = mx.softmax(logits, axis=-1, precise=True)
+                x0_p = mx.take_along_axis(probabilities, x0[..., None], axis=-1).squeeze(-1)
+            else:
+                x0_p = mx.random.uniform(shape=x0.shape, dtype=mx.float32, key=random_key)
+            x0_np = np.array(x0[0]).astype(np.int32)
+            x0_p_np = np.array(x0_p[0].astype(mx.float32))
+            x0_p_np[end:] = -np.inf
+
+            x0_np = np.where(mask_index, x0_np, x)
+            confidence = np.where(mask_index, x0_p_np, -np.inf).astype(np.float32)
+            chosen = top_k_stable(confidence, schedule[step])
+            x[chosen] = x0_np[chosen]
+
+            answer_positions = chosen - P
+            keep = answer_positions >= 0
+            committed_at[answer_positions[keep]] = index
+            if keep.any():
+                if s.remasking == "low_confidence":
+                    picked = x0_p_np[chosen[keep]]
+                else:
+                    picked = _probabilities_of(logits, chosen[keep], x0_np[chosen[keep]])
+                confidence_out[answer_positions[keep]] = picked
+            done = block == s.num_blocks - 1 and step == per_block - 1
+            yield StepFrame(
+                index=index, block=block, tokens=x[P:].copy(),
+                committed_at=committed_at.copy(), confidence=confidence_out.copy(),
+                committed=len(chosen), nfe=nfe, done=done,
+            )
+            index += 1
+
+
+def _probabilities_of(logits: mx.array, rows: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """The model's probability of each committed token, for display (random remasking)."""
+    row_logits = logits[0, mx.array(rows)].astype(mx.float32)
+    probabilities = mx.softmax(row_logits, axis=-1, precise=True)
+    picked = mx.take_along_axis(probabilities, mx.array(tokens)[:, None], axis=-1).squeeze(-1)
+    return np.array(picked, dtype=np.float32)
