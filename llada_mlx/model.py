@@ -103,6 +103,35 @@ class RMSNorm(nn.Module):
         return self.weight * mx.fast.rms_norm(x, None, self.eps)
 
 
+class KVCache:
+    """Every layer's keys (after RoPE) and values for the whole canvas, (B, kv_heads, L, head_dim).
+
+    A full pass fills it; a partial pass over positions [offset, offset + n) overwrites those
+    positions and attends over every cached position (bidirectional, as in the full pass).
+    """
+
+    def __init__(self) -> None:
+        self.layers: list[tuple[mx.array, mx.array]] = []
+
+    @property
+    def filled(self) -> bool:
+        return bool(self.layers)
+
+    def update(self, layer: int, k: mx.array, v: mx.array, offset: int) -> tuple[mx.array, mx.array]:
+        """Store this pass's keys and values; return what attention should see."""
+        if len(self.layers) == layer:  # a full pass is filling the cache
+            if offset != 0:
+                raise ValueError("the first pass into an empty cache must cover the whole canvas")
+            self.layers.append((k, v))
+            return k, v
+        cached_k, cached_v = self.layers[layer]
+        n = k.shape[2]
+        cached_k[:, :, offset:offset + n] = k
+        cached_v[:, :, offset:offset + n] = v
+        self.layers[layer] = (cached_k, cached_v)
+        return cached_k, cached_v
+
+
 class Block(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
@@ -120,24 +149,28 @@ class Block(nn.Module):
         self.up_proj = nn.Linear(d, args.hidden_size, bias=False)
         self.ff_out = nn.Linear(args.hidden_size, d, bias=False)  # the down projection
 
-    def rope(self, t: mx.array) -> mx.array:
+    def rope(self, t: mx.array, offset: int = 0) -> mx.array:
         dtype = t.dtype
         t = mx.fast.rope(t.astype(mx.float32), self.head_dim, traditional=False,
-                         base=self.rope_theta, scale=1.0, offset=0)
+                         base=self.rope_theta, scale=1.0, offset=offset)
         return t.astype(dtype)
 
-    def attention(self, h: mx.array) -> mx.array:
+    def attention(self, h: mx.array, cache: Optional[KVCache] = None, layer: int = 0,
+                  offset: int = 0) -> mx.array:
         B, L, _ = h.shape
         q = self.q_proj(h).reshape(B, L, self.n_heads, self.head_dim).transpose(0, 2, 1, 3)
         k = self.k_proj(h).reshape(B, L, self.n_kv_heads, self.head_dim).transpose(0, 2, 1, 3)
         v = self.v_proj(h).reshape(B, L, self.n_kv_heads, self.head_dim).transpose(0, 2, 1, 3)
-        q, k = self.rope(q), self.rope(k)
+        q, k = self.rope(q, offset), self.rope(k, offset)
+        if cache is not None:
+            k, v = cache.update(layer, k, v, offset)
         # Bidirectional: no mask at all (mlx-lm's create_attention_mask would make it causal).
         out = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale, mask=None)
         return self.attn_out(out.transpose(0, 2, 1, 3).reshape(B, L, -1))
 
-    def __call__(self, x: mx.array) -> mx.array:
-        x = x + self.attention(self.attn_norm(x))
+    def __call__(self, x: mx.array, cache: Optional[KVCache] = None, layer: int = 0,
+                 offset: int = 0) -> mx.array:
+        x = x + self.attention(self.attn_norm(x), cache, layer, offset)
         g = self.ff_norm(x)
         return x + self.ff_out(nn.silu(self.ff_proj(g)) * self.up_proj(g))
 
@@ -152,11 +185,14 @@ class LLaDAModel(nn.Module):
         if not args.weight_tying:
             self.lm_head = nn.Linear(args.d_model, args.rows, bias=False)
 
-    def __call__(self, input_ids: mx.array) -> mx.array:
+    def __call__(self, input_ids: mx.array, cache: Optional[KVCache] = None, offset: int = 0,
+                 logits_for: Optional[slice] = None) -> mx.array:
+        if cache is None and offset:
+            raise ValueError("an offset needs a cache holding the rest of the canvas")
         x = self.embed_tokens(input_ids)
-        for layer in self.layers:
-            x = layer(x)
-        x = self.norm(x)
+        for index, layer in enumerate(self.layers):
+            x = layer(x, cache, index, offset)
+        x = self.norm(x if logits_for is None else x[:, logits_for])
         if self.args.weight_tying:
             return self.embed_tokens.as_linear(x)
         return self.lm_head(x)
@@ -171,9 +207,16 @@ class Model(nn.Module):
         self.model_type = args.model_type
         self.model = LLaDAModel(args)
 
-    def __call__(self, input_ids: mx.array) -> mx.array:
+    def __call__(self, input_ids: mx.array, cache: Optional[KVCache] = None, offset: int = 0,
+                 logits_for: Optional[slice] = None) -> mx.array:
+        """Logits of input_ids, which sit at positions offset, offset + 1, ... of the canvas.
+
+        With an empty cache the pass (offset 0, the whole canvas) fills it; with a filled cache
+        input_ids is a window whose keys and values replace the cached ones at those positions.
+        logits_for limits the head to those positions of the window (the others go unused).
+        """
         check_ids(input_ids, self.args.rows)
-        return self.model(input_ids)
+        return self.model(input_ids, cache, offset, logits_for)
 
     @property
     def dtype(self) -> mx.Dtype:

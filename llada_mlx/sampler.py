@@ -63,8 +63,8 @@ def generate_steps(
     """Denoise gen_length masks after the prompt, yielding one StepFrame per step.
 
     Invalid settings raise ValueError before any work is done. Stop iterating to cancel.
-    `threshold`, `cache` and `early_stop` belong to mode="fast", which this backend does not
-    offer yet (a ValueError says so); the exact sampler ignores them.
+    `threshold`, `cache` and `early_stop` belong to mode="fast" (llada_mlx.fast); the exact
+    sampler ignores them. With a threshold, the fast sampler takes as many steps as it needs.
     """
     settings = SamplerSettings(
         gen_length=gen_length, block_length=block_length, steps=steps, temperature=temperature,
@@ -73,82 +73,103 @@ def generate_steps(
         cache=cache, threshold=threshold, early_stop=early_stop,
     )
     prompt = checked_prompt_ids(prompt_ids, model.args.rows)
-    if settings.mode != "exact":
-        raise ValueError(f"mode {settings.mode!r} is not available in the MLX backend yet; "
-                         "use mode 'exact' (or the torch backend)")
+    if settings.mode == "fast":
+        from llada_mlx.fast import fast_steps
+
+        return fast_steps(model, prompt, settings)
     return _exact(model, prompt, settings)
 
 
-def _exact(model: Model, prompt: list[int], s: SamplerSettings) -> Iterator[StepFrame]:
-    args = model.args
-    mask_id, eos_id, eot_id = args.mask_token_id, args.eos_token_id, args.eot_token_id
-    seed = s.seed if s.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1
-    key = mx.random.key(seed)
+def guided_logits(logits: mx.array, cfg_scale: float) -> mx.array:
+    """Rows [conditional, unconditional] combined as un + (c + 1)(cond - un); one row as it is."""
+    if cfg_scale <= 0:
+        return logits
+    conditional, unconditional = logits[0:1], logits[1:2]
+    return unconditional + (cfg_scale + 1) * (conditional - unconditional)
 
+
+def canvas_batch(x: np.ndarray, prompt_index: np.ndarray, mask_id: int, cfg_scale: float) -> mx.array:
+    """The canvas, plus a copy with the prompt masked when guidance is on."""
+    if cfg_scale <= 0:
+        return mx.array(x[None])
+    unconditional = x.copy()
+    unconditional[prompt_index] = mask_id
+    return mx.array(np.stack([x, unconditional]))
+
+
+def predict(logits: mx.array, s: SamplerSettings, model: Model,
+            key: mx.array) -> tuple[np.ndarray, np.ndarray, mx.array]:
+    """(x0, the score remasking ranks by, the edited logits) for batch row 0, as numpy.
+
+    Computed as the reference does it (and llada_torch): EOS barred before the argmax with
+    logits_eos_inf; with confidence_eos_eot_inf, EOS loses its confidence in the possibly noisy
+    copy and EoT in the logits, so at temperature 0 both do and above it only EoT does.
+    """
+    args = model.args
+    if s.logits_eos_inf:
+        logits[:, :, args.eos_token_id] = -mx.inf
+    noise_key, random_key = mx.random.split(key, 2)
+    x0 = mx.argmax(gumbel_argmax_input(logits, s.temperature, noise_key), axis=-1)
+    if s.confidence_eos_eot_inf:
+        if s.temperature == 0:
+            logits[:, :, args.eos_token_id] = -mx.inf
+        if args.eot_token_id is not None:
+            logits[:, :, args.eot_token_id] = -mx.inf
+    if s.remasking == "low_confidence":
+        probabilities = mx.softmax(logits, axis=-1, precise=True)
+        score = mx.take_along_axis(probabilities, x0[..., None], axis=-1).squeeze(-1)
+    else:
+        score = mx.random.uniform(shape=x0.shape, dtype=mx.float32, key=random_key)
+    return (np.array(x0[0]).astype(np.int32), np.array(score[0].astype(mx.float32)), logits)
+
+
+def shown_confidence(s: SamplerSettings, score: np.ndarray, logits: mx.array, rows: np.ndarray,
+                     tokens: np.ndarray) -> np.ndarray:
+    """The model's probability of each committed token (the score itself under low_confidence)."""
+    if s.remasking == "low_confidence":
+        return score[rows]
+    return _probabilities_of(logits, rows, tokens)
+
+
+def start_key(seed: Optional[int]) -> mx.array:
+    return mx.random.key(seed if seed is not None else int.from_bytes(os.urandom(8), "little") >> 1)
+
+
+def _exact(model: Model, prompt: list[int], s: SamplerSettings) -> Iterator[StepFrame]:
+    mask_id = model.args.mask_token_id
+    key = start_key(s.seed)
     P, G, B = len(prompt), s.gen_length, s.block_length
     x = np.full(P + G, mask_id, dtype=np.int32)
     x[:P] = prompt
     prompt_index = x != mask_id
-
     committed_at = np.full(G, -1, dtype=np.int32)
     confidence_out = np.zeros(G, dtype=np.float32)
+    passes = 2 if s.cfg_scale > 0 else 1
     nfe, index = 0, 0
     per_block = s.steps_per_block
 
     for block in range(s.num_blocks):
         end = P + (block + 1) * B
-        masked_in_block = int((x[P + block * B:end] == mask_id).sum())
-        schedule = transfer_schedule(masked_in_block, per_block)
+        schedule = transfer_schedule(int((x[end - B:end] == mask_id).sum()), per_block)
         for step in range(per_block):
             mask_index = x == mask_id
-            if s.cfg_scale > 0:
-                unconditional = x.copy()
-                unconditional[prompt_index] = mask_id
-                both = model(mx.array(np.stack([x, unconditional])))
-                logits, un_logits = both[0:1], both[1:2]
-                logits = un_logits + (s.cfg_scale + 1) * (logits - un_logits)
-                nfe += 2
-            else:
-                logits = model(mx.array(x[None]))
-                nfe += 1
-
-            if s.logits_eos_inf:
-                logits[:, :, eos_id] = -mx.inf
-            key, noise_key, random_key = mx.random.split(key, 3)
-            noisy = gumbel_argmax_input(logits, s.temperature, noise_key)
-            x0 = mx.argmax(noisy, axis=-1)
-            if s.confidence_eos_eot_inf:
-                # As the reference (and llada_torch) does it: EOS is barred in the possibly noisy
-                # copy and EoT in the logits; at temperature 0 the reference's copy is the logits
-                # themselves, so there both lose their confidence; above it only EoT does.
-                if s.temperature == 0:
-                    logits[:, :, eos_id] = -mx.inf
-                if eot_id is not None:
-                    logits[:, :, eot_id] = -mx.inf
-
-            if s.remasking == "low_confidence":
-                probabilities = mx.softmax(logits, axis=-1, precise=True)
-                x0_p = mx.take_along_axis(probabilities, x0[..., None], axis=-1).squeeze(-1)
-            else:
-                x0_p = mx.random.uniform(shape=x0.shape, dtype=mx.float32, key=random_key)
-            x0_np = np.array(x0[0]).astype(np.int32)
-            x0_p_np = np.array(x0_p[0].astype(mx.float32))
-            x0_p_np[end:] = -np.inf
-
-            x0_np = np.where(mask_index, x0_np, x)
-            confidence = np.where(mask_index, x0_p_np, -np.inf).astype(np.float32)
+            logits = guided_logits(model(canvas_batch(x, prompt_index, mask_id, s.cfg_scale)),
+                                   s.cfg_scale)
+            nfe += passes
+            key, step_key = mx.random.split(key, 2)
+            x0, score, logits = predict(logits, s, model, step_key)
+            score[end:] = -np.inf
+            x0 = np.where(mask_index, x0, x)
+            confidence = np.where(mask_index, score, -np.inf).astype(np.float32)
             chosen = top_k_stable(confidence, schedule[step])
-            x[chosen] = x0_np[chosen]
+            x[chosen] = x0[chosen]
 
             answer_positions = chosen - P
             keep = answer_positions >= 0
             committed_at[answer_positions[keep]] = index
             if keep.any():
-                if s.remasking == "low_confidence":
-                    picked = x0_p_np[chosen[keep]]
-                else:
-                    picked = _probabilities_of(logits, chosen[keep], x0_np[chosen[keep]])
-                confidence_out[answer_positions[keep]] = picked
+                confidence_out[answer_positions[keep]] = shown_confidence(
+                    s, score, logits, chosen[keep], x0[chosen[keep]])
             done = block == s.num_blocks - 1 and step == per_block - 1
             yield StepFrame(
                 index=index, block=block, tokens=x[P:].copy(),

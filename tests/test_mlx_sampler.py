@@ -131,10 +131,39 @@ def test_bad_prompt_ids_are_refused_before_the_model(bad, tiny_mlx, tiny_torch):
     assert str(ours.value) == str(theirs.value)
 
 
-def test_fast_mode_is_refused_clearly(tiny_mlx):
-    with pytest.raises(ValueError, match="mode 'fast' is not available in the MLX backend"):
-        llada_mlx.generate_steps(tiny_mlx[0], [1, 2], gen_length=8, block_length=8, steps=8,
-                                 mode="fast")
+FAST_GRID = [
+    dict(gen_length=32, block_length=8, steps=32, cache="dual", threshold=None, early_stop=False),
+    dict(gen_length=32, block_length=16, steps=16, cache="prefix", threshold=None, early_stop=False),
+    dict(gen_length=32, block_length=8, steps=32, cache="dual", threshold=0.15),
+    dict(gen_length=32, block_length=8, steps=32, cache="none", threshold=0.15, cfg_scale=1.5),
+    dict(gen_length=16, block_length=8, steps=16, cache="dual", threshold=0.1,
+         confidence_eos_eot_inf=True),
+]
+
+
+@pytest.mark.parametrize("settings", FAST_GRID, ids=lambda s: f"{s['cache']}-{s['threshold']}")
+def test_fast_mode_answers_equal_torch(tiny_mlx, tiny_torch, settings):
+    prompt = chat_prompt(tiny_mlx[1], PROMPT)
+    ours = list(llada_mlx.generate_steps(tiny_mlx[0], prompt, mode="fast", **settings))
+    theirs = torch_frames(tiny_torch, prompt, mode="fast", **settings)
+    assert_same_frames(ours, theirs)
+    assert all(frame.committed >= 1 for frame in ours)
+
+
+def test_fast_mode_cache_first_pass_equals_the_full_pass(tiny_mlx):
+    import mlx.core as mx
+
+    from llada_mlx.fast import block_logits
+    from llada_mlx.model import KVCache
+
+    model = tiny_mlx[0]
+    canvas = mx.array([[5, 6, 7, 8, 9] + [model.args.mask_token_id] * 16])
+    full = model(canvas)[:, 5:13]
+    for cache in ("dual", "prefix"):
+        kv = KVCache()
+        assert mx.array_equal(block_logits(model, canvas, kv, cache, 5, 13), full).item()
+        again = block_logits(model, canvas, kv, cache, 5, 13)
+        assert mx.allclose(again, full, atol=1e-5).item()
 
 
 def test_signature_matches_torch():
