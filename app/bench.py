@@ -2,6 +2,8 @@
 
 Prints, per variant: seconds, NFE, answer tokens per NFE, ms per NFE, peak resident memory
 growth, the speed-up over exact as a ratio, and how many answer positions equal exact mode's.
+With --repeats N the variants run round-robin N times and the median is reported, so a busy
+machine slows every variant alike; the process's CPU seconds are reported beside wall seconds.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import sys
 import tempfile
 import threading
@@ -36,6 +39,7 @@ RANDOM_MODEL = {"d_model": 512, "n_layers": 10, "n_heads": 8, "mlp_hidden_size":
 class Result:
     variant: str
     seconds: float
+    cpu_seconds: float
     nfe: int
     tokens_per_nfe: float
     ms_per_nfe: float
@@ -93,35 +97,42 @@ def random_prompts(tokenizer: Any, count: int, length: int, seed: int = 0) -> li
 def run_variant(backend: Any, model: Any, prompts: list[list[int]], settings: dict[str, Any]):
     answers, nfe = [], 0
     with PeakMemory() as memory:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for prompt in prompts:
             frame = None
             for frame in backend.generate_steps(model, prompt, **settings):
                 pass
             answers.append([int(t) for t in frame.tokens])
             nfe += frame.nfe
-        seconds = time.perf_counter() - started
-    return answers, nfe, seconds, memory.growth_mb
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return answers, nfe, seconds, cpu, memory.growth_mb
 
 
 def benchmark(backend: Any, model: Any, prompts: list[list[int]], sampler: dict[str, Any],
-              variants: list[str]) -> list[Result]:
+              variants: list[str], repeats: int = 1) -> list[Result]:
     if "exact" not in variants:
         variants = ["exact", *variants]
     # One short warm-up so the first variant does not pay for lazy initialisation.
     warm = dict(sampler, gen_length=sampler["block_length"], steps=1, block_length=sampler["block_length"])
     for _ in backend.generate_steps(model, prompts[0], **warm):
         pass
-    results, reference = [], None
+    runs: dict[str, list] = {name: [] for name in variants}
+    for _ in range(max(1, repeats)):
+        for name in variants:
+            runs[name].append(run_variant(backend, model, prompts, dict(sampler, **VARIANTS[name])))
+    reference = runs["exact"][0][0]
+    exact_seconds = statistics.median(run[2] for run in runs["exact"])
+    results = []
     for name in variants:
-        answers, nfe, seconds, peak = run_variant(backend, model, prompts, dict(sampler, **VARIANTS[name]))
-        if reference is None:
-            reference, exact_seconds = answers, seconds
+        answers, nfe = runs[name][0][0], runs[name][0][1]
+        seconds = statistics.median(run[2] for run in runs[name])
+        cpu = statistics.median(run[3] for run in runs[name])
+        peak = max(run[4] for run in runs[name])
         same = sum(a == b for x, y in zip(answers, reference) for a, b in zip(x, y))
         total = sum(len(x) for x in reference)
         tokens = sampler["gen_length"] * len(prompts)
         results.append(Result(
-            variant=name, seconds=round(seconds, 3), nfe=nfe,
+            variant=name, seconds=round(seconds, 3), cpu_seconds=round(cpu, 3), nfe=nfe,
             tokens_per_nfe=round(tokens / nfe, 2), ms_per_nfe=round(1000 * seconds / nfe, 2),
             peak_mb=round(peak, 1), speedup=round(exact_seconds / seconds, 2),
             agreement=round(same / total, 3),
@@ -130,10 +141,10 @@ def benchmark(backend: Any, model: Any, prompts: list[list[int]], sampler: dict[
 
 
 def format_table(results: list[Result]) -> str:
-    header = f"{'variant':<18}{'seconds':>9}{'NFE':>7}{'tok/NFE':>9}{'ms/NFE':>9}{'peak MB':>9}{'speed-up':>10}{'= exact':>9}"
+    header = f"{'variant':<18}{'seconds':>9}{'CPU s':>8}{'NFE':>7}{'tok/NFE':>9}{'ms/NFE':>9}{'peak MB':>9}{'speed-up':>10}{'= exact':>9}"
     rows = [header, "-" * len(header)]
     for r in results:
-        rows.append(f"{r.variant:<18}{r.seconds:>9.2f}{r.nfe:>7}{r.tokens_per_nfe:>9.2f}{r.ms_per_nfe:>9.1f}"
+        rows.append(f"{r.variant:<18}{r.seconds:>9.2f}{r.cpu_seconds:>8.1f}{r.nfe:>7}{r.tokens_per_nfe:>9.2f}{r.ms_per_nfe:>9.1f}"
                     f"{r.peak_mb:>9.1f}{r.speedup:>9.2f}x{r.agreement:>9.1%}")
     return "\n".join(rows)
 
@@ -156,7 +167,8 @@ def parameter_count(folder: Path) -> tuple[int, int]:
 
 def run(model_path: Optional[str], backend_name: Optional[str], dtype: Optional[str],
         prompts: int, prompt_length: int, sampler: dict[str, Any], variants: list[str],
-        random_overrides: Optional[dict[str, Any]] = None, as_json: bool = False) -> dict[str, Any]:
+        random_overrides: Optional[dict[str, Any]] = None, as_json: bool = False,
+        repeats: int = 1) -> dict[str, Any]:
     from app.backends import default_backend, get_backend
 
     backend_name = backend_name or default_backend()
@@ -166,17 +178,18 @@ def run(model_path: Optional[str], backend_name: Optional[str], dtype: Optional[
         model, tokenizer = backend.load(str(folder), dtype=dtype)
         total, head = parameter_count(folder) if (folder / "config.json").is_file() else (0, 0)
         prompt_ids = random_prompts(tokenizer, prompts, prompt_length)
-        results = benchmark(backend, model, prompt_ids, sampler, variants)
+        results = benchmark(backend, model, prompt_ids, sampler, variants, repeats)
     report = {
         "backend": backend_name, "model": model_path or "random", "parameters": total,
         "head_parameters": head, "prompts": prompts, "prompt_length": prompt_length,
-        "sampler": sampler, "results": [asdict(r) for r in results],
+        "sampler": sampler, "repeats": repeats, "results": [asdict(r) for r in results],
     }
     if as_json:
         print(json.dumps(report))
     else:
         print(f"backend {backend_name} | model {report['model']} | {total / 1e6:.1f}M parameters, "
               f"head {head / max(total, 1):.0%} | {prompts} prompt(s) of {prompt_length} tokens | "
-              f"answer {sampler['gen_length']}, block {sampler['block_length']}, steps {sampler['steps']}")
+              f"answer {sampler['gen_length']}, block {sampler['block_length']}, steps {sampler['steps']}"
+              f"{f' | median of {repeats} round-robin runs' if repeats > 1 else ''}")
         print(format_table(results))
     return report

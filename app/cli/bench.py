@@ -28,6 +28,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--random-layers", type=int, default=None)
     parser.add_argument("--random-hidden", type=int, default=None)
     parser.add_argument("--random-heads", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run the variants round-robin this many times and report medians")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=main)
 
@@ -44,5 +46,5 @@ def main(args: argparse.Namespace) -> int:
     sampler = {"gen_length": args.gen_length, "block_length": args.block_length,
                "steps": args.steps or args.gen_length}
     run(args.model, args.backend, args.dtype, args.prompts, args.prompt_length, sampler, variants,
-        overrides, args.json)
+        overrides, args.json, args.repeats)
     return 0
