@@ -73,3 +73,28 @@ def weight_files(folder: Path) -> list[Path]:
             )
         raise CheckpointError(f"{folder} has no .safetensors weights")
     return files
+
+
+def check_tensors(expected: dict[str, tuple], found: dict[str, tuple]) -> None:
+    """Every expected tensor present, none extra, every shape right; otherwise one error naming
+    the first problems. Both arguments map tensor names to shapes."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = [
+        f"{name} has shape {list(found[name])}, expected {list(shape)}"
+        for name, shape in expected.items()
+        if name in found and tuple(found[name]) != tuple(shape)
+    ]
+    problems = []
+    if missing:
+        problems.append("missing tensor(s): " + ", ".join(missing[:5]) + _more(missing))
+    if unexpected:
+        problems.append("unexpected tensor(s): " + ", ".join(unexpected[:5]) + _more(unexpected))
+    if wrong:
+        problems.append("; ".join(wrong[:5]) + _more(wrong))
+    if problems:
+        raise CheckpointError("the checkpoint does not match its config.json: " + "; ".join(problems))
+
+
+def _more(items: list) -> str:
+    return f" (and {len(items) - 5} more)" if len(items) > 5 else ""

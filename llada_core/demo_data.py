@@ -9,7 +9,6 @@ import random
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 from llada_core import tokens

@@ -17,7 +17,9 @@ from mlx.utils import tree_flatten
 
 from llada_core import tokens
 from llada_core.chat import load_tokenizer
-from llada_core.checkpoint import CheckpointError, read_config, resolve_checkpoint, weight_files
+from llada_core.checkpoint import (
+    CheckpointError, check_tensors, read_config, resolve_checkpoint, weight_files,
+)
 from llada_mlx.model import Model, ModelArgs
 
 DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
@@ -135,28 +137,8 @@ def inferred_quantization(path: str, module: nn.Module,
 
 
 def check_weights(model: Model, weights: dict[str, mx.array]) -> None:
-    """Every tensor present, none extra, every shape right; otherwise name the first problems."""
-    expected = {name: tuple(value.shape) for name, value in tree_flatten(model.parameters())}
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    wrong = [
-        f"{name} has shape {list(weights[name].shape)}, expected {list(shape)}"
-        for name, shape in expected.items()
-        if name in weights and tuple(weights[name].shape) != shape
-    ]
-    problems = []
-    if missing:
-        problems.append("missing tensor(s): " + ", ".join(missing[:5]) + _more(missing))
-    if unexpected:
-        problems.append("unexpected tensor(s): " + ", ".join(unexpected[:5]) + _more(unexpected))
-    if wrong:
-        problems.append("; ".join(wrong[:5]) + _more(wrong))
-    if problems:
-        raise CheckpointError("the checkpoint does not match its config.json: " + "; ".join(problems))
-
-
-def _more(items: list) -> str:
-    return f" (and {len(items) - 5} more)" if len(items) > 5 else ""
+    check_tensors({name: tuple(v.shape) for name, v in tree_flatten(model.parameters())},
+                  {name: tuple(w.shape) for name, w in weights.items()})
 
 
 def cast_weights(weights: dict[str, mx.array], dtype: Optional[mx.Dtype]) -> dict[str, mx.array]:

@@ -9,7 +9,9 @@ import torch
 
 from llada_core import tokens
 from llada_core.chat import load_tokenizer
-from llada_core.checkpoint import CheckpointError, read_config, resolve_checkpoint, weight_files
+from llada_core.checkpoint import (
+    CheckpointError, check_tensors, read_config, resolve_checkpoint, weight_files,
+)
 from llada_torch.model import Model, ModelArgs
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -75,28 +77,8 @@ def read_weights(folder: Path, device: torch.device, dtype: torch.dtype) -> dict
 
 
 def check_weights(model: Model, weights: dict[str, torch.Tensor]) -> None:
-    """Every tensor present, none extra, every shape right; otherwise name the first problems."""
-    expected = {name: tuple(p.shape) for name, p in model.state_dict().items()}
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    wrong = [
-        f"{name} has shape {list(weights[name].shape)}, expected {list(shape)}"
-        for name, shape in expected.items()
-        if name in weights and tuple(weights[name].shape) != shape
-    ]
-    problems = []
-    if missing:
-        problems.append("missing tensor(s): " + ", ".join(missing[:5]) + _more(missing))
-    if unexpected:
-        problems.append("unexpected tensor(s): " + ", ".join(unexpected[:5]) + _more(unexpected))
-    if wrong:
-        problems.append("; ".join(wrong[:5]) + _more(wrong))
-    if problems:
-        raise CheckpointError("the checkpoint does not match its config.json: " + "; ".join(problems))
-
-
-def _more(items: list) -> str:
-    return f" (and {len(items) - 5} more)" if len(items) > 5 else ""
+    check_tensors({name: tuple(p.shape) for name, p in model.state_dict().items()},
+                  {name: tuple(w.shape) for name, w in weights.items()})
 
 
 def load(path_or_repo_id: str | Path, *, dtype: str | torch.dtype | None = None,
