@@ -169,3 +169,37 @@ def test_cli_download(hub, tmp_path):
     assert missing.returncode == 2
     assert "There is no model called nobody/nothing" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_quit_mid_download_then_resume_from_the_command_line(hub, tmp_path):
+    """Kill `llada download` half way (as quitting would); the next run resumes with a Range."""
+    import time
+
+    env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf"),
+           "PYTHONPATH": str(ROOT), "HF_HUB_DISABLE_TELEMETRY": "1",
+           "LLADA_DOWNLOAD_CHUNK_BYTES": str(16 * 1024)}
+    hub.delay_per_chunk = 0.05
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "download", REPO,
+                                "--endpoint", hub.url], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    partial = []
+    while time.time() < deadline:
+        partial = [p for p in (tmp_path / "hf" / "hub").glob("*/blobs/*.incomplete")
+                   if p.stat().st_size > 64 * 1024]
+        if partial:
+            break
+        time.sleep(0.05)
+    process.kill()
+    process.wait(30)
+    assert partial, "the download never got going"
+    kept = partial[0].stat().st_size
+    hub.delay_per_chunk = 0.0
+    hub.requests.clear()
+    done = subprocess.run([sys.executable, "-m", "app.cli", "download", REPO,
+                           "--endpoint", hub.url], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    ranges = [r.headers["Range"] for r in hub.requests if "Range" in r.headers]
+    assert ranges and int(ranges[0].removeprefix("bytes=").rstrip("-")) >= kept
+    assert "already here" in done.stderr
