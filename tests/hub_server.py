@@ -41,6 +41,7 @@ class FakeHub:
     delay_per_chunk: float = 0.0        # seconds slept after each chunk of a file body
     chunk: int = 16 * 1024
     drop_after: dict[str, int] = field(default_factory=dict)  # file name -> bytes, once
+    cdn: bool = True        # weights redirect to another host (as LFS/Xet files do on the Hub)
     server: Optional[ThreadingHTTPServer] = None
 
     def add_folder(self, repo_id: str, folder: Path) -> Repo:
@@ -93,6 +94,12 @@ class FakeHub:
                 info = re.fullmatch(r"/api/models/([^/]+/[^/]+)(?:/revision/([^/]+))?", path)
                 tree = re.fullmatch(r"/api/models/([^/]+/[^/]+)/tree/([^/]+)(/.*)?", path)
                 resolve = re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
+                cdn = re.fullmatch(r"/cdn/([^/]+/[^/]+)/(.+)", path)
+                if cdn:
+                    repo = hub.repos.get(cdn.group(1))
+                    if repo is None or cdn.group(2) not in repo.files:
+                        return self.not_found("EntryNotFound", "Entry not found")
+                    return self.send_file(repo, cdn.group(2), method)
                 if info:
                     repo = hub.repos.get(info.group(1))
                     if repo is None:
@@ -123,8 +130,23 @@ class FakeHub:
                     name = resolve.group(3)
                     if name not in repo.files:
                         return self.not_found("EntryNotFound", "Entry not found")
+                    if hub.cdn and name.endswith(".safetensors"):
+                        return self.redirect(repo, resolve.group(1), name)
                     return self.send_file(repo, name, method)
                 self.not_found()
+
+            def redirect(self, repo, repo_id, name):
+                """Like the Hub for an LFS file: 302 to a CDN host, metadata in X-Linked-*."""
+                data = repo.files[name]
+                port = hub.server.server_address[1]
+                self.send_response(302)
+                self.send_header("Location", f"http://localhost:{port}/cdn/{repo_id}/{name}")
+                self.send_header("X-Repo-Commit", repo.commit)
+                self.send_header("X-Linked-Etag", f'"{hashlib.sha256(data).hexdigest()}"')
+                self.send_header("X-Linked-Size", str(len(data)))
+                self.send_header("ETag", f'"{hashlib.sha1(data).hexdigest()}"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def send_file(self, repo, name, method):
                 data = repo.files[name]

@@ -43,7 +43,9 @@ def weights(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.glob("*.safetensors"))
 
 
-def test_download_reaches_100_percent_and_is_a_usable_model(hub, tmp_path, tiny_checkpoint):
+@pytest.mark.parametrize("cdn", [True, False], ids=["weights-on-cdn", "all-on-hub"])
+def test_download_reaches_100_percent_and_is_a_usable_model(hub, tmp_path, cdn):
+    hub.cdn = cdn
     seen = []
     folder = ModelDownload(REPO, cache_dir=tmp_path / "hub", endpoint=hub.url,
                            on_progress=seen.append, progress_interval=0).run()
@@ -57,6 +59,9 @@ def test_download_reaches_100_percent_and_is_a_usable_model(hub, tmp_path, tiny_
     # huggingface_hub's cache now knows it: found offline, and scan_cache_dir lists it
     assert downloaded_snapshot(REPO, tmp_path / "hub") == folder
     assert cached_model(REPO, tmp_path / "hub").revisions == [hub.repos[REPO].commit]
+    # the weights came from the "CDN" host the Hub redirected to, without a second redirect
+    assert all(r.path.startswith("/cdn/") == cdn for r in hub.requests
+               if r.method == "GET" and r.path.endswith(".safetensors"))
     # only what a checkpoint needs was asked for, never code
     assert all(".py" not in r.path for r in hub.requests)
 

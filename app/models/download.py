@@ -22,6 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
+from urllib.parse import urlsplit
 
 from app.models.catalog import catalog_entry, format_bytes, format_duration
 from llada_core.checkpoint import CHECKPOINT_PATTERNS
@@ -117,12 +118,16 @@ def free_space(folder: Path) -> int:
     return shutil.disk_usage(probe).free
 
 
+def where_of(endpoint: Optional[str]) -> str:
+    return endpoint or "the Hugging Face Hub"
+
+
 def explain(error: BaseException, repo_id: str, endpoint: Optional[str] = None) -> str:
     """One sentence for anything that can go wrong talking to the Hub."""
     import httpx2
     from huggingface_hub import errors
 
-    where = endpoint or "the Hugging Face Hub"
+    where = where_of(endpoint)
     if isinstance(error, DownloadError):
         return str(error)
     if isinstance(error, errors.OfflineModeIsEnabled):
@@ -278,7 +283,13 @@ class ModelDownload:
                 url = hf_hub_url(self.repo_id, name, revision=info.sha, endpoint=self.endpoint)
                 meta = get_hf_file_metadata(url, endpoint=self.endpoint)
                 size = meta.size if meta.size is not None else (siblings[name].size or 0)
-                remote = RemoteFile(name, size, etag=meta.etag or "", url=meta.location or url)
+                # As huggingface_hub does: a redirect to a CDN is followed directly (and gets no
+                # token); a Xet-backed file is fetched through its resolve URL.
+                location = meta.location if meta.xet_file_data is None and meta.location else url
+                remote = RemoteFile(name, size, etag=meta.etag or "", url=location)
+                if not meta.etag:
+                    raise DownloadError(f"{where_of(self.endpoint)} sent no ETag for {name}; "
+                                        "the download cannot be checked, so it was not started.")
                 if remote.etag and (blobs / remote.etag).is_file():
                     remote.cached = True
                 elif remote.etag and (blobs / f"{remote.etag}.incomplete").is_file():
@@ -290,6 +301,12 @@ class ModelDownload:
             raise DownloadError(explain(error, self.repo_id, self.endpoint)) from error
         self.plan_result = plan
         return plan
+
+    @property
+    def _endpoint_url(self) -> str:
+        from huggingface_hub import constants
+
+        return self.endpoint or constants.ENDPOINT
 
     @property
     def storage(self) -> Path:
@@ -354,6 +371,8 @@ class ModelDownload:
                     self._advance(start - remote.partial)
                 headers = build_hf_headers()
                 headers["Accept-Encoding"] = "identity"
+                if urlsplit(remote.url).netloc != urlsplit(self._endpoint_url).netloc:
+                    headers.pop("authorization", None)      # a signed CDN address
                 http_get(remote.url, handle, resume_size=start, headers=headers,
                          expected_size=remote.size, displayed_filename=remote.name,
                          tqdm_class=self._tqdm_class())
