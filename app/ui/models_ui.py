@@ -73,12 +73,13 @@ class DownloadDialog(QDialog):
         entry = catalog_entry(repo_id)
         self.setWindowTitle("Download model — LLaDA Desktop")
         self.setMinimumWidth(520)
-        title = QLabel(f"<b>{entry.name if entry else repo_id}</b><br>"
-                       f"<span style='color: palette(placeholder-text)'>{repo_id}"
-                       + (f" · {entry.size_text} on disk · needs about {entry.memory_text} of "
-                          "memory" if entry else "") + "</span>")
+        title = QLabel(f"<b>{entry.name if entry else repo_id}</b>")
         title.setTextFormat(Qt.TextFormat.RichText)
-        title.setWordWrap(True)
+        subtitle = QLabel(repo_id + (f" · {entry.size_text} on disk · needs about "
+                                     f"{entry.memory_text} of memory" if entry else ""))
+        subtitle.setWordWrap(True)
+        subtitle.setStyleSheet("color: palette(placeholder-text);")
+        self.last_progress: Optional[DownloadProgress] = None
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
         self.bar.setTextVisible(True)
@@ -99,6 +100,7 @@ class DownloadDialog(QDialog):
             buttons.addWidget(button)
         column = QVBoxLayout(self)
         column.addWidget(title)
+        column.addWidget(subtitle)
         column.addSpacing(6)
         column.addWidget(self.bar)
         column.addWidget(self.detail)
@@ -141,6 +143,7 @@ class DownloadDialog(QDialog):
             self.detail.setText("Cancelling…")
 
     def show_progress(self, progress: DownloadProgress) -> None:
+        self.last_progress = progress
         self.bar.setValue(int(progress.fraction * 1000))
         self.detail.setText(progress.text())
 
@@ -152,6 +155,10 @@ class DownloadDialog(QDialog):
         self.accept()
 
     def _stopped(self, text: str, again: str) -> None:
+        progress = self.last_progress
+        self.detail.setText(
+            f"Stopped at {format_bytes(progress.done)} of {format_bytes(progress.total)}"
+            if progress and progress.total else "Not started.")
         self.message.setText(text)
         self.message.setStyleSheet("color: #b3261e;" if again == "Retry" else "")
         self.message.show()
@@ -159,6 +166,8 @@ class DownloadDialog(QDialog):
         self.resume_button.setText(again)
         self.resume_button.show()
         self.close_button.show()
+        self.message.setMinimumHeight(self.message.heightForWidth(max(self.message.width(), 400)))
+        self.adjustSize()
 
     def wait(self, ms: int = 30000) -> None:
         if self.thread_ is not None:
