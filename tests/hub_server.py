@@ -42,6 +42,11 @@ class FakeHub:
     chunk: int = 16 * 1024
     drop_after: dict[str, int] = field(default_factory=dict)  # file name -> bytes, once
     cdn: bool = True        # weights redirect to another host (as LFS/Xet files do on the Hub)
+    # hold_after: stop sending any file body after this many bytes until `release` is set;
+    # `holding` is set while a response waits there (deterministic "mid-download" moments)
+    hold_after: Optional[int] = None
+    release: threading.Event = field(default_factory=threading.Event)
+    holding: threading.Event = field(default_factory=threading.Event)
     server: Optional[ThreadingHTTPServer] = None
 
     def add_folder(self, repo_id: str, folder: Path) -> Repo:
@@ -182,6 +187,10 @@ class FakeHub:
                 sent = 0
                 try:
                     while sent < len(body):
+                        if (hub.hold_after is not None and sent >= hub.hold_after
+                                and not hub.release.is_set()):
+                            hub.holding.set()
+                            hub.release.wait(60)
                         if drop is not None and sent >= drop:
                             self.close_connection = True
                             self.connection.shutdown(2)

@@ -25,6 +25,8 @@ def test_catalog_has_the_known_checkpoints():
     assert recommended_entry(apple_silicon=True).backend == "mlx"
     assert recommended_entry(apple_silicon=False).repo_id == "GSAI-ML/LLaDA-8B-Instruct"
     assert format_bytes(999) == "999 B" and format_bytes(8.53e9) == "8.5 GB"
+    assert [catalog.format_duration(s) for s in (None, 0.4, 42, 3725)] == \
+        ["–", "under 1 s", "42 s", "1 h 02 min"]
 
 
 def test_bundled_demo_model_appears_only_when_its_folder_exists(tmp_path, monkeypatch):

@@ -183,23 +183,23 @@ def test_quit_mid_download_then_resume_from_the_command_line(hub, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf"),
            "PYTHONPATH": str(ROOT), "HF_HUB_DISABLE_TELEMETRY": "1",
            "LLADA_DOWNLOAD_CHUNK_BYTES": str(16 * 1024)}
-    hub.delay_per_chunk = 0.05
+    hub.hold_after = 128 * 1024
     process = subprocess.Popen([sys.executable, "-m", "app.cli", "download", REPO,
                                 "--endpoint", hub.url], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert hub.holding.wait(60), "the download never got going"
     deadline = time.time() + 60
     partial = []
-    while time.time() < deadline:
+    while time.time() < deadline and not partial:    # the client writes what it has read
         partial = [p for p in (tmp_path / "hf" / "hub").glob("*/blobs/*.incomplete")
-                   if p.stat().st_size > 64 * 1024]
-        if partial:
-            break
+                   if p.stat().st_size >= 64 * 1024]
         time.sleep(0.05)
     process.kill()
     process.wait(30)
-    assert partial, "the download never got going"
+    hub.release.set()
+    assert partial, "nothing was written before the quit"
     kept = partial[0].stat().st_size
-    hub.delay_per_chunk = 0.0
+    hub.hold_after = None
     hub.requests.clear()
     done = subprocess.run([sys.executable, "-m", "app.cli", "download", REPO,
                            "--endpoint", hub.url], cwd=ROOT, env=env, capture_output=True,

@@ -101,34 +101,38 @@ def test_recommended_model_on_apple_silicon_is_mlx(qtbot):
 
 
 def test_download_from_the_welcome_page_then_load(qtbot, make_window, hub, tmp_path):
-    hub.delay_per_chunk = 0.01
+    hub.delay_per_chunk = 0.005
+    hub.hold_after = 160 * 1024
     window = make_window(endpoint=hub.url)
     window.welcome.download_button.click()
     dialog = window.download_dialog
     assert dialog is not None and dialog.running
-    qtbot.waitUntil(lambda: 0.3 < dialog.bar.value() / 1000 < 0.9, timeout=60_000)
+    assert hub.holding.wait(60)
+    qtbot.waitUntil(lambda: 0.1 < dialog.bar.value() / 1000 < 0.9, timeout=60_000)
     assert " of " in dialog.detail.text() and "/s" in dialog.detail.text()
+    assert "left" in dialog.detail.text()
     shot(dialog, "download-dialog.png")
-    hub.delay_per_chunk = 0.0
     with qtbot.waitSignal(window.model_loaded, timeout=LOAD_TIMEOUT):
-        pass
+        hub.release.set()
     assert dialog.bar.value() == 1000
     assert not window.welcome_shown
     assert downloaded_snapshot(REPO, tmp_path / "hub") is not None
 
 
 def test_cancel_in_the_dialog_then_resume(qtbot, make_window, hub, tmp_path):
-    hub.delay_per_chunk = 0.02
+    hub.hold_after = 160 * 1024
     window = make_window(endpoint=hub.url)
     dialog = window.download_model(REPO)
-    qtbot.waitUntil(lambda: dialog.bar.value() > 200, timeout=60_000)
+    assert hub.holding.wait(60)
+    qtbot.waitUntil(lambda: dialog.bar.value() > 100, timeout=60_000)
     dialog.cancel_button.click()
+    hub.release.set()
     qtbot.waitUntil(lambda: dialog.resume_button.isVisible(), timeout=30_000)
     assert dialog.resume_button.text() == "Resume" and "cancelled" in dialog.message.text()
     shot(dialog, "download-cancelled.png")
     assert downloaded_snapshot(REPO, tmp_path / "hub") is None       # no half model
     assert window.model_info is None and window.welcome_shown
-    hub.delay_per_chunk = 0.0
+    hub.hold_after = None
     hub.requests.clear()
     with qtbot.waitSignal(window.model_loaded, timeout=LOAD_TIMEOUT):
         dialog.resume_button.click()

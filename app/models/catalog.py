@@ -95,6 +95,8 @@ def format_bytes(n: float) -> str:
 def format_duration(seconds: Optional[float]) -> str:
     if seconds is None or seconds != seconds or seconds == float("inf"):
         return "–"
+    if seconds < 1:
+        return "under 1 s"
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds} s"
