@@ -202,10 +202,14 @@ class ModelDownload:
         self._emit()
 
     def _speed(self) -> float:
-        if len(self._samples) < 2:
+        """Bytes per second over the recent samples; falls towards 0 while nothing arrives."""
+        samples = list(self._samples)
+        if len(samples) < 2:
             return 0.0
-        (t0, b0), (t1, b1) = self._samples[0], self._samples[-1]
-        return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+        (t0, b0), (t1, b1) = samples[0], samples[-1]
+        now = time.monotonic()
+        end = now if now - t1 > 1.0 else t1
+        return (b1 - b0) / (end - t0) if end > t0 else 0.0
 
     def progress(self) -> DownloadProgress:
         return DownloadProgress(self._done, self._total, self._speed(), self._filename)

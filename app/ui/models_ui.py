@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import QThread, Qt, Signal
+from PySide6.QtCore import QThread, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
     QMessageBox, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
@@ -111,6 +111,10 @@ class DownloadDialog(QDialog):
         note.setWordWrap(True)
         note.setStyleSheet("color: palette(placeholder-text); font-size: 11px;")
         column.addWidget(note)
+        # speed and time left stay honest while the connection stalls (no chunks, no signals)
+        self.refresh_timer = QTimer(self)
+        self.refresh_timer.setInterval(1000)
+        self.refresh_timer.timeout.connect(self._refresh)
         self.cancel_button.clicked.connect(self.cancel)
         self.resume_button.clicked.connect(self.start)
         self.close_button.clicked.connect(self.reject)
@@ -135,6 +139,13 @@ class DownloadDialog(QDialog):
         thread.cancelled.connect(lambda text: self._stopped(text, "Resume"))
         self.thread_ = thread
         thread.start()
+        self.refresh_timer.start()
+
+    def _refresh(self) -> None:
+        if not self.running:
+            self.refresh_timer.stop()
+        elif self.last_progress is not None and self.cancel_button.isEnabled():
+            self.show_progress(self.thread_.download.progress())
 
     def cancel(self) -> None:
         if self.running:
