@@ -5,7 +5,7 @@ Imported by packaging/macos/LLaDA Desktop.spec and packaging/linux/llada-desktop
 
 from pathlib import Path
 
-from PyInstaller.utils.hooks import collect_data_files, collect_submodules, copy_metadata
+from PyInstaller.utils.hooks import collect_submodules, copy_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY = str(ROOT / "packaging" / "entry.py")

@@ -39,10 +39,6 @@ def hub(tiny_checkpoint, online):
     server.stop()
 
 
-def weights(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.glob("*.safetensors"))
-
-
 @pytest.mark.parametrize("cdn", [True, False], ids=["weights-on-cdn", "all-on-hub"])
 def test_download_reaches_100_percent_and_is_a_usable_model(hub, tmp_path, cdn):
     hub.cdn = cdn

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
-from app.models.catalog import catalog_entry, format_bytes, format_duration
+from app.models.catalog import format_bytes, format_duration
 from llada_core.checkpoint import CHECKPOINT_PATTERNS
 
 
@@ -500,7 +500,3 @@ def delete_model(repo_id: str, cache_dir: Optional[str | os.PathLike] = None) ->
         shutil.rmtree(folder, ignore_errors=True)
     return freed
 
-
-def catalog_size(repo_id: str) -> Optional[int]:
-    entry = catalog_entry(repo_id)
-    return entry.size_bytes if entry else None

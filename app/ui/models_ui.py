@@ -3,7 +3,6 @@ thread), the fit-in-memory question and the model manager."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import QThread, Qt, QTimer, Signal
