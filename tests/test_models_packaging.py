@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 MAC_SPEC = ROOT / "packaging" / "macos" / "LLaDA Desktop.spec"
 LINUX_SPEC = ROOT / "packaging" / "linux" / "llada-desktop.spec"
@@ -19,7 +21,7 @@ def test_specs_are_python_and_name_what_the_bundles_need():
     mac = MAC_SPEC.read_text(encoding="utf-8")
     for needle in ('collect_all("mlx")', '"mlx._reprlib_fix"', "BUNDLE(", "bundle_identifier=", '"NSHighResolutionCapable": True',
                    '"NSRequiresAquaSystemAppearance": False', '"LSMinimumSystemVersion"',
-                   "version=version()", "one_libmlx_beside_metallib", "LLaDA.icns"):
+                   "version=version()", "one_libmlx_beside_metallib(a.binaries, a.datas)", "LLaDA.icns"):
         assert needle in mac, needle
     assert "COLLECT(" in LINUX_SPEC.read_text(encoding="utf-8")
     for script in ("packaging/macos/build.sh", "packaging/linux/build.sh",
@@ -66,3 +68,19 @@ def test_bundle_entry_point_dispatches_subcommands():
                             capture_output=True, text=True, timeout=120,
                             env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0 and "GSAI-ML/LLaDA-8B-Instruct" in result.stdout
+
+
+def test_mlx_keeps_one_libmlx_beside_its_metallib():
+    sys.path.insert(0, str(ROOT / "packaging"))
+    try:
+        from mlx_bundle import one_libmlx_beside_metallib
+    finally:
+        sys.path.pop(0)
+    lib = ("mlx/lib/libmlx.dylib", "/site/mlx/lib/libmlx.dylib", "BINARY")
+    stray = ("libmlx.dylib", "/site/mlx/lib/libmlx.dylib", "BINARY")
+    core = ("mlx/core.cpython-311-darwin.so", "/site/mlx/core.so", "EXTENSION")
+    metallib = ("mlx/lib/mlx.metallib", "/site/mlx/lib/mlx.metallib", "DATA")
+    assert one_libmlx_beside_metallib([stray, core, lib], [metallib]) == [core, lib]
+    assert one_libmlx_beside_metallib([lib, core], [metallib]) == [lib, core]
+    with pytest.raises(SystemExit, match="beside mlx.metallib"):
+        one_libmlx_beside_metallib([stray, core], [metallib])
