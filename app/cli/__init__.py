@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from typing import Optional
 
 from app import __version__
-from app.cli import app_cmd, bench, chat, convert, evaluate, generate, make_tiny, train
+from app.cli import (
+    app_cmd, bench, chat, convert, download, evaluate, generate, make_tiny, train,
+)
 
-SUBCOMMANDS = [app_cmd, generate, chat, bench, evaluate, convert, train, make_tiny]
+SUBCOMMANDS = [app_cmd, generate, chat, download, bench, evaluate, convert, train, make_tiny]
 
 
 def build_parser() -> argparse.ArgumentParser:

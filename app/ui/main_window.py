@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox,
-    QPushButton, QSplitter, QToolButton, QVBoxLayout, QWidget,
+    QPushButton, QSplitter, QStackedWidget, QToolButton, QVBoxLayout, QWidget,
 )
 
 from app import export as export_mod
@@ -20,6 +20,7 @@ from app.store import Message, Store
 from app.ui.canvas import CanvasFrame
 from app.ui.canvas_panel import CanvasPanel
 from app.ui.conversation_list import ConversationList
+from app.ui.models_ui import DownloadDialog, ModelManager, WelcomePage, ask_to_continue
 from app.ui.replay import ReplayDialog
 from app.ui.settings_panel import SettingsPanel
 from app.ui.transcript import Composer, Transcript
@@ -85,8 +86,14 @@ class MainWindow(QMainWindow):
 
     def __init__(self, store: Store, *, model: Optional[str] = None,
                  backend: Optional[str] = None, load_options: Optional[dict] = None,
-                 default_settings: Optional[dict] = None, step_delay: float = 0.0):
+                 default_settings: Optional[dict] = None, step_delay: float = 0.0,
+                 hub_cache_dir: Optional[str] = None, hub_endpoint: Optional[str] = None):
         super().__init__()
+        self.hub_cache_dir = hub_cache_dir      # None: huggingface_hub's standard cache
+        self.hub_endpoint = hub_endpoint        # None: $HF_ENDPOINT or the Hub
+        self.loading = False
+        self.download_dialog: Optional[DownloadDialog] = None
+        self.model_manager: Optional[ModelManager] = None
         self.setWindowTitle("LLaDA Desktop")
         self.setWindowIcon(app_icon())
         self.store = store
@@ -125,6 +132,7 @@ class MainWindow(QMainWindow):
             self.load_model(model)
         else:
             self.status.setText("No model loaded — File ▸ Open model folder…")
+        self.update_welcome()
 
     # --- building --------------------------------------------------------------------------
     def _build(self) -> None:
@@ -154,11 +162,21 @@ class MainWindow(QMainWindow):
         self.centre_split.setChildrenCollapsible(False)
         self.centre_split.setSizes([430, 230])
 
+        self.welcome = WelcomePage()
+        self.welcome.download_requested.connect(self.download_model)
+        self.welcome.open_requested.connect(self.choose_model)
+        self.welcome.demo_requested.connect(self.request_model)
+        self.welcome.use_requested.connect(self.request_model)
+        self.centre_stack = QStackedWidget()
+        self.centre_stack.addWidget(self.centre_split)
+        self.centre_stack.addWidget(self.welcome)
+        self.composer_box = composer_box
+
         centre = QWidget()
         column = QVBoxLayout(centre)
         column.setContentsMargins(6, 6, 6, 6)
         column.addWidget(self.banner)
-        column.addWidget(self.centre_split, 1)
+        column.addWidget(self.centre_stack, 1)
         column.addWidget(composer_box)
 
         self.split = QSplitter(Qt.Orientation.Horizontal)
@@ -209,6 +227,8 @@ class MainWindow(QMainWindow):
         self.new_action = action(file_menu, "New chat", self.new_conversation, shortcut(K.New, "Ctrl+N"))
         self.open_model_action = action(file_menu, "Open model folder…", self.choose_model,
                                         shortcut(K.Open, "Ctrl+O"))
+        self.models_action = action(file_menu, "Models…", self.show_model_manager,
+                                    [QKeySequence("Ctrl+Shift+M")])
         self.import_action = action(file_menu, "Import conversation (JSON)…", self.choose_import)
         self.export_action = action(file_menu, "Export conversation…", self.choose_export,
                                     [QKeySequence("Ctrl+E")])
@@ -274,6 +294,38 @@ class MainWindow(QMainWindow):
     def show_messages(self) -> None:
         self.transcript.set_messages(self.store.messages(self.current_id)
                                      if self.current_id is not None else [])
+        self.update_welcome()
+
+    # --- welcome page ----------------------------------------------------------------------
+    @property
+    def welcome_shown(self) -> bool:
+        return self.centre_stack.currentWidget() is self.welcome
+
+    def update_welcome(self) -> None:
+        """With no model (and none loading) and an empty chat, the welcome page takes the centre."""
+        if not hasattr(self, "centre_stack"):
+            return
+        empty = self.current_id is None or not self.transcript.views
+        show = self.model_info is None and not self.loading and empty
+        if show and not self.welcome_shown:
+            self.welcome.refresh(self.model_on_disk())
+        self.centre_stack.setCurrentWidget(self.welcome if show else self.centre_split)
+        self.composer_box.setVisible(not show)
+
+    def model_on_disk(self) -> Optional[tuple[str, str]]:
+        """(name, folder) of a model that is already here: a downloaded one or an added folder."""
+        from app.models import local
+        from app.models.catalog import CATALOG
+        from app.models.download import downloaded_snapshot
+
+        for entry in CATALOG:
+            folder = downloaded_snapshot(entry.repo_id, self.hub_cache_dir)
+            if folder is not None:
+                return entry.name, str(folder)
+        for folder in local.added_folders(self.store):
+            if Path(folder, "config.json").is_file():
+                return Path(folder).name, folder
+        return None
 
     def show_last_answer_on_canvas(self) -> None:
         """The canvas shows the conversation's last answer as it ended (or nothing)."""
@@ -332,14 +384,81 @@ class MainWindow(QMainWindow):
 
     # --- model -----------------------------------------------------------------------------
     def load_model(self, path: str) -> None:
+        """Load without asking (the command line's --model, the last model)."""
         self.model_info = None
         self.model_path = str(path)
+        self.loading = True
+        self.update_welcome()
         self.workers.request_load.emit(str(path), self.backend_name, dict(self.load_options))
+
+    def memory_limit(self):
+        from app.models.fit import memory_limit
+
+        return memory_limit(self.backend_name)
+
+    def request_model(self, path: str) -> bool:
+        """Load a model the user picked: check the folder and whether it fits in memory first."""
+        from app.models.fit import check_fit
+        from app.models.local import validate_model_folder
+        from llada_core.checkpoint import CheckpointError
+
+        try:
+            validate_model_folder(path)
+            report = check_fit(path, self.memory_limit(), backend=self.backend_name)
+        except (CheckpointError, OSError) as error:
+            self.banner.show_message(f"This folder cannot be used as a model: {error}", "error")
+            return False
+        if not report.fits and not ask_to_continue(self, report):
+            self.status.setText("Loading cancelled: the model may not fit in memory.")
+            return False
+        self.load_model(path)
+        return True
+
+    def open_folder(self, folder: str) -> bool:
+        """A local folder: validated, remembered in the model list, then loaded."""
+        from app.models.local import add_folder
+        from llada_core.checkpoint import CheckpointError
+
+        try:
+            add_folder(self.store, folder)
+        except CheckpointError as error:
+            self.banner.show_message(f"This folder cannot be used as a model: {error}", "error")
+            return False
+        return self.request_model(folder)
 
     def choose_model(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a LLaDA model folder")
         if folder:
-            self.load_model(folder)
+            self.open_folder(folder)
+
+    def download_model(self, repo_id: str) -> DownloadDialog:
+        """Open the download dialog for `repo_id`; the model loads once it is complete."""
+        if self.download_dialog is not None and self.download_dialog.running:
+            self.download_dialog.raise_()
+            return self.download_dialog
+        dialog = DownloadDialog(repo_id, self, cache_dir=self.hub_cache_dir,
+                                endpoint=self.hub_endpoint)
+        dialog.downloaded.connect(self._downloaded)
+        self.download_dialog = dialog
+        dialog.show()
+        dialog.start()
+        return dialog
+
+    def _downloaded(self, folder: str) -> None:
+        if self.model_manager is not None:
+            self.model_manager.refresh()
+        self.request_model(folder)
+
+    def show_model_manager(self) -> ModelManager:
+        if self.model_manager is None:
+            manager = ModelManager(self.store, self, cache_dir=self.hub_cache_dir)
+            manager.use_requested.connect(self.request_model)
+            manager.download_requested.connect(self.download_model)
+            self.model_manager = manager
+        self.model_manager.refresh()
+        self.model_manager.show()
+        self.model_manager.raise_()
+        return self.model_manager
 
     def _on_loading(self, path: str) -> None:
         self.status.setText(f"Loading {path} …")
@@ -347,6 +466,8 @@ class MainWindow(QMainWindow):
 
     def _on_loaded(self, info: dict) -> None:
         self.model_info = info
+        self.loading = False
+        self.update_welcome()
         name = Path(info["path"]).name or info["path"]
         device = f", {info['device']}" if info.get("device") else ""
         self.status.setText(f"Model: {name} ({info['backend']}{device})")
@@ -358,6 +479,8 @@ class MainWindow(QMainWindow):
 
     def _on_load_failed(self, message: str) -> None:
         self.model_info = None
+        self.loading = False
+        self.update_welcome()
         self.status.setText("No model loaded — File ▸ Open model folder…")
         self.send_button.setEnabled(True)
         self.banner.show_message(message, "error")
@@ -593,6 +716,8 @@ class MainWindow(QMainWindow):
 
     # --- closing ---------------------------------------------------------------------------
     def shutdown(self) -> None:
+        if self.download_dialog is not None and self.download_dialog.running:
+            self.download_dialog.reject()       # cancels; the partial file stays for a resume
         if self.request is not None:
             self.workers.worker.stop(self.request["id"])
         for dialog in list(self.replays):

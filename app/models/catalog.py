@@ -1,0 +1,107 @@
+"""Known LLaDA checkpoints on the Hugging Face Hub, and the one recommended for this machine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+GB = 1000 ** 3
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    repo_id: str
+    name: str
+    backend: str            # "mlx" or "torch"
+    size_bytes: int         # on disk (the repo's safetensors and tokenizer)
+    memory_bytes: int       # to load and run it: the weights plus working space
+    description: str
+
+    @property
+    def size_text(self) -> str:
+        return format_bytes(self.size_bytes)
+
+    @property
+    def memory_text(self) -> str:
+        return format_bytes(self.memory_bytes)
+
+
+# Sizes: the bf16 repos are 16.03 GB (6 shards); the MLX 8-bit conversion is 8.53 GB; the 4-bit one
+# is estimated from the same layout (4 bits + fp16 scales and biases per 64 weights ≈ 4.5 bits).
+CATALOG: tuple[CatalogEntry, ...] = (
+    CatalogEntry("mlx-community/LLaDA-8B-Instruct-mlx-8bit", "LLaDA 8B Instruct (MLX 8-bit)", "mlx",
+                 int(8.53 * GB), int(9.6 * GB),
+                 "The chat model, 8-bit quantized for Apple Silicon. Recommended on a Mac."),
+    CatalogEntry("mlx-community/LLaDA-8B-Instruct-mlx-4bit", "LLaDA 8B Instruct (MLX 4-bit)", "mlx",
+                 int(4.6 * GB), int(5.6 * GB),
+                 "The chat model, 4-bit quantized: half the memory, slightly lower quality."),
+    CatalogEntry("GSAI-ML/LLaDA-8B-Instruct", "LLaDA 8B Instruct (original, bf16)", "torch",
+                 int(16.03 * GB), int(17.5 * GB),
+                 "The original chat model in bfloat16, for PyTorch (CUDA, MPS or CPU)."),
+    CatalogEntry("GSAI-ML/LLaDA-8B-Base", "LLaDA 8B Base (bf16)", "torch",
+                 int(16.03 * GB), int(17.5 * GB),
+                 "The pre-trained base model: completes text, does not follow a chat."),
+    CatalogEntry("GSAI-ML/LLaDA-1.5", "LLaDA 1.5 (bf16)", "torch",
+                 int(16.03 * GB), int(17.5 * GB),
+                 "LLaDA 8B Instruct after preference optimisation (VRPO); same size."),
+)
+
+
+def catalog_entry(repo_id: str) -> Optional[CatalogEntry]:
+    for entry in CATALOG:
+        if entry.repo_id.lower() == repo_id.lower():
+            return entry
+    return None
+
+
+def recommended_entry(apple_silicon: Optional[bool] = None) -> CatalogEntry:
+    """MLX 8-bit on Apple Silicon, the original bf16 weights (PyTorch) elsewhere."""
+    if apple_silicon is None:
+        from app.backends import is_apple_silicon
+
+        apple_silicon = is_apple_silicon()
+    return catalog_entry("mlx-community/LLaDA-8B-Instruct-mlx-8bit" if apple_silicon
+                         else "GSAI-ML/LLaDA-8B-Instruct")
+
+
+def bundled_demo_model() -> Optional[Path]:
+    """The small demo model shipped with the app (app/resources/llada-demo), if there is one."""
+    import sys
+
+    roots = [Path(__file__).resolve().parents[1] / "resources"]
+    frozen = getattr(sys, "_MEIPASS", None)
+    if frozen:
+        roots.append(Path(frozen) / "app" / "resources")
+    for root in roots:
+        folder = root / "llada-demo"
+        if (folder / "config.json").is_file():
+            return folder
+    return None
+
+
+def format_bytes(n: float) -> str:
+    """Decimal units, as disk sizes are sold and as the Hub shows them."""
+    n = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            if unit == "B":
+                return f"{int(n)} B"
+            return f"{n:.1f} {unit}" if abs(n) < 100 else f"{n:.0f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def format_duration(seconds: Optional[float]) -> str:
+    if seconds is None or seconds != seconds or seconds == float("inf"):
+        return "–"
+    if seconds < 1:
+        return "under 1 s"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"

@@ -1,0 +1,426 @@
+"""The model side of the window: the welcome page, the download dialog (with its worker
+thread), the fit-in-memory question and the model manager."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from PySide6.QtCore import QThread, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
+    QMessageBox, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from app.models import local
+from app.models.catalog import (
+    CATALOG, CatalogEntry, bundled_demo_model, catalog_entry, format_bytes, recommended_entry,
+)
+from app.models.download import (
+    DownloadCancelled, DownloadError, DownloadProgress, ModelDownload, cached_model, delete_model,
+    downloaded_snapshot,
+)
+from app.models.fit import FitReport
+from llada_core.checkpoint import CheckpointError
+
+WHAT_IS_LLADA = (
+    "LLaDA is a language model that writes by diffusion: it starts from an answer made entirely "
+    "of masks and fills in the tokens it is most sure of, step by step, in any order. "
+    "LLaDA Desktop runs it on this computer and lets you watch every answer unmask.")
+
+
+class DownloadThread(QThread):
+    """Runs one ModelDownload off the GUI thread; its signals arrive queued in the GUI thread."""
+
+    progress = Signal(object)       # DownloadProgress
+    succeeded = Signal(str)         # snapshot folder
+    failed = Signal(str)            # one sentence
+    cancelled = Signal(str)
+
+    def __init__(self, repo_id: str, *, cache_dir=None, endpoint=None, parent=None):
+        super().__init__(parent)
+        self.download = ModelDownload(repo_id, cache_dir=cache_dir, endpoint=endpoint,
+                                      on_progress=self.progress.emit)
+
+    def cancel(self) -> None:
+        self.download.cancel()
+
+    def run(self) -> None:  # noqa: D401 - QThread override, runs in the new thread
+        try:
+            folder = self.download.run()
+        except DownloadCancelled as error:
+            self.cancelled.emit(str(error))
+        except DownloadError as error:
+            self.failed.emit(str(error))
+        except Exception as error:  # noqa: BLE001 - never a traceback in the window
+            self.failed.emit(f"The download failed: {type(error).__name__}: {error}")
+        else:
+            self.succeeded.emit(str(folder))
+
+
+class DownloadDialog(QDialog):
+    """Progress (bytes, speed, time left), Cancel, and Resume/Retry after a cancel or an error."""
+
+    downloaded = Signal(str)        # the snapshot folder, once complete
+
+    def __init__(self, repo_id: str, parent: Optional[QWidget] = None, *, cache_dir=None,
+                 endpoint=None):
+        super().__init__(parent)
+        self.repo_id = repo_id
+        self.cache_dir, self.endpoint = cache_dir, endpoint
+        self.thread_: Optional[DownloadThread] = None
+        self.folder: Optional[str] = None
+        entry = catalog_entry(repo_id)
+        self.setWindowTitle("Download model — LLaDA Desktop")
+        self.setMinimumWidth(520)
+        title = QLabel(f"<b>{entry.name if entry else repo_id}</b>")
+        title.setTextFormat(Qt.TextFormat.RichText)
+        subtitle = QLabel(repo_id + (f" · {entry.size_text} on disk · needs about "
+                                     f"{entry.memory_text} of memory" if entry else ""))
+        subtitle.setWordWrap(True)
+        subtitle.setStyleSheet("color: palette(placeholder-text);")
+        self.last_progress: Optional[DownloadProgress] = None
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setTextVisible(True)
+        self.bar.setFormat("%p%")
+        self.detail = QLabel("Asking the Hugging Face Hub for the model's files…")
+        self.detail.setObjectName("downloadDetail")
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.hide()
+        self.close_button = QPushButton("Close")
+        self.close_button.hide()
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        for button in (self.resume_button, self.cancel_button, self.close_button):
+            buttons.addWidget(button)
+        column = QVBoxLayout(self)
+        column.addWidget(title)
+        column.addWidget(subtitle)
+        column.addSpacing(6)
+        column.addWidget(self.bar)
+        column.addWidget(self.detail)
+        column.addWidget(self.message)
+        column.addLayout(buttons)
+        note = QLabel("Files go to the Hugging Face cache and are shared with other tools; "
+                      "an interrupted download resumes where it stopped.")
+        note.setWordWrap(True)
+        note.setStyleSheet("color: palette(placeholder-text); font-size: 11px;")
+        column.addWidget(note)
+        # speed and time left stay honest while the connection stalls (no chunks, no signals)
+        self.refresh_timer = QTimer(self)
+        self.refresh_timer.setInterval(1000)
+        self.refresh_timer.timeout.connect(self._refresh)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.resume_button.clicked.connect(self.start)
+        self.close_button.clicked.connect(self.reject)
+
+    @property
+    def running(self) -> bool:
+        return self.thread_ is not None and self.thread_.isRunning()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.message.hide()
+        self.resume_button.hide()
+        self.close_button.hide()
+        self.cancel_button.show()
+        self.cancel_button.setEnabled(True)
+        thread = DownloadThread(self.repo_id, cache_dir=self.cache_dir, endpoint=self.endpoint,
+                                parent=self)
+        thread.progress.connect(self.show_progress)
+        thread.succeeded.connect(self._succeeded)
+        thread.failed.connect(lambda text: self._stopped(text, "Retry"))
+        thread.cancelled.connect(lambda text: self._stopped(text, "Resume"))
+        self.thread_ = thread
+        thread.start()
+        self.refresh_timer.start()
+
+    def _refresh(self) -> None:
+        if not self.running:
+            self.refresh_timer.stop()
+        elif self.last_progress is not None and self.cancel_button.isEnabled():
+            self.show_progress(self.thread_.download.progress())
+
+    def cancel(self) -> None:
+        if self.running:
+            self.thread_.cancel()
+            self.cancel_button.setEnabled(False)
+            self.detail.setText("Cancelling…")
+
+    def show_progress(self, progress: DownloadProgress) -> None:
+        self.last_progress = progress
+        self.bar.setValue(int(progress.fraction * 1000))
+        self.detail.setText(progress.text())
+
+    def _succeeded(self, folder: str) -> None:
+        self.folder = folder
+        self.bar.setValue(1000)
+        self.cancel_button.hide()
+        self.downloaded.emit(folder)
+        self.accept()
+
+    def _stopped(self, text: str, again: str) -> None:
+        progress = self.last_progress
+        self.detail.setText(
+            f"Stopped at {format_bytes(progress.done)} of {format_bytes(progress.total)}"
+            if progress and progress.total else "Not started.")
+        self.message.setText(text)
+        self.message.setStyleSheet("color: #b3261e;" if again == "Retry" else "")
+        self.message.show()
+        self.cancel_button.hide()
+        self.resume_button.setText(again)
+        self.resume_button.show()
+        self.close_button.show()
+        self.message.setMinimumHeight(self.message.heightForWidth(max(self.message.width(), 400)))
+        self.adjustSize()
+
+    def wait(self, ms: int = 30000) -> None:
+        if self.thread_ is not None:
+            self.thread_.wait(ms)
+
+    def reject(self) -> None:
+        if self.running:
+            self.thread_.cancel()
+            self.thread_.wait(30000)
+        super().reject()
+
+
+class WelcomePage(QWidget):
+    """Shown while no model is loaded: what LLaDA is, and how to get a model."""
+
+    download_requested = Signal(str)    # repo id
+    open_requested = Signal()
+    demo_requested = Signal(str)        # folder
+    use_requested = Signal(str)         # folder of a model already on disk
+
+    def __init__(self, recommended: Optional[CatalogEntry] = None,
+                 parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.setObjectName("welcome")
+        self.recommended = recommended or recommended_entry()
+        heading = QLabel("Welcome to LLaDA Desktop")
+        heading.setStyleSheet("font-size: 22px; font-weight: 600;")
+        intro = QLabel(WHAT_IS_LLADA)
+        intro.setWordWrap(True)
+        intro.setFixedWidth(540)
+        intro.setMinimumHeight(intro.heightForWidth(540))
+        self.download_button = QPushButton(
+            f"Download {self.recommended.name} — {self.recommended.size_text}")
+        self.download_button.setObjectName("welcomeDownload")
+        self.download_button.setDefault(True)
+        self.download_button.setToolTip(
+            f"{self.recommended.repo_id}, the recommended model for this computer; "
+            f"it needs about {self.recommended.memory_text} of memory")
+        hint = QLabel(f"Recommended for this computer · {self.recommended.repo_id}")
+        hint.setStyleSheet("color: palette(placeholder-text); font-size: 11px;")
+        self.open_button = QPushButton("Open a model folder…")
+        self.demo_button = QPushButton("Try the small demo model")
+        self.use_button = QPushButton()
+        self.use_button.hide()
+        self._use_path: Optional[str] = None
+        column = QVBoxLayout(self)
+        column.addStretch(2)
+        for widget in (heading, intro):
+            column.addWidget(widget, 0, Qt.AlignmentFlag.AlignHCenter)
+        column.addSpacing(14)
+        for widget in (self.use_button, self.download_button, hint, self.open_button,
+                       self.demo_button):
+            widget.setMinimumWidth(380) if isinstance(widget, QPushButton) else None
+            column.addWidget(widget, 0, Qt.AlignmentFlag.AlignHCenter)
+        column.addStretch(3)
+        self.download_button.clicked.connect(
+            lambda: self.download_requested.emit(self.recommended.repo_id))
+        self.open_button.clicked.connect(self.open_requested.emit)
+        self.demo_button.clicked.connect(self._demo)
+        self.use_button.clicked.connect(lambda: self._use_path and self.use_requested.emit(
+            self._use_path))
+        self.refresh()
+
+    def refresh(self, available: Optional[tuple[str, str]] = None) -> None:
+        """Show the demo button only when a bundled demo exists; offer a model already here."""
+        self.demo_button.setVisible(bundled_demo_model() is not None)
+        if available:
+            name, path = available
+            self._use_path = path
+            self.use_button.setText(f"Use {name}, already on this computer")
+            self.use_button.show()
+        else:
+            self._use_path = None
+            self.use_button.hide()
+
+    def _demo(self) -> None:
+        folder = bundled_demo_model()
+        if folder is not None:
+            self.demo_requested.emit(str(folder))
+
+
+def ask_to_continue(parent: QWidget, report: FitReport) -> bool:
+    """The model may not fit: say so with the numbers and let the user choose."""
+    box = QMessageBox(parent)
+    box.setObjectName("fitWarning")
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("This model may not fit in memory")
+    box.setText("This model may not fit in this computer's memory.")
+    box.setInformativeText(report.message() + " Loading it anyway may make the computer very "
+                           "slow or fail. A smaller (quantized) model is safer.")
+    load = box.addButton("Load anyway", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    box.exec()
+    return box.clickedButton() is load
+
+
+class ModelManager(QDialog):
+    """Known models and added folders: download, use, delete from disk, add/remove folders."""
+
+    use_requested = Signal(str)         # folder to load
+    download_requested = Signal(str)    # repo id
+
+    COLUMNS = ["Model", "Backend", "Size on disk", "Memory", "Status"]
+
+    def __init__(self, store, parent: Optional[QWidget] = None, *, cache_dir=None):
+        super().__init__(parent)
+        self.store = store
+        self.cache_dir = cache_dir
+        self.setWindowTitle("Models — LLaDA Desktop")
+        self.resize(820, 380)
+        self.table = QTableWidget(0, len(self.COLUMNS))
+        self.table.setHorizontalHeaderLabels(self.COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.use_button = QPushButton("Use")
+        self.download_button = QPushButton("Download")
+        self.delete_button = QPushButton("Delete from disk…")
+        self.add_button = QPushButton("Add a folder…")
+        self.remove_button = QPushButton("Remove from list")
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        row = QHBoxLayout()
+        for button in (self.add_button, self.remove_button):
+            row.addWidget(button)
+        row.addStretch(1)
+        for button in (self.delete_button, self.download_button, self.use_button):
+            row.addWidget(button)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+        column = QVBoxLayout(self)
+        column.addWidget(self.table, 1)
+        column.addLayout(row)
+        column.addWidget(self.status)
+        column.addWidget(close)
+        self.use_button.clicked.connect(self._use)
+        self.download_button.clicked.connect(self._download)
+        self.delete_button.clicked.connect(lambda: self.delete_selected())
+        self.add_button.clicked.connect(self._choose_folder)
+        self.remove_button.clicked.connect(self._remove)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+        self.table.doubleClicked.connect(lambda _=None: self._use())
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.rows: list[dict] = []
+        for entry in CATALOG:
+            folder = downloaded_snapshot(entry.repo_id, self.cache_dir)
+            cached = None if folder else cached_model(entry.repo_id, self.cache_dir)
+            status = ("Downloaded" if folder else
+                      f"Partly downloaded ({format_bytes(cached.size_bytes)})" if cached else
+                      "Not downloaded")
+            self.rows.append({"kind": "hub", "id": entry.repo_id, "folder": folder,
+                              "cells": [entry.name, entry.backend, entry.size_text,
+                                        entry.memory_text, status]})
+        for path in local.added_folders(self.store):
+            try:
+                model = local.validate_model_folder(path)
+                cells = [f"{model.name} ({path})", model.description,
+                         format_bytes(model.weight_bytes), "–", "Local folder"]
+                folder = str(model.path)
+            except CheckpointError as error:
+                cells = [path, "–", "–", "–", f"Unusable: {error}"]
+                folder = None
+            self.rows.append({"kind": "local", "id": path, "folder": folder, "cells": cells})
+        self.table.setRowCount(len(self.rows))
+        for r, row in enumerate(self.rows):
+            for c, text in enumerate(row["cells"]):
+                item = QTableWidgetItem(str(text))
+                item.setToolTip(str(text))
+                self.table.setItem(r, c, item)
+        self.table.resizeColumnsToContents()
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self._update_buttons()
+
+    def selected(self) -> Optional[dict]:
+        rows = self.table.selectionModel().selectedRows()
+        return self.rows[rows[0].row()] if rows else None
+
+    def select(self, key: str) -> None:
+        for r, row in enumerate(self.rows):
+            if row["id"] == key:
+                self.table.selectRow(r)
+
+    def _update_buttons(self) -> None:
+        row = self.selected()
+        self.use_button.setEnabled(bool(row and row["folder"]))
+        self.download_button.setEnabled(bool(row and row["kind"] == "hub" and not row["folder"]))
+        self.delete_button.setEnabled(bool(row and row["kind"] == "hub"
+                                           and cached_model(row["id"], self.cache_dir)))
+        self.remove_button.setEnabled(bool(row and row["kind"] == "local"))
+
+    def _use(self) -> None:
+        row = self.selected()
+        if row and row["folder"]:
+            self.use_requested.emit(str(row["folder"]))
+            self.accept()
+
+    def _download(self) -> None:
+        row = self.selected()
+        if row and row["kind"] == "hub":
+            self.download_requested.emit(row["id"])
+
+    def delete_selected(self, confirm: bool = True) -> int:
+        row = self.selected()
+        if not row or row["kind"] != "hub":
+            return 0
+        cached = cached_model(row["id"], self.cache_dir)
+        if cached is None:
+            return 0
+        if confirm:
+            answer = QMessageBox.question(
+                self, "Delete model",
+                f"Delete {row['id']} from the Hugging Face cache? This frees "
+                f"{format_bytes(cached.size_bytes)}.")
+            if answer != QMessageBox.StandardButton.Yes:
+                return 0
+        freed = delete_model(row["id"], self.cache_dir)
+        self.status.setText(f"Deleted {row['id']}: {format_bytes(freed)} freed.")
+        self.refresh()
+        return freed
+
+    def add_folder(self, folder: str) -> bool:
+        try:
+            model = local.add_folder(self.store, folder)
+        except CheckpointError as error:
+            self.status.setText(f"Not added: {error}")
+            return False
+        self.status.setText(f"Added {model.path}.")
+        self.refresh()
+        self.select(str(model.path))
+        return True
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a LLaDA model folder")
+        if folder:
+            self.add_folder(folder)
+
+    def _remove(self) -> None:
+        row = self.selected()
+        if row and row["kind"] == "local":
+            local.remove_folder(self.store, row["id"])
+            self.refresh()
