@@ -113,8 +113,12 @@ def open_log(path: Path, step: int):
 
 def train(out: str | Path, config: TrainConfig,
           progress: Optional[Callable[[int, float, float], None]] = None,
-          text: Optional[str] = None) -> Path:
-    """Train (or resume) into `out`; returns the checkpoint folder."""
+          text: Optional[str] = None, stop_after: Optional[int] = None) -> Path:
+    """Train (or resume) into `out`; returns the checkpoint folder.
+
+    stop_after ends the run after that many steps of the `config.steps` schedule (saved, so the
+    same command without it, or with a larger one, carries on).
+    """
     out = Path(out)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -135,7 +139,8 @@ def train(out: str | Path, config: TrainConfig,
     log = open_log(out / "train_log.jsonl", step)
     started = time.perf_counter()
     try:
-        while step < config.steps:
+        last = config.steps if stop_after is None else min(stop_after, config.steps)
+        while step < last:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, config)
             if random.Random(f"{config.seed}:{step}").random() < config.pretrain_fraction:
@@ -157,7 +162,7 @@ def train(out: str | Path, config: TrainConfig,
                                   "seconds": round(elapsed, 1)}) + "\n")
             if progress:
                 progress(step, loss.item(), elapsed)
-            if step % config.save_every == 0 or step == config.steps:
+            if step % config.save_every == 0 or step == last:
                 log.flush()
                 save_state(model, optimizer, generator, step, out, config)
     finally:

@@ -115,7 +115,9 @@ def test_training_resumes_exactly_where_it_stopped(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         train(tmp_path / "resumed", config, progress=stop_at_three, text=text)
-    resumed = train(tmp_path / "resumed", config, text=text)  # resumes from step 2
+    train(tmp_path / "resumed", config, text=text, stop_after=3)  # resumes from step 2
+    assert json.loads((tmp_path / "resumed" / ".training" / "state.json").read_text())["step"] == 3
+    resumed = train(tmp_path / "resumed", config, text=text)
 
     logs = [json.loads(line) for line in (resumed / "train_log.jsonl").read_text().splitlines()]
     straight_logs = [json.loads(line) for line in (straight / "train_log.jsonl").read_text().splitlines()]

@@ -31,6 +31,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--heads", type=int, default=DEFAULTS.model["n_heads"])
     parser.add_argument("--hidden", type=int, default=DEFAULTS.model["mlp_hidden_size"])
     parser.add_argument("--bpe-vocab", type=int, default=DEFAULTS.model["bpe_vocab"])
+    parser.add_argument("--stop-after", type=int, default=None,
+                        help="stop (and save) after this many steps of the --steps schedule")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.set_defaults(run=run)
 
@@ -47,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         model={"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads,
                "mlp_hidden_size": args.hidden, "bpe_vocab": args.bpe_vocab},
     )
-    bar = tqdm(total=config.steps, unit="step", file=sys.stderr, dynamic_ncols=True)
+    total = config.steps if args.stop_after is None else min(args.stop_after, config.steps)
+    bar = tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True)
 
     def progress(step: int, loss: float, seconds: float) -> None:
         bar.n = step
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         bar.refresh()
 
     try:
-        folder = train(args.out, config, progress)
+        folder = train(args.out, config, progress, stop_after=args.stop_after)
     finally:
         bar.close()
     print(f"trained checkpoint in {folder} (loss log: {folder / 'train_log.jsonl'})")
