@@ -11,12 +11,15 @@ import sys
 from typing import Optional, Sequence
 
 from app.cli.options import add_model_options, add_sampler_options, check_sampler_settings
+from app.models.defaults import sampler_defaults as model_sampler_defaults
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_options(parser)
     add_sampler_options(parser)
-    parser.set_defaults(model=None)  # the window reopens the last model that loaded
+    # The window reopens the last model that loaded; the first time, the bundled demo model
+    # when nothing else is installed, else the welcome page.
+    parser.set_defaults(model=None, pick_model=False)
     parser.add_argument("--data-dir", default=None,
                         help="folder for the history database (default: $LLADA_DESKTOP_DATA, "
                              "else the platform's app-data folder)")
@@ -47,6 +50,17 @@ def sampler_defaults(args: argparse.Namespace) -> dict:
             "remasking": args.remasking, "seed": args.seed}
 
 
+def first_run_model() -> str | None:
+    """With no model installed, the bundled demo model (if this build has one)."""
+    from app.models.catalog import bundled_demo_model
+    from app.models.defaults import installed_catalog_model
+
+    demo = bundled_demo_model()
+    if demo is None or installed_catalog_model() is not None:
+        return None
+    return str(demo)
+
+
 def run(args: argparse.Namespace) -> int:
     check_sampler_settings(args)
     if args.screenshot and not args.prompt:
@@ -72,10 +86,13 @@ def run(args: argparse.Namespace) -> int:
     from app.ui.main_window import app_icon
 
     app.setWindowIcon(app_icon())
-    model = args.model or store.preference("last_model")
+    model = args.model or store.preference("last_model") or first_run_model()
+    settings = sampler_defaults(args)
+    settings.update({key: value for key, value in model_sampler_defaults(model).items()
+                     if key not in args.lengths_given})
     window = MainWindow(store, model=model, backend=args.backend,
                         load_options={"dtype": args.dtype, "device": args.device},
-                        default_settings=sampler_defaults(args), step_delay=args.step_delay)
+                        default_settings=settings, step_delay=args.step_delay)
     window.live.set_mode(args.colour_mode)
     if args.prompt:
         # A scripted run starts a fresh conversation with the command line's settings.

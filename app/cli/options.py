@@ -7,7 +7,6 @@ from typing import Any
 
 from llada_core.settings import CACHE_CHOICES, MODE_CHOICES, REMASKING_CHOICES, SamplerSettings
 
-DEFAULT_MODEL = "GSAI-ML/LLaDA-8B-Instruct"
 _DEFAULTS = SamplerSettings()
 
 
@@ -15,8 +14,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--backend", choices=["torch", "mlx"], default=None,
                        help="default: MLX on Apple Silicon, PyTorch elsewhere")
-    group.add_argument("--model", default=DEFAULT_MODEL,
-                       help=f"model folder or Hugging Face repo id (default {DEFAULT_MODEL})")
+    group.add_argument("--model", default=None,
+                       help="model folder or Hugging Face repo id (default: a downloaded LLaDA, "
+                            "else the bundled demo model, else the recommended download)")
     group.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None,
                        help="weights dtype (default: the checkpoint's own)")
     group.add_argument("--device", default=None, help="torch device (default: cuda, mps, then cpu)")
@@ -25,9 +25,14 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 def add_sampler_options(parser: argparse.ArgumentParser, *, gen_length: int = 128,
                         steps: int = 128, block_length: int = 32) -> None:
     group = parser.add_argument_group("sampler")
-    group.add_argument("--gen-length", type=int, default=gen_length, help="answer length in tokens")
-    group.add_argument("--steps", type=int, default=steps, help="denoising steps (forward passes)")
-    group.add_argument("--block-length", type=int, default=block_length,
+    # None until the model is known: a model folder may recommend its own (sampler_defaults.json).
+    parser.set_defaults(length_fallback={"gen_length": gen_length, "steps": steps,
+                                         "block_length": block_length})
+    group.add_argument("--gen-length", type=int, default=None,
+                       help=f"answer length in tokens (default {gen_length})")
+    group.add_argument("--steps", type=int, default=None,
+                       help=f"denoising steps (forward passes) (default {steps})")
+    group.add_argument("--block-length", type=int, default=None,
                        help="semi-autoregressive block length; must divide --gen-length")
     group.add_argument("--temperature", type=float, default=_DEFAULTS.temperature)
     group.add_argument("--cfg-scale", type=float, default=_DEFAULTS.cfg_scale,
@@ -68,10 +73,29 @@ def sampler_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def resolve_model(args: argparse.Namespace) -> None:
+    """Fill in the model when none was named, and the lengths the user left to the model."""
+    import sys
+
+    from app.models.defaults import DEMO_NOTE, default_model, is_bundled_demo, sampler_defaults
+
+    if getattr(args, "model", None) is None and getattr(args, "pick_model", True):
+        args.model = default_model()
+        if is_bundled_demo(args.model):
+            print(f"llada: {DEMO_NOTE} (llada download --list shows the models.)", file=sys.stderr)
+    fallback = dict(getattr(args, "length_fallback", {}))
+    fallback.update(sampler_defaults(getattr(args, "model", None)))
+    args.lengths_given = {key for key in fallback if getattr(args, key, None) is not None}
+    for key, value in fallback.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+
+
 def check_sampler_settings(args: argparse.Namespace) -> None:
-    """Reject bad settings before a model is loaded (which can take a minute)."""
-    kwargs = sampler_kwargs(args)
-    SamplerSettings(**kwargs)
+    """Settle the model and lengths, and reject bad settings before a model is loaded (which can
+    take a minute)."""
+    resolve_model(args)
+    SamplerSettings(**sampler_kwargs(args))
 
 
 def load_backend_model(args: argparse.Namespace):

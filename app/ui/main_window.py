@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
 from app import export as export_mod
 from app import trace as trace_mod
 from app.store import Message, Store
+from app.models.catalog import recommended_entry
+from app.models.defaults import DEMO_NOTE, is_bundled_demo
 from app.ui.canvas import CanvasFrame
 from app.ui.canvas_panel import CanvasPanel
 from app.ui.conversation_list import ConversationList
@@ -52,6 +54,11 @@ class Banner(QWidget):
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.action = QPushButton()
+        self.action.setObjectName("bannerAction")
+        self.action.hide()
+        self._action_callback = None
+        self.action.clicked.connect(self._act)
         close = QToolButton()
         close.setText("✕")
         close.setAutoRaise(True)
@@ -59,11 +66,20 @@ class Banner(QWidget):
         row = QHBoxLayout(self)
         row.setContentsMargins(10, 6, 6, 6)
         row.addWidget(self.label, 1)
+        row.addWidget(self.action)
         row.addWidget(close)
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.hide()
 
-    def show_message(self, text: str, kind: str = "error") -> None:
+    def _act(self) -> None:
+        if self._action_callback is not None:
+            self._action_callback()
+
+    def show_message(self, text: str, kind: str = "error", action: tuple | None = None) -> None:
+        """Show `text`; `action` is an optional (button label, callback)."""
+        self._action_callback = action[1] if action else None
+        self.action.setText(action[0] if action else "")
+        self.action.setVisible(action is not None)
         colours = {"error": ("#f8d7da", "#58151c"), "info": ("#dbe9fb", "#0b2d5b")}
         background, foreground = colours.get(kind, colours["info"])
         self.setStyleSheet(f"#banner {{ background: {background}; border-radius: 6px; }}"
@@ -475,6 +491,10 @@ class MainWindow(QMainWindow):
         self.send_button.setEnabled(True)
         if not self.banner.isHidden() and getattr(self.banner, "kind", "") == "error":
             self.banner.hide()
+        if is_bundled_demo(info["path"]):
+            entry = recommended_entry()
+            self.banner.show_message(DEMO_NOTE, "info", action=(
+                f"Get {entry.name}…", lambda: self.download_model(entry.repo_id)))
         self.model_loaded.emit(info)
 
     def _on_load_failed(self, message: str) -> None:
