@@ -41,7 +41,7 @@ def test_scripted_screenshot(tiny_checkpoint, tmp_path):
          "--backend", "torch", "--device", "cpu", "--prompt", "Hello, who are you?",
          "--screenshot", str(out), "--data-dir", str(data), "--gen-length", "32",
          "--steps", "16", "--block-length", "8", "--colour-mode", "confidence",
-         "--timeout", "300"],
+         "--mode", "fast", "--threshold", "0.8", "--timeout", "300"],
         cwd=ROOT, env=app_env(), capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr
     width, height = png_size(out)
@@ -52,7 +52,11 @@ def test_scripted_screenshot(tiny_checkpoint, tmp_path):
     (keep / "app-screenshot.png").write_bytes(out.read_bytes())
     store = Store.in_folder(data)
     [conversation] = store.conversations()
-    assert [m.role for m in store.messages(conversation.id)] == ["user", "assistant"]
+    messages = store.messages(conversation.id)
+    assert [m.role for m in messages] == ["user", "assistant"]
+    # The command line's sampler settings reach the window's settings and the answer.
+    assert messages[1].settings["mode"] == "fast" and messages[1].settings["threshold"] == 0.8
+    assert messages[1].settings["gen_length"] == 32
 
 
 def test_screenshot_needs_a_prompt(tmp_path):

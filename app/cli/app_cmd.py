@@ -47,7 +47,8 @@ def add_parser(subparsers) -> None:
 def sampler_defaults(args: argparse.Namespace) -> dict:
     return {"gen_length": args.gen_length, "block_length": args.block_length,
             "steps": args.steps, "temperature": args.temperature, "cfg_scale": args.cfg_scale,
-            "remasking": args.remasking, "seed": args.seed}
+            "remasking": args.remasking, "seed": args.seed, "mode": args.mode,
+            "threshold": args.threshold}
 
 
 def first_run_model() -> str | None:
