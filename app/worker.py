@@ -179,6 +179,9 @@ class WorkerThread(QObject):
         self.request_generate.connect(self.worker.generate)
         self.thread.start()
 
-    def shutdown(self, timeout_ms: int = 10000) -> None:
+    def shutdown(self) -> None:
+        """Stop the thread and wait for it. A generation stops at its next step, but a model
+        load cannot be interrupted, so this can wait for the load to finish: destroying a
+        QThread whose thread still runs aborts the whole process."""
         self.thread.quit()
-        self.thread.wait(timeout_ms)
+        self.thread.wait()
