@@ -18,7 +18,8 @@ import numpy as np
 
 from llada_core.frames import StepFrame
 from llada_core.settings import SamplerSettings, transfer_schedule
-from llada_mlx.model import KVCache, Model
+from llada_core.kv_cache import KVCache
+from llada_mlx.model import Model
 from llada_mlx.sampler import (
     canvas_batch, guided_logits, predict, shown_confidence, start_key, top_k_stable,
 )

@@ -20,6 +20,7 @@ import mlx.nn as nn
 
 from llada_core.checkpoint import CheckpointError
 from llada_core.config import LLaDAArgs
+from llada_core.kv_cache import KVCache
 
 
 @dataclass
@@ -41,35 +42,6 @@ class RMSNorm(nn.Module):
     def __call__(self, x: mx.array) -> mx.array:
         # mx.fast.rms_norm accumulates in float32 and returns x's dtype.
         return self.weight * mx.fast.rms_norm(x, None, self.eps)
-
-
-class KVCache:
-    """Every layer's keys (after RoPE) and values for the whole canvas, (B, kv_heads, L, head_dim).
-
-    A full pass fills it; a partial pass over positions [offset, offset + n) overwrites those
-    positions and attends over every cached position (bidirectional, as in the full pass).
-    """
-
-    def __init__(self) -> None:
-        self.layers: list[tuple[mx.array, mx.array]] = []
-
-    @property
-    def filled(self) -> bool:
-        return bool(self.layers)
-
-    def update(self, layer: int, k: mx.array, v: mx.array, offset: int) -> tuple[mx.array, mx.array]:
-        """Store this pass's keys and values; return what attention should see."""
-        if len(self.layers) == layer:  # a full pass is filling the cache
-            if offset != 0:
-                raise ValueError("the first pass into an empty cache must cover the whole canvas")
-            self.layers.append((k, v))
-            return k, v
-        cached_k, cached_v = self.layers[layer]
-        n = k.shape[2]
-        cached_k[:, :, offset:offset + n] = k
-        cached_v[:, :, offset:offset + n] = v
-        self.layers[layer] = (cached_k, cached_v)
-        return cached_k, cached_v
 
 
 class Block(nn.Module):

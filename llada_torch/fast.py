@@ -16,7 +16,8 @@ import torch
 
 from llada_core.frames import StepFrame
 from llada_core.settings import SamplerSettings, transfer_schedule
-from llada_torch.model import KVCache, Model
+from llada_core.kv_cache import KVCache
+from llada_torch.model import Model
 from llada_torch.sampler import (
     Canvas, committed_probability, guided_logits, make_generator, predict, top_k_stable,
 )

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llada_core.config import LLaDAArgs
+from llada_core.kv_cache import KVCache
 
 
 @dataclass
@@ -69,24 +70,6 @@ class Rotary(nn.Module):
         return ((t32 * cos) + (self.rotate_half(t32) * sin)).to(t.dtype)
 
 
-class KVCache:
-    """Every layer's keys (after RoPE) and values for the whole canvas, (B, kv_heads, L, head_dim).
-
-    A full pass fills it; a partial pass over positions [offset, offset + n) overwrites those
-    positions and attends over every cached position (bidirectional, as in the full pass).
-    """
-
-    def __init__(self) -> None:
-        self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []
-
-    @property
-    def filled(self) -> bool:
-        return bool(self.layers)
-
-    def clear(self) -> None:
-        self.layers = []
-
-
 class Block(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
@@ -111,7 +94,7 @@ class Block(nn.Module):
         v = self.v_proj(h).view(B, L, kv_heads, hd).transpose(1, 2)
         q, k = rotary(q, positions), rotary(k, positions)
         if cache is not None:
-            k, v = _update_cache(cache, layer, k, v, int(positions[0]))
+            k, v = cache.update(layer, k, v, int(positions[0]))
         if kv_heads != heads:
             k = k.repeat_interleave(heads // kv_heads, dim=1)
             v = v.repeat_interleave(heads // kv_heads, dim=1)
@@ -183,20 +166,6 @@ class Model(nn.Module):
         for name, value in weights.items():
             renamed[_official_name(name)] = value
         return renamed
-
-
-def _update_cache(cache: KVCache, layer: int, k: torch.Tensor, v: torch.Tensor,
-                  offset: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Store this pass's keys and values; return what attention should see."""
-    if len(cache.layers) == layer:  # a full pass is filling the cache
-        if offset != 0:
-            raise ValueError("the first pass into an empty cache must cover the whole canvas")
-        cache.layers.append((k, v))
-        return k, v
-    cached_k, cached_v = cache.layers[layer]
-    cached_k[:, :, offset:offset + k.shape[2]] = k
-    cached_v[:, :, offset:offset + v.shape[2]] = v
-    return cached_k, cached_v
 
 
 _MLX_TOP_LEVEL = {
