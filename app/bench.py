@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "exact": {"mode": "exact"},
@@ -46,6 +46,7 @@ class Result:
     peak_mb: float
     speedup: float
     agreement: float
+    accuracy: Optional[float] = None
 
 
 class PeakMemory:
@@ -94,6 +95,22 @@ def random_prompts(tokenizer: Any, count: int, length: int, seed: int = 0) -> li
     return [[rng.choice(ordinary) for _ in range(length)] for _ in range(count)]
 
 
+def demo_task_prompts(backend: Any, tokenizer: Any, per_task: int):
+    """Held-out demo-task prompts, and a judge of answers to them."""
+    from app.evaluate import held_out_items
+    from llada_core.chat import answer_text
+    from llada_core.demo_tasks import TASKS, is_correct
+
+    items = held_out_items(list(TASKS), per_task)
+    prompts = [backend.encode_chat(tokenizer, [{"role": "user", "content": i.question}]) for i in items]
+
+    def judge(answers: list[list[int]]) -> float:
+        right = sum(is_correct(answer_text(tokenizer, a), item) for a, item in zip(answers, items))
+        return right / len(items)
+
+    return prompts, judge
+
+
 def run_variant(backend: Any, model: Any, prompts: list[list[int]], settings: dict[str, Any]):
     answers, nfe = [], 0
     with PeakMemory() as memory:
@@ -109,7 +126,9 @@ def run_variant(backend: Any, model: Any, prompts: list[list[int]], settings: di
 
 
 def benchmark(backend: Any, model: Any, prompts: list[list[int]], sampler: dict[str, Any],
-              variants: list[str], repeats: int = 1) -> list[Result]:
+              variants: list[str], repeats: int = 1,
+              judge: Optional[Callable[[list[list[int]]], float]] = None) -> list[Result]:
+    """judge, when given, scores a variant's answers (one per prompt) as a fraction correct."""
     if "exact" not in variants:
         variants = ["exact", *variants]
     # One short warm-up so the first variant does not pay for lazy initialisation.
@@ -136,16 +155,20 @@ def benchmark(backend: Any, model: Any, prompts: list[list[int]], sampler: dict[
             tokens_per_nfe=round(tokens / nfe, 2), ms_per_nfe=round(1000 * seconds / nfe, 2),
             peak_mb=round(peak, 1), speedup=round(exact_seconds / seconds, 2),
             agreement=round(same / total, 3),
+            accuracy=None if judge is None else round(judge(answers), 4),
         ))
     return results
 
 
 def format_table(results: list[Result]) -> str:
-    header = f"{'variant':<18}{'seconds':>9}{'CPU s':>8}{'NFE':>7}{'tok/NFE':>9}{'ms/NFE':>9}{'peak MB':>9}{'speed-up':>10}{'= exact':>9}"
+    judged = any(r.accuracy is not None for r in results)
+    header = (f"{'variant':<18}{'seconds':>9}{'CPU s':>8}{'NFE':>7}{'tok/NFE':>9}{'ms/NFE':>9}"
+              f"{'peak MB':>9}{'speed-up':>10}{'= exact':>9}" + (f"{'accuracy':>10}" if judged else ""))
     rows = [header, "-" * len(header)]
     for r in results:
         rows.append(f"{r.variant:<18}{r.seconds:>9.2f}{r.cpu_seconds:>8.1f}{r.nfe:>7}{r.tokens_per_nfe:>9.2f}{r.ms_per_nfe:>9.1f}"
-                    f"{r.peak_mb:>9.1f}{r.speedup:>9.2f}x{r.agreement:>9.1%}")
+                    f"{r.peak_mb:>9.1f}{r.speedup:>9.2f}x{r.agreement:>9.1%}"
+                    + (f"{r.accuracy:>10.1%}" if judged else ""))
     return "\n".join(rows)
 
 
@@ -168,7 +191,9 @@ def parameter_count(folder: Path) -> tuple[int, int]:
 def run(model_path: Optional[str], backend_name: Optional[str], dtype: Optional[str],
         prompts: int, prompt_length: int, sampler: dict[str, Any], variants: list[str],
         random_overrides: Optional[dict[str, Any]] = None, as_json: bool = False,
-        repeats: int = 1) -> dict[str, Any]:
+        repeats: int = 1, task_items: int = 0) -> dict[str, Any]:
+    """task_items > 0: the prompts are that many held-out demo-task items per task, and each
+    variant's answers are scored (the model must be one that can answer them)."""
     from app.backends import default_backend, get_backend
 
     backend_name = backend_name or default_backend()
@@ -177,8 +202,12 @@ def run(model_path: Optional[str], backend_name: Optional[str], dtype: Optional[
         folder = Path(model_path) if model_path else build_random_model(Path(scratch), random_overrides)
         model, tokenizer = backend.load(str(folder), dtype=dtype)
         total, head = parameter_count(folder) if (folder / "config.json").is_file() else (0, 0)
-        prompt_ids = random_prompts(tokenizer, prompts, prompt_length)
-        results = benchmark(backend, model, prompt_ids, sampler, variants, repeats)
+        judge = None
+        if task_items:
+            prompt_ids, judge = demo_task_prompts(backend, tokenizer, task_items)
+        else:
+            prompt_ids = random_prompts(tokenizer, prompts, prompt_length)
+        results = benchmark(backend, model, prompt_ids, sampler, variants, repeats, judge)
     report = {
         "backend": backend_name, "model": model_path or "random", "parameters": total,
         "head_parameters": head, "prompts": prompts, "prompt_length": prompt_length,

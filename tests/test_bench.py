@@ -39,3 +39,28 @@ def test_bench_command_json(tiny_checkpoint):
     report = json.loads(result.stdout)
     assert [r["variant"] for r in report["results"]] == ["exact", "dual cache"]
     assert report["results"][0]["nfe"] == 16
+
+
+def test_a_judge_scores_each_variant(tiny_torch):
+    model, tokenizer = tiny_torch
+    prompts = random_prompts(tokenizer, 2, 6)
+    sampler = {"gen_length": 16, "block_length": 8, "steps": 16}
+    seen = []
+
+    def judge(answers):
+        seen.append(answers)
+        return 0.5
+
+    results = benchmark(llada_torch, model, prompts, sampler, ["exact", "dual cache"], judge=judge)
+    assert [r.accuracy for r in results] == [0.5, 0.5]
+    assert len(seen) == 2 and all(len(answers) == 2 and len(answers[0]) == 16 for answers in seen)
+    assert "accuracy" in format_table(results)
+
+
+def test_bench_on_the_demo_tasks(tiny_checkpoint):
+    result = llada("bench", "--model", str(tiny_checkpoint), "--task", "demo", "--task-items", "1",
+                   "--gen-length", "16", "--block-length", "16", "--variants", "exact", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    accuracy = report["results"][0]["accuracy"]
+    assert 0.0 <= accuracy <= 1.0  # a random model answers (almost) nothing right

@@ -28,6 +28,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--random-layers", type=int, default=None)
     parser.add_argument("--random-hidden", type=int, default=None)
     parser.add_argument("--random-heads", type=int, default=None)
+    parser.add_argument("--task", choices=["demo"], default=None,
+                        help="prompts from the held-out demo tasks, and each variant's accuracy "
+                             "(for a model that can answer them, such as the demo model)")
+    parser.add_argument("--task-items", type=int, default=20, help="with --task: items per task")
     parser.add_argument("--repeats", type=int, default=1,
                         help="run the variants round-robin this many times and report medians")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -46,5 +50,5 @@ def main(args: argparse.Namespace) -> int:
     sampler = {"gen_length": args.gen_length, "block_length": args.block_length,
                "steps": args.steps or args.gen_length}
     run(args.model, args.backend, args.dtype, args.prompts, args.prompt_length, sampler, variants,
-        overrides, args.json, args.repeats)
+        overrides, args.json, args.repeats, args.task_items if args.task else 0)
     return 0
