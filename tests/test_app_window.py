@@ -451,10 +451,10 @@ def test_transcript_renders_markdown_with_code_in_monospace(qtbot, make_window):
     window.store.add_message(window.current_id, "user", text)
     window.show_messages()
     [view] = window.transcript.views
-    assert view.body.textFormat() == Qt.TextFormat.MarkdownText and view.body.text() == text
-    # the label renders through Qt's Markdown reader: code fragments get a monospace family
+    assert view.body.textFormat() == Qt.TextFormat.RichText
+    # the label shows Qt's Markdown rendering: code fragments get a monospace family
     document = QTextDocument()
-    document.setMarkdown(view.body.text())
+    document.setHtml(view.body.text())
     fonts = {}
     block = document.begin()
     while block.isValid():
@@ -467,6 +467,19 @@ def test_transcript_renders_markdown_with_code_in_monospace(qtbot, make_window):
     assert "monospace" in (fonts["print(1)"].fontFamilies() or [])
     assert "monospace" in (fonts["inline"].fontFamilies() or [])
     assert fonts["bold"].fontWeight() >= 600
+
+
+def test_html_in_an_answer_is_not_interpreted(qtbot, make_window):
+    window = make_window(model=None)
+    window.store.add_message(window.current_id, "assistant",
+                             'Hi <img src="file:///etc/passwd"> <b>loud</b> <a href="x">link</a>')
+    window.show_messages()
+    [view] = window.transcript.views
+    rendered = view.body.text()
+    # The tags are shown as the text they are, never made into elements.
+    assert "<img" not in rendered and "<a " not in rendered and "<b>" not in rendered
+    assert "&lt;img src=&quot;file:///etc/passwd&quot;&gt;" in rendered
+    assert "&lt;b&gt;loud&lt;/b&gt;" in rendered
 
 
 def test_opening_a_conversation_shows_its_last_answer_on_the_canvas(qtbot, make_window):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeyEvent, QPalette
+from PySide6.QtGui import QKeyEvent, QPalette, QTextDocument
 from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QScrollArea, QSizePolicy, QToolButton,
     QVBoxLayout, QWidget,
@@ -47,12 +47,12 @@ class MessageView(QFrame):
             header.addWidget(self.replay_button)
 
         self.body = QLabel()
-        self.body.setTextFormat(Qt.TextFormat.MarkdownText)
+        self.body.setTextFormat(Qt.TextFormat.RichText)
         self.body.setWordWrap(True)
         self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.body.setOpenExternalLinks(True)
         self.body.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.body.setText(message.text if message.text else "*(empty answer)*")
+        self.body.setText(markdown_html(message.text if message.text else "*(empty answer)*"))
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 6, 10, 8)
@@ -70,6 +70,14 @@ class MessageView(QFrame):
             font.setPointSizeF(font.pointSizeF() * 0.85)
             self.meta.setFont(font)
             layout.addWidget(self.meta)
+
+
+def markdown_html(text: str) -> str:
+    """Markdown rendered by Qt, with any HTML tags in the text discarded (answers are data)."""
+    document = QTextDocument()
+    features = QTextDocument.MarkdownFeature
+    document.setMarkdown(text, features.MarkdownDialectGitHub | features.MarkdownNoHTML)
+    return document.toHtml()
 
 
 class Transcript(QScrollArea):
