@@ -9,7 +9,7 @@ import torch
 from llada_torch import generate_steps
 from llada_torch.fast import block_logits
 from llada_torch.model import KVCache
-from test_sampler import EOS, MASK, VOCAB, ScriptedModel, constant_logits
+from test_sampler import EOS, VOCAB, ScriptedModel, constant_logits
 
 PROMPTS = [[5, 6, 7, 8, 9], [40, 41, 42], [100, 7, 300, 12, 19, 77, 5]]
 GRID = dict(gen_length=64, block_length=16, steps=64)

@@ -3,7 +3,6 @@ for both weight layouts, the same ValueErrors, tie rules, randomness and threads
 
 from __future__ import annotations
 
-import itertools
 import threading
 
 import numpy as np

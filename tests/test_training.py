@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from llada_torch.objective import EPS, forward_process, pretrain_loss, sft_loss
 
