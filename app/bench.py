@@ -212,12 +212,15 @@ def run(model_path: Optional[str], backend_name: Optional[str], dtype: Optional[
         "backend": backend_name, "model": model_path or "random", "parameters": total,
         "head_parameters": head, "prompts": prompts, "prompt_length": prompt_length,
         "sampler": sampler, "repeats": repeats, "results": [asdict(r) for r in results],
+        "prompt_count": len(prompt_ids),
     }
+    prompts_text = (f"{len(prompt_ids)} held-out demo-task items" if task_items
+                    else f"{prompts} prompt(s) of {prompt_length} tokens")
     if as_json:
         print(json.dumps(report))
     else:
         print(f"backend {backend_name} | model {report['model']} | {total / 1e6:.1f}M parameters, "
-              f"head {head / max(total, 1):.0%} | {prompts} prompt(s) of {prompt_length} tokens | "
+              f"head {head / max(total, 1):.0%} | {prompts_text} | "
               f"answer {sampler['gen_length']}, block {sampler['block_length']}, steps {sampler['steps']}"
               f"{f' | median of {repeats} round-robin runs' if repeats > 1 else ''}")
         print(format_table(results))
