@@ -21,7 +21,7 @@ from llada_core.settings import SamplerSettings, transfer_schedule
 from llada_core.kv_cache import KVCache
 from llada_mlx.model import Model
 from llada_mlx.sampler import (
-    canvas_batch, guided_logits, predict, shown_confidence, start_key, top_k_stable,
+    Canvas, guided_logits, predict, shown_confidence, start_key, top_k_stable,
 )
 
 
@@ -47,14 +47,10 @@ def choose(score: np.ndarray, masked: np.ndarray, s: SamplerSettings, fixed_coun
 
 
 def fast_steps(model: Model, prompt: list[int], s: SamplerSettings) -> Iterator[StepFrame]:
-    mask_id, eos_id = model.args.mask_token_id, model.args.eos_token_id
+    eos_id = model.args.eos_token_id
     key = start_key(s.seed)
-    P, G, B = len(prompt), s.gen_length, s.block_length
-    x = np.full(P + G, mask_id, dtype=np.int32)
-    x[:P] = prompt
-    prompt_index = x != mask_id
-    committed_at = np.full(G, -1, dtype=np.int32)
-    confidence_out = np.zeros(G, dtype=np.float32)
+    canvas = Canvas(model, prompt, s.gen_length)
+    x, mask_id, P, B = canvas.x, canvas.mask_id, canvas.P, s.block_length
     passes = 2 if s.cfg_scale > 0 else 1
     nfe, index = 0, 0
     for block in range(s.num_blocks):
@@ -64,30 +60,24 @@ def fast_steps(model: Model, prompt: list[int], s: SamplerSettings) -> Iterator[
         step = 0
         while (x[start:end] == mask_id).any():
             masked = x[start:end] == mask_id
-            batch = canvas_batch(x, prompt_index, mask_id, s.cfg_scale)
-            logits = guided_logits(block_logits(model, batch, cache, s.cache, start, end), s.cfg_scale)
+            logits = block_logits(model, canvas.batch(s.cfg_scale), cache, s.cache, start, end)
+            logits = guided_logits(logits, s.cfg_scale)
             nfe += passes
             key, step_key = mx.random.split(key, 2)
             x0, score, logits = predict(logits, s, model, step_key)
             chosen = choose(score, masked, s, schedule[step] if step < len(schedule) else 1)
             x[start + chosen] = x0[chosen]
-            answer = start + chosen - P
-            committed_at[answer] = index
-            confidence_out[answer] = shown_confidence(s, score, logits, chosen, x0[chosen])
+            canvas.record(start + chosen, index, shown_confidence(s, score, logits, chosen, x0[chosen]))
             committed = len(chosen)
             finished = not (x[start:end] == mask_id).any()
             last_block = block == s.num_blocks - 1
             stop = finished and not last_block and s.early_stop and bool((x[start:end] == eos_id).any())
             if stop:
+                rest = np.arange(end, len(x))
                 x[end:] = eos_id
-                committed_at[end - P:] = index
-                confidence_out[end - P:] = 0.0
-                committed += P + G - end
-            yield StepFrame(
-                index=index, block=block, tokens=x[P:].copy(), committed_at=committed_at.copy(),
-                confidence=confidence_out.copy(), committed=committed, nfe=nfe,
-                done=stop or (finished and last_block),
-            )
+                canvas.record(rest, index, np.zeros(len(rest), dtype=np.float32))
+                committed += len(rest)
+            yield canvas.frame(index, block, committed, nfe, done=stop or (finished and last_block))
             index += 1
             step += 1
             if stop:

@@ -88,13 +88,39 @@ def guided_logits(logits: mx.array, cfg_scale: float) -> mx.array:
     return unconditional + (cfg_scale + 1) * (conditional - unconditional)
 
 
-def canvas_batch(x: np.ndarray, prompt_index: np.ndarray, mask_id: int, cfg_scale: float) -> mx.array:
-    """The canvas, plus a copy with the prompt masked when guidance is on."""
-    if cfg_scale <= 0:
-        return mx.array(x[None])
-    unconditional = x.copy()
-    unconditional[prompt_index] = mask_id
-    return mx.array(np.stack([x, unconditional]))
+class Canvas:
+    """The prompt plus the answer region (numpy), and what each answer position's commit was."""
+
+    def __init__(self, model: Model, prompt: list[int], gen_length: int):
+        self.mask_id = model.args.mask_token_id
+        self.P, self.G = len(prompt), gen_length
+        self.x = np.full(self.P + gen_length, self.mask_id, dtype=np.int32)
+        self.x[:self.P] = prompt
+        self.prompt_index = self.x != self.mask_id
+        self.committed_at = np.full(gen_length, -1, dtype=np.int32)
+        self.confidence = np.zeros(gen_length, dtype=np.float32)
+
+    def batch(self, cfg_scale: float) -> mx.array:
+        """The canvas, plus a copy with the prompt masked when guidance is on."""
+        if cfg_scale <= 0:
+            return mx.array(self.x[None])
+        unconditional = self.x.copy()
+        unconditional[self.prompt_index] = self.mask_id
+        return mx.array(np.stack([self.x, unconditional]))
+
+    def record(self, positions: np.ndarray, index: int, probabilities: np.ndarray) -> None:
+        """Note the step and probability of commits at canvas `positions` (prompt ones skipped)."""
+        answer = positions - self.P
+        keep = answer >= 0
+        self.committed_at[answer[keep]] = index
+        self.confidence[answer[keep]] = np.asarray(probabilities)[keep]
+
+    def frame(self, index: int, block: int, committed: int, nfe: int, done: bool) -> StepFrame:
+        return StepFrame(
+            index=index, block=block, tokens=self.x[self.P:].copy(),
+            committed_at=self.committed_at.copy(), confidence=self.confidence.copy(),
+            committed=committed, nfe=nfe, done=done,
+        )
 
 
 def predict(logits: mx.array, s: SamplerSettings, model: Model,
@@ -126,7 +152,7 @@ def predict(logits: mx.array, s: SamplerSettings, model: Model,
 def shown_confidence(s: SamplerSettings, score: np.ndarray, logits: mx.array, rows: np.ndarray,
                      tokens: np.ndarray) -> np.ndarray:
     """The model's probability of each committed token (the score itself under low_confidence)."""
-    if s.remasking == "low_confidence":
+    if s.remasking == "low_confidence" or len(rows) == 0:
         return score[rows]
     return _probabilities_of(logits, rows, tokens)
 
@@ -136,25 +162,17 @@ def start_key(seed: Optional[int]) -> mx.array:
 
 
 def _exact(model: Model, prompt: list[int], s: SamplerSettings) -> Iterator[StepFrame]:
-    mask_id = model.args.mask_token_id
     key = start_key(s.seed)
-    P, G, B = len(prompt), s.gen_length, s.block_length
-    x = np.full(P + G, mask_id, dtype=np.int32)
-    x[:P] = prompt
-    prompt_index = x != mask_id
-    committed_at = np.full(G, -1, dtype=np.int32)
-    confidence_out = np.zeros(G, dtype=np.float32)
+    canvas = Canvas(model, prompt, s.gen_length)
+    x, mask_id, P, B = canvas.x, canvas.mask_id, canvas.P, s.block_length
     passes = 2 if s.cfg_scale > 0 else 1
     nfe, index = 0, 0
-    per_block = s.steps_per_block
-
     for block in range(s.num_blocks):
         end = P + (block + 1) * B
-        schedule = transfer_schedule(int((x[end - B:end] == mask_id).sum()), per_block)
-        for step in range(per_block):
+        schedule = transfer_schedule(int((x[end - B:end] == mask_id).sum()), s.steps_per_block)
+        for step in range(s.steps_per_block):
             mask_index = x == mask_id
-            logits = guided_logits(model(canvas_batch(x, prompt_index, mask_id, s.cfg_scale)),
-                                   s.cfg_scale)
+            logits = guided_logits(model(canvas.batch(s.cfg_scale)), s.cfg_scale)
             nfe += passes
             key, step_key = mx.random.split(key, 2)
             x0, score, logits = predict(logits, s, model, step_key)
@@ -163,19 +181,9 @@ def _exact(model: Model, prompt: list[int], s: SamplerSettings) -> Iterator[Step
             confidence = np.where(mask_index, score, -np.inf).astype(np.float32)
             chosen = top_k_stable(confidence, schedule[step])
             x[chosen] = x0[chosen]
-
-            answer_positions = chosen - P
-            keep = answer_positions >= 0
-            committed_at[answer_positions[keep]] = index
-            if keep.any():
-                confidence_out[answer_positions[keep]] = shown_confidence(
-                    s, score, logits, chosen[keep], x0[chosen[keep]])
-            done = block == s.num_blocks - 1 and step == per_block - 1
-            yield StepFrame(
-                index=index, block=block, tokens=x[P:].copy(),
-                committed_at=committed_at.copy(), confidence=confidence_out.copy(),
-                committed=len(chosen), nfe=nfe, done=done,
-            )
+            canvas.record(chosen, index, shown_confidence(s, score, logits, chosen, x0[chosen]))
+            done = block == s.num_blocks - 1 and step == s.steps_per_block - 1
+            yield canvas.frame(index, block, len(chosen), nfe, done)
             index += 1
 
 
