@@ -40,6 +40,42 @@ def _use_small_chunks() -> None:
     constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, wanted)
 
 
+class QuietTqdm:
+    """A tqdm look-alike that shows nothing; a subclass hears of progress through advanced()."""
+
+    def __init__(self, *args, **kwargs):
+        self.n = kwargs.get("initial", 0) or 0
+        self.total = kwargs.get("total")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def __iter__(self):
+        return iter(())
+
+    def update(self, n=1):
+        n = int(n or 0)
+        self.n += n
+        self.advanced(n)
+
+    def advanced(self, n: int) -> None:
+        pass
+
+    def close(self):
+        pass
+
+    def refresh(self, *args, **kwargs):
+        pass
+
+    def set_description(self, *args, **kwargs):
+        pass
+
+    set_description_str = set_postfix_str = set_description
+
+
 class DownloadError(RuntimeError):
     """A download that cannot start or finish; str() is one sentence for the user."""
 
@@ -222,32 +258,9 @@ class ModelDownload:
         """A tqdm look-alike that huggingface_hub's http_get drives chunk by chunk."""
         download = self
 
-        class ProgressHook:
-            def __init__(self, *args, **kwargs):
-                self.n = kwargs.get("initial", 0) or 0
-                self.total = kwargs.get("total")
-
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                return False
-
-            def update(self, n=1):
-                n = int(n or 0)
-                self.n += n
+        class ProgressHook(QuietTqdm):
+            def advanced(self, n: int) -> None:
                 download._advance(n)
-
-            def close(self):
-                pass
-
-            def refresh(self, *args, **kwargs):
-                pass
-
-            def set_description(self, *args, **kwargs):
-                pass
-
-            set_description_str = set_postfix_str = set_description
 
         return ProgressHook
 
@@ -386,43 +399,11 @@ class ModelDownload:
         """huggingface_hub's snapshot_download finds every blob present and writes the snapshot."""
         from huggingface_hub import snapshot_download
 
-        silent = self._tqdm_class_silent()
+        silent = QuietTqdm
         return Path(snapshot_download(self.repo_id, revision=self.revision,
                                       cache_dir=self.cache_dir, endpoint=self.endpoint,
                                       allow_patterns=self.patterns, tqdm_class=silent,
                                       max_workers=2))
-
-    @staticmethod
-    def _tqdm_class_silent():
-        class Silent:
-            def __init__(self, *args, **kwargs):
-                self.total = kwargs.get("total")
-                self.n = 0
-
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                return False
-
-            def update(self, n=1):
-                self.n += n or 0
-
-            def close(self):
-                pass
-
-            def refresh(self, *args, **kwargs):
-                pass
-
-            def set_description(self, *args, **kwargs):
-                pass
-
-            set_description_str = set_postfix_str = set_description
-
-            def __iter__(self):
-                return iter(())
-
-        return Silent
 
 
 def downloaded_snapshot(repo_id: str, cache_dir: Optional[str | os.PathLike] = None) -> Optional[Path]:
