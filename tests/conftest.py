@@ -31,3 +31,32 @@ def tiny_torch(tiny_checkpoint):
     from llada_torch import load
 
     return load(tiny_checkpoint, device="cpu")
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """The suite runs with HF_HUB_OFFLINE=1; tests that use this talk to a local fake Hub only."""
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    # Small network chunks so a tiny checkpoint still arrives in many pieces.
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 16 * 1024)
+
+
+@pytest.fixture
+def fake_hub(tiny_checkpoint, online):
+    """serve(repo_id) starts a local fake Hub serving the tiny checkpoint under that id."""
+    from tests.hub_server import FakeHub
+
+    servers = []
+
+    def serve(repo_id: str) -> FakeHub:
+        server = FakeHub()
+        server.add_folder(repo_id, tiny_checkpoint)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield serve
+    for server in servers:
+        server.stop()

@@ -5,26 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.hub_server import FakeHub
-
 REPO = "tiny-org/LLaDA-tiny"
 
 
 @pytest.fixture
-def hub(tiny_checkpoint, tmp_path, monkeypatch):
+def hub(fake_hub, tmp_path, monkeypatch):
     import huggingface_hub.constants as constants
 
-    server = FakeHub()
-    server.add_folder(REPO, tiny_checkpoint)
-    server.start()
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    server = fake_hub(REPO)
     # What HF_ENDPOINT sets when huggingface_hub is imported (it was imported before this test).
     monkeypatch.setattr(constants, "ENDPOINT", server.url)
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
                         server.url + "/{repo_id}/resolve/{revision}/{filename}")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    yield server
-    server.stop()
+    return server
 
 
 def test_a_repo_id_loads_through_the_hub_cache(hub, tmp_path, tiny_torch):

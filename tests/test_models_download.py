@@ -14,29 +14,14 @@ from app.models.download import (
     downloaded_snapshot,
 )
 from app.models.local import validate_model_folder
-from tests.hub_server import FakeHub
 
 REPO = "tiny-org/LLaDA-tiny"
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def online(monkeypatch):
-    """The suite runs with HF_HUB_OFFLINE=1; these tests talk to a local server only."""
-    import huggingface_hub.constants as constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    # Small network chunks so a tiny checkpoint still arrives in many pieces.
-    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 16 * 1024)
-
-
-@pytest.fixture
-def hub(tiny_checkpoint, online):
-    server = FakeHub()
-    server.add_folder(REPO, tiny_checkpoint)
-    server.start()
-    yield server
-    server.stop()
+def hub(fake_hub):
+    return fake_hub(REPO)
 
 
 @pytest.mark.parametrize("cdn", [True, False], ids=["weights-on-cdn", "all-on-hub"])

@@ -13,7 +13,6 @@ from app.models import catalog, fit, local
 from app.models.download import cached_model, downloaded_snapshot
 from app.store import Store
 from app.ui.main_window import MainWindow
-from tests.hub_server import FakeHub
 
 SMALL = {"gen_length": 16, "block_length": 8, "steps": 8}
 REPO = "GSAI-ML/LLaDA-8B-Instruct"       # served by the fake Hub with the tiny checkpoint
@@ -29,20 +28,8 @@ def shot(widget, name: str) -> Path:
 
 
 @pytest.fixture
-def online(monkeypatch):
-    import huggingface_hub.constants as constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 16 * 1024)
-
-
-@pytest.fixture
-def hub(tiny_checkpoint, online):
-    server = FakeHub()
-    server.add_folder(REPO, tiny_checkpoint)
-    server.start()
-    yield server
-    server.stop()
+def hub(fake_hub):
+    return fake_hub(REPO)
 
 
 @pytest.fixture

@@ -399,10 +399,9 @@ class ModelDownload:
         """huggingface_hub's snapshot_download finds every blob present and writes the snapshot."""
         from huggingface_hub import snapshot_download
 
-        silent = QuietTqdm
         return Path(snapshot_download(self.repo_id, revision=self.revision,
                                       cache_dir=self.cache_dir, endpoint=self.endpoint,
-                                      allow_patterns=self.patterns, tqdm_class=silent,
+                                      allow_patterns=self.patterns, tqdm_class=QuietTqdm,
                                       max_workers=2))
 
 
