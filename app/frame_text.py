@@ -8,17 +8,25 @@ from typing import Any
 MASK_GLYPH = "░"
 
 
-def token_pieces(tokenizer: Any, tokens: Sequence[int], mask_id: int,
-                 glyph: str = MASK_GLYPH) -> list[str]:
-    """One string per position: its decoded token, or the mask glyph while masked."""
-    pieces = []
-    for token in tokens:
-        token = int(token)
-        if token == mask_id:
-            pieces.append(glyph)
-        else:
-            pieces.append(tokenizer.decode([token], skip_special_tokens=True))
-    return pieces
+class TokenPieces:
+    """Each answer position as its own decoded token, or `glyph` while masked.
+
+    Decoding is cached per token id: a frame arrives every step and mostly repeats the last.
+    """
+
+    def __init__(self, tokenizer: Any, mask_id: int, glyph: str = MASK_GLYPH):
+        self.tokenizer, self.mask_id, self.glyph = tokenizer, mask_id, glyph
+        self._cache: dict[int, str] = {}
+
+    def piece(self, token: int) -> str:
+        piece = self._cache.get(token)
+        if piece is None:
+            piece = self.tokenizer.decode([token], skip_special_tokens=True)
+            self._cache[token] = piece
+        return piece
+
+    def __call__(self, tokens: Sequence[int]) -> list[str]:
+        return [self.glyph if int(t) == self.mask_id else self.piece(int(t)) for t in tokens]
 
 
 def one_line(pieces: Sequence[str], width: int) -> str:

@@ -14,6 +14,7 @@ from typing import Any, Optional
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app import trace as trace_mod
+from app.frame_text import TokenPieces
 
 
 def load_error_message(path: str, error: BaseException) -> str:
@@ -47,7 +48,7 @@ class Worker(QObject):
         self.path: Optional[str] = None
         self._stopped: set[int] = set()
         self._lock = threading.Lock()
-        self._pieces: dict[int, str] = {}
+        self.pieces: Optional[TokenPieces] = None  # the loaded model's, masks as ""
 
     # Called from the GUI thread: only touches a lock-protected set.
     def stop(self, request_id: int) -> None:
@@ -79,21 +80,10 @@ class Worker(QObject):
             self.load_failed.emit(load_error_message(path, error))
             return
         self.backend, self.model, self.tokenizer, self.path = backend, model, tokenizer, path
-        self._pieces = {}
+        self.pieces = TokenPieces(tokenizer, model.args.mask_token_id, glyph="")
         args = model.args
         self.loaded.emit({"path": path, "backend": name, "mask_id": int(args.mask_token_id),
                           "device": str(getattr(model, "device", ""))})
-
-    def _piece(self, token: int) -> str:
-        piece = self._pieces.get(token)
-        if piece is None:
-            piece = self.tokenizer.decode([token], skip_special_tokens=True)
-            self._pieces[token] = piece
-        return piece
-
-    def pieces(self, tokens) -> list[str]:
-        mask_id = self.model.args.mask_token_id
-        return ["" if int(t) == mask_id else self._piece(int(t)) for t in tokens]
 
     def prompt_ids(self, plan: dict) -> list[int]:
         from llada_core.chat import continue_conversation

@@ -10,7 +10,7 @@ from app.cli.options import (
     add_model_options, add_sampler_options, check_sampler_settings, load_backend_model,
     sampler_kwargs,
 )
-from app.frame_text import one_line, token_pieces
+from app.frame_text import TokenPieces, one_line
 from llada_core.chat import answer_text, continue_conversation
 
 HELP = "Type a message and press Enter. /reset starts over, /quit (or Ctrl-D) leaves, Ctrl-C stops an answer."
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
     check_sampler_settings(args)
     _, backend, model, tokenizer = load_backend_model(args)
     live = out.isatty()
-    mask_id = model.args.mask_token_id
+    pieces = TokenPieces(tokenizer, model.args.mask_token_id)
     print(f"Answer length {args.gen_length} | steps {args.steps} | block {args.block_length}. {HELP}",
           file=out)
     history: list[int] | None = None
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
             for frame in backend.generate_steps(model, prompt, **sampler_kwargs(args)):
                 if live:
                     width = shutil.get_terminal_size().columns
-                    line = one_line(token_pieces(tokenizer, frame.tokens, mask_id), width - 8)
+                    line = one_line(pieces(frame.tokens), width - 8)
                     out.write(f"\r\x1b[2K LLaDA: {line}")
                     out.flush()
         except KeyboardInterrupt:
