@@ -36,7 +36,7 @@ def task_corpus(items_per_task: int = 2000, seed: int = 0) -> str:
 
 
 # Arithmetic needs the most examples (carries); the word and book tasks learn quickly.
-TASK_WEIGHTS = {"add2": 4, "add3": 3, "sub2": 3, "reverse": 1, "sort": 1, "next_book": 1}
+TASK_WEIGHTS = {"add2": 6, "add3": 3, "sub2": 3, "reverse": 1, "sort": 1, "next_book": 1}
 
 
 def sft_row(tokenizer: Any, item: Item, length: int) -> tuple[list[int], int] | None:
@@ -55,8 +55,15 @@ class DemoData:
     """Seeded batches of SFT rows and pre-training chunks; batch k depends only on (seed, k),
     so a resumed run sees exactly the batches an uninterrupted one would."""
 
-    def __init__(self, tokenizer: Any, seq_len: int, seed: int = 0, text: str | None = None):
+    def __init__(self, tokenizer: Any, seq_len: int, seed: int = 0, text: str | None = None,
+                 task_weights: dict[str, float] | None = None):
         self.tokenizer, self.seq_len, self.seed = tokenizer, seq_len, seed
+        weights = TASK_WEIGHTS if task_weights is None else task_weights
+        unknown = [task for task in weights if task not in TASKS]
+        if unknown or not any(w > 0 for w in weights.values()):
+            raise ValueError(f"task weights need known tasks ({', '.join(TASKS)}) and one "
+                             f"positive weight, not {weights}")
+        self.tasks, self.weights = list(weights), list(weights.values())
         self.text_ids = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
     def _rng(self, step: int, kind: str) -> random.Random:
@@ -66,7 +73,7 @@ class DemoData:
         rng = self._rng(step, "sft")
         rows, prompt_lengths = [], []
         while len(rows) < size:
-            task = rng.choices(list(TASK_WEIGHTS), weights=list(TASK_WEIGHTS.values()))[0]
+            task = rng.choices(self.tasks, weights=self.weights)[0]
             made = sft_row(self.tokenizer, train_item(task, rng), self.seq_len)
             if made is not None:
                 rows.append(made[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -127,3 +128,6 @@ def test_training_resumes_exactly_where_it_stopped(tmp_path):
     assert all(torch.equal(a[name], b[name]) for name in a)
     model_, _ = load(resumed, device="cpu")
     assert model_.dtype == torch.bfloat16  # shipped in the official dtype
+    with pytest.raises(ValueError, match=r"another recipe.*lr \(started with 0.001, now 0.002\)"):
+        train(tmp_path / "resumed", replace(config, lr=2e-3, save_every=1), text=text)
+    train(tmp_path / "resumed", replace(config, steps=4, threads=1), text=text)  # nothing left

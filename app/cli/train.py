@@ -31,10 +31,28 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--heads", type=int, default=DEFAULTS.model["n_heads"])
     parser.add_argument("--hidden", type=int, default=DEFAULTS.model["mlp_hidden_size"])
     parser.add_argument("--bpe-vocab", type=int, default=DEFAULTS.model["bpe_vocab"])
+    parser.add_argument("--rope-theta", type=float, default=DEFAULTS.model["rope_theta"])
+    parser.add_argument("--task-weights", type=task_weights, default=DEFAULTS.task_weights,
+                        metavar="TASK=W,...",
+                        help="SFT task mix (default: %(default)s)")
     parser.add_argument("--stop-after", type=int, default=None,
                         help="stop (and save) after this many steps of the --steps schedule")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.set_defaults(run=run)
+
+
+def task_weights(text: str) -> dict[str, float]:
+    """"add2=8,sort=1" -> {"add2": 8.0, "sort": 1.0}."""
+    weights = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        task, _, weight = part.partition("=")
+        try:
+            weights[task.strip()] = float(weight)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r} is not TASK=WEIGHT") from None
+    if not weights:
+        raise argparse.ArgumentTypeError("give at least one TASK=WEIGHT")
+    return weights
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
         warmup=args.warmup, pretrain_fraction=args.pretrain_fraction, seed=args.seed,
         save_every=args.save_every, threads=args.threads,
         model={"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads,
-               "mlp_hidden_size": args.hidden, "bpe_vocab": args.bpe_vocab},
+               "mlp_hidden_size": args.hidden, "bpe_vocab": args.bpe_vocab,
+               "rope_theta": args.rope_theta},
+        task_weights=args.task_weights,
     )
     total = config.steps if args.stop_after is None else min(args.stop_after, config.steps)
     bar = tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True)

@@ -1,0 +1,84 @@
+"""The demo model's tasks and training data: held-out split, answer checking, SFT rows, mixes."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import pytest
+
+from llada_core import tokens
+from llada_core.chat import load_tokenizer
+from llada_core.demo_data import DemoData, sft_row
+from llada_core.demo_tasks import TASKS, Item, is_correct, is_held_out, make_items
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_checkpoint):
+    return load_tokenizer(tiny_checkpoint)
+
+
+@pytest.mark.parametrize("task", sorted(set(TASKS) - {"next_book"}))
+def test_held_out_questions_never_appear_in_training(task):
+    train = {item.question for item in make_items(task, 400, "train")}
+    held_out = make_items(task, 40, "held_out")
+    assert len(held_out) == 40
+    assert all(is_held_out(item.question) for item in held_out)
+    assert not train & {item.question for item in held_out}
+
+
+def test_items_are_right_by_construction():
+    for item in make_items("add2", 50, "held_out") + make_items("sub2", 50, "train"):
+        a, op, b = re.match(r"What is (\d+) ([+-]) (\d+)\?", item.question).groups()
+        assert int(item.answer) == (int(a) + int(b) if op == "+" else int(a) - int(b))
+    for item in make_items("sort", 20, "train"):
+        assert item.answer.split() == sorted(item.question.split(": ")[1].split())
+
+
+def test_an_answer_is_judged_on_its_first_line_only():
+    item = Item("add2", "What is 12 + 30?", "42")
+    assert is_correct("42", item)
+    assert is_correct(" 42.\nand then some", item)
+    assert not is_correct("4 2", item)
+    assert not is_correct("The answer\n42", item)
+    assert not is_correct("", item)
+
+
+def test_an_sft_row_is_prompt_answer_eot_then_eos_padding(tokenizer):
+    row, prompt_length = sft_row(tokenizer, Item("add2", "What is 12 + 30?", "42"), 48)
+    eot = tokenizer.convert_tokens_to_ids(tokens.EOT)
+    eos = tokenizer.convert_tokens_to_ids(tokens.EOS)
+    answer = tokenizer("42", add_special_tokens=False)["input_ids"]
+    assert len(row) == 48
+    assert row[prompt_length:prompt_length + len(answer) + 1] == answer + [eot]
+    assert set(row[prompt_length + len(answer) + 1:]) == {eos}
+    assert tokenizer.decode(row[:prompt_length]).rstrip().endswith("assistant<|end_header_id|>")
+    assert sft_row(tokenizer, Item("add2", "What is 12 + 30?", "42"), prompt_length) is None
+
+
+def test_batches_depend_only_on_seed_and_step(tokenizer):
+    data = DemoData(tokenizer, 48, seed=3)
+    assert data.sft_batch(7, 8) == DemoData(tokenizer, 48, seed=3).sft_batch(7, 8)
+    assert data.sft_batch(7, 8) != data.sft_batch(8, 8)
+    assert data.sft_batch(7, 8) != DemoData(tokenizer, 48, seed=4).sft_batch(7, 8)
+
+
+def test_the_task_mix_decides_what_is_trained(tokenizer):
+    rows, prompt_lengths = DemoData(tokenizer, 48, task_weights={"add2": 1}).sft_batch(0, 16)
+    prompts = [tokenizer.decode(row[:n]) for row, n in zip(rows, prompt_lengths)]
+    assert all(re.search(r"What is \d\d \+ \d\d\?", p) for p in prompts)
+    assert all(not is_held_out(re.search(r"What is .*\?", p).group()) for p in prompts)
+    with pytest.raises(ValueError, match="task weights"):
+        DemoData(tokenizer, 48, task_weights={"poetry": 1})
+    with pytest.raises(ValueError, match="task weights"):
+        DemoData(tokenizer, 48, task_weights={"add2": 0})
+
+
+def test_the_command_line_reads_a_task_mix():
+    from app.cli.train import task_weights
+
+    assert task_weights("add2=8, sort=1.5") == {"add2": 8.0, "sort": 1.5}
+    with pytest.raises(argparse.ArgumentTypeError):
+        task_weights("add2")
+    with pytest.raises(argparse.ArgumentTypeError):
+        task_weights("")
