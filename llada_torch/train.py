@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ class TrainConfig:
     save_dtype: str = "bfloat16"
     threads: int = 0
     task_weights: dict = field(default_factory=lambda: dict(TASK_WEIGHTS))
+    init_from: Optional[str] = None  # start from this trained folder instead of random weights
     model: dict = field(default_factory=lambda: {
         "d_model": 256, "n_layers": 4, "n_heads": 4, "mlp_hidden_size": 768, "bpe_vocab": 2048,
         # LLaDA 8B's 500000 leaves too few fast-turning RoPE frequencies for a 48-token
@@ -61,9 +63,28 @@ def learning_rate(step: int, config: TrainConfig) -> float:
 
 
 def start_checkpoint(out: Path, config: TrainConfig, text: str) -> None:
-    """A fresh checkpoint: tokenizer trained on the data, random weights, official layout."""
+    """A fresh checkpoint: tokenizer trained on the data, random weights, official layout; or,
+    with config.init_from, a copy of another run's checkpoint to train further."""
+    if config.init_from:
+        copy_checkpoint(Path(config.init_from), out)
+        return
     spec = TinySpec(**config.model, seed=config.seed, shards=1, split_digits=True, head_scale=1.0)
     make_tiny_checkpoint(out, spec, corpus=text + "\n" + task_corpus(seed=config.seed))
+
+
+def copy_checkpoint(source: Path, out: Path) -> None:
+    """Config, tokenizer and weights of a trained folder (its float32 master weights if kept)."""
+    if not (source / "config.json").is_file():
+        raise FileNotFoundError(f"{source} is not a checkpoint folder (no config.json)")
+    for path in source.glob("*.json"):
+        if path.name != "model.safetensors.index.json":
+            shutil.copy(path, out / path.name)
+    master = source / STATE_DIR / "master.safetensors"
+    weights = load_file(str(master)) if master.is_file() else {
+        name: value for shard in sorted(source.glob("*.safetensors"))
+        for name, value in load_file(str(shard)).items()}
+    save_file({name: value.float().contiguous() for name, value in weights.items()},
+              str(out / "model.safetensors"), metadata={"format": "pt"})
 
 
 def save_model(model: torch.nn.Module, out: Path, dtype: str) -> None:

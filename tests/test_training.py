@@ -131,3 +131,23 @@ def test_training_resumes_exactly_where_it_stopped(tmp_path):
     with pytest.raises(ValueError, match=r"another recipe.*lr \(started with 0.001, now 0.002\)"):
         train(tmp_path / "resumed", replace(config, lr=2e-3, save_every=1), text=text)
     train(tmp_path / "resumed", replace(config, steps=4, threads=1), text=text)  # nothing left
+
+
+def test_a_second_stage_starts_from_the_first_stages_weights(tmp_path):
+    from safetensors.torch import load_file
+
+    from llada_torch.train import TrainConfig, train
+
+    text = " ".join(["In the beginning God created the heaven and the earth."] * 200)
+    model = {"d_model": 32, "n_layers": 1, "n_heads": 2, "mlp_hidden_size": 64, "bpe_vocab": 300}
+    first = train(tmp_path / "first", TrainConfig(steps=2, batch_size=4, seq_len=40, warmup=1,
+                                                  model=model), text=text)
+    # With a zero learning rate AdamW changes nothing, so the second stage must hold the first's.
+    still = TrainConfig(steps=1, batch_size=4, seq_len=40, lr=0.0, init_from=str(first))
+    second = train(tmp_path / "second", still, text=text)
+    a = load_file(str(first / ".training" / "master.safetensors"))
+    b = load_file(str(second / ".training" / "master.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
+    assert (second / "tokenizer.json").read_text() == (first / "tokenizer.json").read_text()
+    with pytest.raises(FileNotFoundError, match="not a checkpoint folder"):
+        train(tmp_path / "third", TrainConfig(steps=1, init_from=str(tmp_path / "nothing")), text=text)

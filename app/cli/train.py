@@ -35,6 +35,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--task-weights", type=task_weights, default=DEFAULTS.task_weights,
                         metavar="TASK=W,...",
                         help="SFT task mix (default: %(default)s)")
+    parser.add_argument("--init-from", metavar="FOLDER", default=None,
+                        help="start from this trained folder's weights and tokenizer (a second "
+                             "stage, e.g. SFT after pre-training) instead of random weights")
     parser.add_argument("--stop-after", type=int, default=None,
                         help="stop (and save) after this many steps of the --steps schedule")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         model={"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads,
                "mlp_hidden_size": args.hidden, "bpe_vocab": args.bpe_vocab,
                "rope_theta": args.rope_theta},
-        task_weights=args.task_weights,
+        task_weights=args.task_weights, init_from=args.init_from,
     )
     total = config.steps if args.stop_after is None else min(args.stop_after, config.steps)
     bar = tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True)
