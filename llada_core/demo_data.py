@@ -39,16 +39,18 @@ def task_corpus(items_per_task: int = 2000, seed: int = 0) -> str:
 TASK_WEIGHTS = {"add2": 6, "add3": 3, "sub2": 3, "reverse": 1, "sort": 1, "next_book": 1}
 
 
-def sft_row(tokenizer: Any, item: Item, length: int) -> tuple[list[int], int] | None:
-    """Prompt + answer + <|eot_id|>, padded with EOS to `length`; None when it does not fit."""
+def sft_row(tokenizer: Any, item: Item) -> tuple[list[int], int]:
+    """Prompt + answer + <|eot_id|>, unpadded, and the prompt's length."""
     prompt = encode_chat(tokenizer, [{"role": "user", "content": item.question}])
     answer = tokenizer(item.answer, add_special_tokens=False)["input_ids"]
-    eot = tokenizer.convert_tokens_to_ids(tokens.EOT)
+    return prompt + answer + [tokenizer.convert_tokens_to_ids(tokens.EOT)], len(prompt)
+
+
+def pad_with_eos(tokenizer: Any, rows: list[list[int]]) -> list[list[int]]:
+    """Every row padded with EOS to the longest of them, as LLaDA's SFT pads a mini-batch."""
     eos = tokenizer.convert_tokens_to_ids(tokens.EOS)
-    row = prompt + answer + [eot]
-    if len(row) > length:
-        return None
-    return row + [eos] * (length - len(row)), len(prompt)
+    longest = max(len(row) for row in rows)
+    return [row + [eos] * (longest - len(row)) for row in rows]
 
 
 class DemoData:
@@ -70,15 +72,23 @@ class DemoData:
         return random.Random(f"{self.seed}:{kind}:{step}")
 
     def sft_batch(self, step: int, size: int) -> tuple[list[list[int]], list[int]]:
+        """`size` items of one task (drawn by the task weights), padded to the batch's longest.
+
+        One task per batch keeps rows short: padding a two-digit sum out to the length of a
+        word list buries it in EOS, and arithmetic then learned several times slower (add2 15 %
+        vs 85 % after the same 1250 add2-only steps, rows of 48 vs about 30 tokens).
+        Items longer than seq_len are skipped."""
         rng = self._rng(step, "sft")
+        task = rng.choices(self.tasks, weights=self.weights)[0]
         rows, prompt_lengths = [], []
-        while len(rows) < size:
-            task = rng.choices(self.tasks, weights=self.weights)[0]
-            made = sft_row(self.tokenizer, train_item(task, rng), self.seq_len)
-            if made is not None:
-                rows.append(made[0])
-                prompt_lengths.append(made[1])
-        return rows, prompt_lengths
+        for _ in range(100 * size):
+            row, prompt_length = sft_row(self.tokenizer, train_item(task, rng))
+            if len(row) <= self.seq_len:
+                rows.append(row)
+                prompt_lengths.append(prompt_length)
+                if len(rows) == size:
+                    return pad_with_eos(self.tokenizer, rows), prompt_lengths
+        raise ValueError(f"no {task} item fits in {self.seq_len} tokens; raise the sequence length")
 
     def text_batch(self, step: int, size: int) -> list[list[int]]:
         if len(self.text_ids) <= self.seq_len:

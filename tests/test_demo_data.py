@@ -44,16 +44,43 @@ def test_an_answer_is_judged_on_its_first_line_only():
     assert not is_correct("", item)
 
 
-def test_an_sft_row_is_prompt_answer_eot_then_eos_padding(tokenizer):
-    row, prompt_length = sft_row(tokenizer, Item("add2", "What is 12 + 30?", "42"), 48)
+def test_an_sft_row_is_the_chat_prompt_then_the_answer_and_eot(tokenizer):
+    row, prompt_length = sft_row(tokenizer, Item("add2", "What is 12 + 30?", "42"))
+    answer = tokenizer("42", add_special_tokens=False)["input_ids"]
+    assert row[prompt_length:] == answer + [tokenizer.convert_tokens_to_ids(tokens.EOT)]
+    assert tokenizer.decode(row[:prompt_length]).rstrip().endswith("assistant<|end_header_id|>")
+
+
+def test_a_batch_is_one_task_padded_with_eos_to_its_longest_row(tokenizer):
     eot = tokenizer.convert_tokens_to_ids(tokens.EOT)
     eos = tokenizer.convert_tokens_to_ids(tokens.EOS)
-    answer = tokenizer("42", add_special_tokens=False)["input_ids"]
-    assert len(row) == 48
-    assert row[prompt_length:prompt_length + len(answer) + 1] == answer + [eot]
-    assert set(row[prompt_length + len(answer) + 1:]) == {eos}
-    assert tokenizer.decode(row[:prompt_length]).rstrip().endswith("assistant<|end_header_id|>")
-    assert sft_row(tokenizer, Item("add2", "What is 12 + 30?", "42"), prompt_length) is None
+    data = DemoData(tokenizer, 48, seed=1)
+    for step in range(6):
+        rows, prompt_lengths = data.sft_batch(step, 12)
+        assert len(rows) == 12 and len({len(row) for row in rows}) == 1
+        ends = [row.index(eot, n) for row, n in zip(rows, prompt_lengths)]
+        assert max(ends) == len(rows[0]) - 1  # the longest row has no padding
+        assert all(set(row[end + 1:]) <= {eos} for row, end in zip(rows, ends))
+        assert len({task_of(tokenizer.decode(row[:n])) for row, n in zip(rows, prompt_lengths)}) == 1
+
+
+def task_of(prompt: str) -> str:
+    for words, task in (("Sort", "sort"), ("Reverse", "reverse"), ("comes after", "next_book"),
+                        (" - ", "sub2")):
+        if words in prompt:
+            return task
+    return "add3" if re.search(r"\d{3} \+", prompt) else "add2"
+
+
+def test_rows_longer_than_the_limit_are_left_out(tokenizer):
+    lengths = sorted(len(sft_row(tokenizer, item)[0]) for item in make_items("add2", 40, "train"))
+    limit = lengths[len(lengths) // 2]
+    assert lengths[-1] > limit
+    for step in range(4):
+        rows, _ = DemoData(tokenizer, limit, seed=2, task_weights={"add2": 1}).sft_batch(step, 8)
+        assert len(rows[0]) <= limit
+    with pytest.raises(ValueError, match="no sort item fits in 20 tokens"):
+        DemoData(tokenizer, 20, task_weights={"sort": 1}).sft_batch(0, 8)
 
 
 def test_batches_depend_only_on_seed_and_step(tokenizer):

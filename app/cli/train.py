@@ -19,7 +19,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("out", help="checkpoint folder (created, or resumed)")
     parser.add_argument("--steps", type=int, default=DEFAULTS.steps)
     parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
-    parser.add_argument("--seq-len", type=int, default=DEFAULTS.seq_len)
+    parser.add_argument("--seq-len", type=int, default=DEFAULTS.seq_len,
+                        help="pre-training chunk length and the longest SFT row")
     parser.add_argument("--lr", type=float, default=DEFAULTS.lr)
     parser.add_argument("--warmup", type=int, default=DEFAULTS.warmup)
     parser.add_argument("--pretrain-fraction", type=float, default=DEFAULTS.pretrain_fraction,
