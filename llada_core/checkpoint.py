@@ -9,6 +9,10 @@ from typing import Any
 # What a LLaDA checkpoint needs; modelling code shipped with a model is never fetched or run.
 CHECKPOINT_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "tokenizer*", "*.txt"]
 
+# A model folder may recommend its answer length, block length and steps here (not part of
+# the official layout; the demo model has one).
+SAMPLER_DEFAULTS_FILE = "sampler_defaults.json"
+
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, incomplete or not in a layout we can load."""

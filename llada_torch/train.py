@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from llada_core.chat import load_tokenizer
+from llada_core.checkpoint import SAMPLER_DEFAULTS_FILE
 from llada_core.demo_data import TASK_WEIGHTS, DemoData, bible_text, task_corpus
 from llada_core.tiny import TinySpec, make_tiny_checkpoint
 from llada_torch.loader import load
@@ -33,6 +34,7 @@ class TrainConfig:
     steps: int = 8000
     batch_size: int = 32
     seq_len: int = 48
+    answer_length: int = 8  # SFT answer region; written to sampler_defaults.json as gen_length
     lr: float = 1e-3
     min_lr_ratio: float = 0.1
     warmup: int = 100
@@ -67,9 +69,13 @@ def start_checkpoint(out: Path, config: TrainConfig, text: str) -> None:
     with config.init_from, a copy of another run's checkpoint to train further."""
     if config.init_from:
         copy_checkpoint(Path(config.init_from), out)
-        return
-    spec = TinySpec(**config.model, seed=config.seed, shards=1, split_digits=True, head_scale=1.0)
-    make_tiny_checkpoint(out, spec, corpus=text + "\n" + task_corpus(seed=config.seed))
+    else:
+        spec = TinySpec(**config.model, seed=config.seed, shards=1, split_digits=True,
+                        head_scale=1.0)
+        make_tiny_checkpoint(out, spec, corpus=text + "\n" + task_corpus(seed=config.seed))
+    length = config.answer_length
+    (out / SAMPLER_DEFAULTS_FILE).write_text(json.dumps(
+        {"gen_length": length, "block_length": length, "steps": length}, indent=2) + "\n")
 
 
 def copy_checkpoint(source: Path, out: Path) -> None:
@@ -126,7 +132,7 @@ def restore_state(model, optimizer, generator, out: Path) -> int:
     return json.loads((state / "state.json").read_text())["step"]
 
 
-RUN_ONLY_FIELDS = {"save_every", "threads"}  # may change between sessions of one run
+RUN_ONLY_FIELDS = {"save_every", "threads", "save_dtype"}  # may change between sessions of one run
 
 
 def check_same_recipe(out: Path, config: TrainConfig) -> None:
@@ -177,7 +183,7 @@ def train(out: str | Path, config: TrainConfig,
     generator = torch.Generator().manual_seed(config.seed)
     step = restore_state(model, optimizer, generator, out) if resuming else 0
     data = DemoData(load_tokenizer(out), config.seq_len, seed=config.seed, text=text,
-                    task_weights=config.task_weights)
+                    task_weights=config.task_weights, answer_length=config.answer_length)
     log = open_log(out / "train_log.jsonl", step)
     started = time.perf_counter()
     try:

@@ -51,16 +51,17 @@ def test_an_sft_row_is_the_chat_prompt_then_the_answer_and_eot(tokenizer):
     assert tokenizer.decode(row[:prompt_length]).rstrip().endswith("assistant<|end_header_id|>")
 
 
-def test_a_batch_is_one_task_padded_with_eos_to_its_longest_row(tokenizer):
+def test_a_batch_is_one_task_with_a_fixed_answer_region_padded_with_eos(tokenizer):
     eot = tokenizer.convert_tokens_to_ids(tokens.EOT)
     eos = tokenizer.convert_tokens_to_ids(tokens.EOS)
-    data = DemoData(tokenizer, 48, seed=1)
+    data = DemoData(tokenizer, 48, seed=1, answer_length=10)
     for step in range(6):
         rows, prompt_lengths = data.sft_batch(step, 12)
         assert len(rows) == 12 and len({len(row) for row in rows}) == 1
-        ends = [row.index(eot, n) for row, n in zip(rows, prompt_lengths)]
-        assert max(ends) == len(rows[0]) - 1  # the longest row has no padding
-        assert all(set(row[end + 1:]) <= {eos} for row, end in zip(rows, ends))
+        assert len(rows[0]) == max(prompt_lengths) + 10  # the longest prompt is not padded further
+        for row, n in zip(rows, prompt_lengths):
+            end = row.index(eot, n)
+            assert end < n + 10 and set(row[end + 1:]) == {eos}
         assert len({task_of(tokenizer.decode(row[:n])) for row, n in zip(rows, prompt_lengths)}) == 1
 
 
@@ -72,15 +73,17 @@ def task_of(prompt: str) -> str:
     return "add3" if re.search(r"\d{3} \+", prompt) else "add2"
 
 
-def test_rows_longer_than_the_limit_are_left_out(tokenizer):
-    lengths = sorted(len(sft_row(tokenizer, item)[0]) for item in make_items("add2", 40, "train"))
-    limit = lengths[len(lengths) // 2]
-    assert lengths[-1] > limit
+def test_items_that_do_not_fit_are_left_out(tokenizer):
+    padded = sorted(sft_row(tokenizer, item)[1] + 8 for item in make_items("sort", 40, "train"))
+    limit = padded[len(padded) // 2]
+    assert padded[-1] > limit
     for step in range(4):
-        rows, _ = DemoData(tokenizer, limit, seed=2, task_weights={"add2": 1}).sft_batch(step, 8)
+        rows, _ = DemoData(tokenizer, limit, seed=2, task_weights={"sort": 1}).sft_batch(step, 8)
         assert len(rows[0]) <= limit
     with pytest.raises(ValueError, match="no sort item fits in 20 tokens"):
         DemoData(tokenizer, 20, task_weights={"sort": 1}).sft_batch(0, 8)
+    with pytest.raises(ValueError, match="answer of 1"):
+        DemoData(tokenizer, 48, task_weights={"sort": 1}, answer_length=1).sft_batch(0, 8)
 
 
 def test_batches_depend_only_on_seed_and_step(tokenizer):

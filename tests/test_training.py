@@ -128,6 +128,8 @@ def test_training_resumes_exactly_where_it_stopped(tmp_path):
     assert all(torch.equal(a[name], b[name]) for name in a)
     model_, _ = load(resumed, device="cpu")
     assert model_.dtype == torch.bfloat16  # shipped in the official dtype
+    assert json.loads((resumed / "sampler_defaults.json").read_text()) == {
+        "gen_length": 8, "block_length": 8, "steps": 8}  # the SFT answer region
     with pytest.raises(ValueError, match=r"another recipe.*lr \(started with 0.001, now 0.002\)"):
         train(tmp_path / "resumed", replace(config, lr=2e-3, save_every=1), text=text)
     train(tmp_path / "resumed", replace(config, steps=4, threads=1), text=text)  # nothing left

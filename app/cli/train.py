@@ -21,6 +21,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     parser.add_argument("--seq-len", type=int, default=DEFAULTS.seq_len,
                         help="pre-training chunk length and the longest SFT row")
+    parser.add_argument("--answer-length", type=int, default=DEFAULTS.answer_length,
+                        help="SFT answer region in tokens; also the folder's default answer "
+                             "length, block and steps (sampler_defaults.json)")
+    parser.add_argument("--save-dtype", choices=["bfloat16", "float32"], default=DEFAULTS.save_dtype,
+                        help="dtype of model.safetensors (training runs in float32 regardless)")
     parser.add_argument("--lr", type=float, default=DEFAULTS.lr)
     parser.add_argument("--warmup", type=int, default=DEFAULTS.warmup)
     parser.add_argument("--pretrain-fraction", type=float, default=DEFAULTS.pretrain_fraction,
@@ -65,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     from llada_torch.train import train
 
     config = TrainConfig(
-        steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
+        steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
+        answer_length=args.answer_length, save_dtype=args.save_dtype, lr=args.lr,
         warmup=args.warmup, pretrain_fraction=args.pretrain_fraction, seed=args.seed,
         save_every=args.save_every, threads=args.threads,
         model={"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads,

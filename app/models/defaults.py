@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Optional
 
 from app.models.catalog import CATALOG, bundled_demo_model, recommended_entry
+from llada_core.checkpoint import SAMPLER_DEFAULTS_FILE
 
-SAMPLER_DEFAULTS_FILE = "sampler_defaults.json"
 SAMPLER_KEYS = ("gen_length", "block_length", "steps")
 
 DEMO_NOTE = (
