@@ -31,7 +31,7 @@ STATE_DIR = ".training"
 
 @dataclass
 class TrainConfig:
-    steps: int = 8000
+    steps: int = 6000
     batch_size: int = 32
     seq_len: int = 48
     answer_length: int = 8  # SFT answer region; written to sampler_defaults.json as gen_length
@@ -195,9 +195,12 @@ def train(out: str | Path, config: TrainConfig,
                 batch = torch.tensor(data.text_batch(step, config.batch_size))
                 loss, kind = pretrain_loss(model, batch, mask_id, generator=generator), "pretrain"
             else:
-                rows, prompt_lengths = data.sft_batch(step, config.batch_size)
-                loss = sft_loss(model, torch.tensor(rows), torch.tensor(prompt_lengths), mask_id,
-                                generator=generator)
+                # Each group's loss is a mean over its rows; weighted by size, the sum is the
+                # mean over the whole batch.
+                loss = sum(sft_loss(model, torch.tensor(rows), torch.tensor(prompt_lengths),
+                                    mask_id, generator=generator) * len(rows)
+                           for rows, prompt_lengths in data.sft_batch(step, config.batch_size))
+                loss = loss / config.batch_size
                 kind = "sft"
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

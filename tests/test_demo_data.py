@@ -9,7 +9,7 @@ import pytest
 
 from llada_core import tokens
 from llada_core.chat import load_tokenizer
-from llada_core.demo_data import DemoData, sft_row
+from llada_core.demo_data import LENGTH_BUCKET, DemoData, sft_row
 from llada_core.demo_tasks import TASKS, Item, is_correct, is_held_out, make_items
 
 
@@ -51,18 +51,25 @@ def test_an_sft_row_is_the_chat_prompt_then_the_answer_and_eot(tokenizer):
     assert tokenizer.decode(row[:prompt_length]).rstrip().endswith("assistant<|end_header_id|>")
 
 
-def test_a_batch_is_one_task_with_a_fixed_answer_region_padded_with_eos(tokenizer):
+def test_a_batch_mixes_tasks_in_length_groups_with_a_fixed_answer_region(tokenizer):
     eot = tokenizer.convert_tokens_to_ids(tokens.EOT)
     eos = tokenizer.convert_tokens_to_ids(tokens.EOS)
-    data = DemoData(tokenizer, 48, seed=1, answer_length=10)
+    data = DemoData(tokenizer, 64, seed=1, answer_length=16,
+                    task_weights={task: 1 for task in TASKS})
+    tasks_seen = set()
     for step in range(6):
-        rows, prompt_lengths = data.sft_batch(step, 12)
-        assert len(rows) == 12 and len({len(row) for row in rows}) == 1
-        assert len(rows[0]) == max(prompt_lengths) + 10  # the longest prompt is not padded further
-        for row, n in zip(rows, prompt_lengths):
-            end = row.index(eot, n)
-            assert end < n + 10 and set(row[end + 1:]) == {eos}
-        assert len({task_of(tokenizer.decode(row[:n])) for row, n in zip(rows, prompt_lengths)}) == 1
+        groups = data.sft_batch(step, 12)
+        assert sum(len(rows) for rows, _ in groups) == 12
+        for rows, prompt_lengths in groups:
+            assert len({len(row) for row in rows}) == 1
+            # Rows share a tensor only with rows at most LENGTH_BUCKET - 1 tokens shorter.
+            assert len(rows[0]) == max(prompt_lengths) + 16
+            assert len(rows[0]) - min(prompt_lengths) - 16 < LENGTH_BUCKET
+            for row, n in zip(rows, prompt_lengths):
+                end = row.index(eot, n)
+                assert end < n + 16 and set(row[end + 1:]) <= {eos}
+                tasks_seen.add(task_of(tokenizer.decode(row[:n])))
+    assert tasks_seen == set(TASKS)
 
 
 def task_of(prompt: str) -> str:
@@ -78,9 +85,9 @@ def test_items_that_do_not_fit_are_left_out(tokenizer):
     limit = padded[len(padded) // 2]
     assert padded[-1] > limit
     for step in range(4):
-        rows, _ = DemoData(tokenizer, limit, seed=2, task_weights={"sort": 1}).sft_batch(step, 8)
-        assert len(rows[0]) <= limit
-    with pytest.raises(ValueError, match="no sort item fits in 20 tokens"):
+        for rows, _ in DemoData(tokenizer, limit, seed=2, task_weights={"sort": 1}).sft_batch(step, 8):
+            assert len(rows[0]) <= limit
+    with pytest.raises(ValueError, match="do not fit in 20 tokens"):
         DemoData(tokenizer, 20, task_weights={"sort": 1}).sft_batch(0, 8)
     with pytest.raises(ValueError, match="answer of 1"):
         DemoData(tokenizer, 48, task_weights={"sort": 1}, answer_length=1).sft_batch(0, 8)
@@ -94,8 +101,8 @@ def test_batches_depend_only_on_seed_and_step(tokenizer):
 
 
 def test_the_task_mix_decides_what_is_trained(tokenizer):
-    rows, prompt_lengths = DemoData(tokenizer, 48, task_weights={"add2": 1}).sft_batch(0, 16)
-    prompts = [tokenizer.decode(row[:n]) for row, n in zip(rows, prompt_lengths)]
+    groups = DemoData(tokenizer, 48, task_weights={"add2": 1}).sft_batch(0, 16)
+    prompts = [tokenizer.decode(row[:n]) for rows, lengths in groups for row, n in zip(rows, lengths)]
     assert all(re.search(r"What is \d\d \+ \d\d\?", p) for p in prompts)
     assert all(not is_held_out(re.search(r"What is .*\?", p).group()) for p in prompts)
     with pytest.raises(ValueError, match="task weights"):
