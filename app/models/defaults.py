@@ -16,10 +16,10 @@ from llada_core.checkpoint import SAMPLER_DEFAULTS_FILE
 SAMPLER_KEYS = ("gen_length", "block_length", "steps")
 
 DEMO_NOTE = (
-    "This is the small demo model bundled with LLaDA Desktop: a few million parameters trained "
-    "on this project's machine on the King James Bible and generated exercises. It can add and "
-    "subtract numbers, reverse and sort short word lists and name the next book of the Bible; "
-    "it cannot hold a conversation. Download LLaDA 8B for real answers."
+    "This is the small demo model bundled with LLaDA Desktop: 4.6 million parameters trained on "
+    "this project's machine on the King James Bible and generated exercises. It adds two-digit "
+    "numbers (\"What is 47 + 58?\"); three-digit sums and subtraction only sometimes, and it "
+    "cannot hold a conversation. Download LLaDA 8B for real answers."
 )
 
 
