@@ -30,7 +30,8 @@ def test_catalog_has_the_known_checkpoints():
 
 
 def test_bundled_demo_model_appears_only_when_its_folder_exists(tmp_path, monkeypatch):
-    assert catalog.bundled_demo_model() is None
+    shipped = Path(catalog.__file__).resolve().parents[1] / "resources" / "llada-demo"
+    assert catalog.bundled_demo_model() == shipped
     fake_module = tmp_path / "app" / "models" / "catalog.py"
     fake_module.parent.mkdir(parents=True)
     monkeypatch.setattr(catalog, "__file__", str(fake_module))

@@ -53,7 +53,8 @@ def make_window(qtbot, tmp_path, monkeypatch):
         store.close()
 
 
-def test_first_run_shows_the_welcome_page(qtbot, make_window):
+def test_first_run_shows_the_welcome_page(qtbot, make_window, monkeypatch):
+    monkeypatch.setattr("app.ui.models_ui.bundled_demo_model", lambda: None)  # a build without it
     window = make_window()
     assert window.welcome_shown and not window.composer_box.isVisible()
     page = window.welcome
@@ -65,7 +66,7 @@ def test_first_run_shows_the_welcome_page(qtbot, make_window):
     assert "LLaDA 8B Instruct (original, bf16)" in page.download_button.text()
     assert "16.0 GB" in page.download_button.text()
     assert page.open_button.isVisible()
-    assert not page.demo_button.isVisible()         # no bundled demo model in this checkout
+    assert not page.demo_button.isVisible()
     assert not page.use_button.isVisible()
     shot(window, "welcome-page.png")
 
