@@ -1,17 +1,22 @@
 """Choosing a backend at run time and importing it lazily.
 
 Both backends offer the same contract: load(path, ...), encode_chat(tokenizer, messages) and
-generate_steps(model, prompt_ids, ...), yielding llada_core.StepFrame.
+generate_steps(model, prompt_ids, ...), yielding llada_core.StepFrame. A Mac install has MLX
+and no torch, a Linux or Windows one usually torch alone: nothing here imports either until a
+model is run.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import platform
 from types import ModuleType
 from typing import Optional
 
 BACKENDS = {"torch": "llada_torch", "mlx": "llada_mlx"}
+# The framework each backend needs, and the pip extra that installs it.
+FRAMEWORKS = {"torch": "torch", "mlx": "mlx"}
 
 
 class BackendUnavailable(RuntimeError):
@@ -22,42 +27,45 @@ def is_apple_silicon() -> bool:
     return platform.system() == "Darwin" and platform.machine() == "arm64"
 
 
+def is_installed(name: str) -> bool:
+    """Whether backend `name`'s framework is installed (found, not imported: importing torch
+    takes seconds)."""
+    try:
+        return importlib.util.find_spec(FRAMEWORKS[name]) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def default_backend() -> str:
-    """MLX on Apple Silicon (when installed), PyTorch elsewhere."""
-    if is_apple_silicon() and _importable("mlx.core") and _has_contract("llada_mlx"):
-        return "mlx"
-    return "torch"
+    """MLX on Apple Silicon, PyTorch elsewhere, and whichever is installed when only one is."""
+    preferred = ["mlx", "torch"] if is_apple_silicon() else ["torch", "mlx"]
+    for name in preferred:
+        if is_installed(name):
+            return name
+    return preferred[0]
+
+
+def install_hint(name: str) -> str:
+    return f'pip install "llada-desktop[{name}]"'
+
+
+def require(name: str, purpose: str) -> None:
+    """Raise BackendUnavailable, one sentence naming the install command, when backend `name`'s
+    framework is missing."""
+    if not is_installed(name):
+        raise BackendUnavailable(
+            f"{purpose} needs {FRAMEWORKS[name]}, which is not installed ({install_hint(name)})")
 
 
 def get_backend(name: Optional[str] = None) -> ModuleType:
     name = name or default_backend()
     if name not in BACKENDS:
         raise BackendUnavailable(f"backend {name!r} is unknown; choose one of {', '.join(BACKENDS)}")
+    require(name, f"the {name} backend")
     try:
         module = importlib.import_module(BACKENDS[name])
     except ImportError as error:
-        extra = "torch" if name == "torch" else "mlx"
         raise BackendUnavailable(
-            f"the {name} backend needs {error.name or 'a package'} "
-            f"(pip install 'llada-desktop[{extra}]')"
+            f"the {name} backend needs {error.name or 'a package'} ({install_hint(name)})"
         ) from error
-    if not _has_contract(module):
-        raise BackendUnavailable(f"the {name} backend is not available in this version")
     return module
-
-
-def _importable(module: str) -> bool:
-    try:
-        importlib.import_module(module)
-        return True
-    except ImportError:
-        return False
-
-
-def _has_contract(module: ModuleType | str) -> bool:
-    if isinstance(module, str):
-        try:
-            module = importlib.import_module(module)
-        except ImportError:
-            return False
-    return all(hasattr(module, name) for name in ("load", "encode_chat", "generate_steps"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import resource
 import statistics
 import sys
 import tempfile
@@ -62,8 +61,13 @@ class PeakMemory:
             with open("/proc/self/statm") as statm:
                 return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         except OSError:
-            scale = 1 if sys.platform == "darwin" else 1024
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+            pass
+        try:
+            import resource  # Unix only
+        except ImportError:
+            return 0
+        scale = 1 if sys.platform == "darwin" else 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
     def _poll(self) -> None:
         while not self._stop.wait(0.01):
@@ -99,7 +103,7 @@ def demo_task_prompts(backend: Any, tokenizer: Any, per_task: int):
     """Held-out demo-task prompts, and a judge of answers to them."""
     from app.evaluate import held_out_items
     from llada_core.chat import answer_text
-    from llada_core.demo_tasks import TASKS, is_correct
+    from llada_train.demo_tasks import TASKS, is_correct
 
     items = held_out_items(list(TASKS), per_task)
     prompts = [backend.encode_chat(tokenizer, [{"role": "user", "content": i.question}]) for i in items]
@@ -173,7 +177,7 @@ def format_table(results: list[Result]) -> str:
 
 
 def build_random_model(folder: Path, overrides: Optional[dict[str, Any]] = None) -> Path:
-    from llada_core.tiny import TinySpec, make_tiny_checkpoint
+    from llada_train.tiny import TinySpec, make_tiny_checkpoint
 
     return make_tiny_checkpoint(folder, TinySpec(**dict(RANDOM_MODEL, **(overrides or {}))))
 

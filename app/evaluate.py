@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llada_core.chat import answer_text
-from llada_core.demo_tasks import TASKS, Item, is_correct, make_items
+from llada_train.demo_tasks import TASKS, Item, is_correct, make_items
 
 
 @dataclass

@@ -1,27 +1,8 @@
 """Framework-free pieces shared by both LLaDA backends and the app.
 
-Nothing here imports torch or mlx: the chat template and tokenizer, the step frames a sampler
-yields, the validation and schedule of sampler settings, locating a checkpoint, and the builder
-of tiny test checkpoints.
+Nothing here imports torch or mlx: the chat template and tokenizer (chat.py, tokens.py), the
+step frames a sampler yields (frames.py), the validation and schedule of sampler settings
+(settings.py), the model config (config.py), the KV cache (kv_cache.py) and locating a
+checkpoint (checkpoint.py). Import the module you need; this package imports nothing, so the
+`llada` command starts without numpy or transformers.
 """
-
-from llada_core.chat import (
-    answer_text,
-    continue_conversation,
-    encode_chat,
-    load_tokenizer,
-    visible_answer_ids,
-)
-from llada_core.frames import StepFrame
-from llada_core.settings import SamplerSettings, transfer_schedule
-
-__all__ = [
-    "StepFrame",
-    "SamplerSettings",
-    "answer_text",
-    "continue_conversation",
-    "encode_chat",
-    "load_tokenizer",
-    "transfer_schedule",
-    "visible_answer_ids",
-]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ def load_tokenizer(folder: str | Path) -> Any:
     Loaded as PreTrainedTokenizerFast straight from tokenizer.json and tokenizer_config.json, so
     no code shipped with a model runs and transformers never asks about remote code.
     """
+    # Without torch (a Mac's MLX install) transformers advises at import that models are
+    # unavailable; we only use its tokenizer.
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     from transformers import PreTrainedTokenizerFast
 
     folder = Path(folder)

@@ -30,7 +30,7 @@ def hidden_imports(backends: list[str]) -> list[str]:
 
 def datas() -> list[tuple[str, str]]:
     files = [(str(ROOT / "app" / "resources"), "app/resources"),
-             (str(ROOT / "llada_core" / "data"), "llada_core/data")]
+             (str(ROOT / "llada_train" / "data"), "llada_train/data")]
     # packages that read their own metadata at run time
     for dist in ("transformers", "tokenizers", "huggingface_hub", "safetensors", "numpy",
                  "tqdm", "regex", "requests", "filelock", "packaging", "pyyaml",

@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from llada_core.tiny import TinySpec, make_tiny_checkpoint  # noqa: E402
+from llada_train.tiny import TinySpec, make_tiny_checkpoint  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ import pytest
 
 from llada_core import tokens
 from llada_core.chat import load_tokenizer
-from llada_core.demo_data import LENGTH_BUCKET, DemoData, sft_row
-from llada_core.demo_tasks import TASKS, Item, is_correct, is_held_out, make_items
+from llada_train.demo_data import LENGTH_BUCKET, DemoData, sft_row
+from llada_train.demo_tasks import TASKS, Item, is_correct, is_held_out, make_items
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from safetensors import safe_open
 
 from llada_core import tokens
 from llada_core.checkpoint import weight_files
-from llada_core.tiny import TinySpec, make_tiny_checkpoint
+from llada_train.tiny import TinySpec, make_tiny_checkpoint
 
 OFFICIAL_FIELDS = {
     "activation_type", "alibi", "alibi_bias_max", "architectures", "attention_dropout",

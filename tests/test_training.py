@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from llada_torch.objective import EPS, forward_process, pretrain_loss, sft_loss
+from llada_train.objective import EPS, forward_process, pretrain_loss, sft_loss
 
 MASK = 99
 
@@ -101,7 +101,8 @@ def test_training_resumes_exactly_where_it_stopped(tmp_path):
     from safetensors.torch import load_file
 
     from llada_torch import load
-    from llada_torch.train import TrainConfig, train
+    from llada_train.config import TrainConfig
+    from llada_train.trainer import train
 
     text = " ".join(["In the beginning God created the heaven and the earth."] * 200)
     model = {"d_model": 32, "n_layers": 1, "n_heads": 2, "mlp_hidden_size": 64, "bpe_vocab": 300}
@@ -138,7 +139,8 @@ def test_training_resumes_exactly_where_it_stopped(tmp_path):
 def test_a_second_stage_starts_from_the_first_stages_weights(tmp_path):
     from safetensors.torch import load_file
 
-    from llada_torch.train import TrainConfig, train
+    from llada_train.config import TrainConfig
+    from llada_train.trainer import train
 
     text = " ".join(["In the beginning God created the heaven and the earth."] * 200)
     model = {"d_model": 32, "n_layers": 1, "n_heads": 2, "mlp_hidden_size": 64, "bpe_vocab": 300}

@@ -36,12 +36,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ValueError, CheckpointError, BackendUnavailable, FileNotFoundError) as error:
+    except (ValueError, CheckpointError, BackendUnavailable) as error:
         print(f"llada {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"llada {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
+
+
+def describe_os_error(error: OSError) -> str:
+    """One sentence naming the path: 'cannot write /x/y: Permission denied'."""
+    reason = error.strerror or str(error)
+    if error.filename is None:
+        return reason
+    return f"{error.filename}: {reason}"
 
 
 def gui_main(argv: Optional[Sequence[str]] = None) -> int:

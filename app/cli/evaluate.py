@@ -7,7 +7,7 @@ import json
 
 from app.cli.options import add_model_options, add_sampler_options, check_sampler_settings, load_backend_model, sampler_kwargs
 from app.evaluate import evaluate, format_scores, held_out_items
-from llada_core.demo_tasks import TASKS
+from llada_train.demo_tasks import TASKS
 
 
 def add_parser(subparsers) -> None:

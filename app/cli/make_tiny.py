@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from llada_core.tiny import TinySpec, make_tiny_checkpoint
+from llada_train.tiny import TinySpec, make_tiny_checkpoint
 
 
 def add_parser(subparsers) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from llada_torch.train import TrainConfig
+from llada_train.config import TrainConfig
 
 DEFAULTS = TrainConfig()
 
@@ -67,7 +67,11 @@ def task_weights(text: str) -> dict[str, float]:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from llada_torch.train import train
+    from app.backends import require
+
+    require("torch", "llada train")
+
+    from llada_train.trainer import train
 
     config = TrainConfig(
         steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,

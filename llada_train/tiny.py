@@ -12,10 +12,12 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from llada_core import tokens
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_CORPUS = "tiny_corpus.txt"
 
@@ -145,6 +147,8 @@ def tokenizer_config(ids: dict[str, int]) -> dict:
 
 def random_weights(spec: TinySpec, vocab_size: int) -> dict[str, np.ndarray]:
     """Official tensor names with seeded random values ([out, in] Linear layout)."""
+    import numpy as np
+
     rng = np.random.default_rng(spec.seed)
     d, hidden = spec.d_model, spec.mlp_hidden_size
     head_dim = d // spec.n_heads
@@ -174,6 +178,8 @@ def random_weights(spec: TinySpec, vocab_size: int) -> dict[str, np.ndarray]:
 
 
 def cast_weights(values: np.ndarray, dtype: str) -> np.ndarray:
+    import numpy as np
+
     if dtype == "float32":
         return values.astype(np.float32)
     if dtype == "float16":
@@ -187,6 +193,7 @@ def cast_weights(values: np.ndarray, dtype: str) -> np.ndarray:
 
 def write_shards(folder: Path, weights: dict[str, np.ndarray], shards: int) -> None:
     """model-0000K-of-0000N.safetensors plus model.safetensors.index.json, as the Hub has them."""
+    import numpy as np
     from safetensors.numpy import save_file
 
     names = list(weights)
@@ -216,7 +223,7 @@ def make_tiny_checkpoint(out_dir: str | Path, spec: TinySpec = TinySpec(),
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     if corpus is None:
-        corpus = resources.files("llada_core").joinpath("data", DEFAULT_CORPUS).read_text("utf-8")
+        corpus = resources.files("llada_train").joinpath("data", DEFAULT_CORPUS).read_text("utf-8")
     tokenizer, ids = train_tokenizer(corpus, spec.bpe_vocab, spec.split_digits)
     # Like the 8B model, the embedding has unused rows past the tokenizer (a multiple of 64).
     vocab_size = -(-max(tokenizer.get_vocab_size(), spec.min_rows) // 64) * 64

@@ -13,7 +13,7 @@ from typing import Any
 
 from llada_core import tokens
 from llada_core.chat import encode_chat
-from llada_core.demo_tasks import RECALL_TASKS, TASKS, Item, is_held_out, make_items
+from llada_train.demo_tasks import RECALL_TASKS, TASKS, Item, is_held_out, make_items
 
 
 def bible_text() -> str:

@@ -12,7 +12,7 @@ import math
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -21,38 +21,13 @@ from safetensors.torch import load_file, save_file
 
 from llada_core.chat import load_tokenizer
 from llada_core.checkpoint import SAMPLER_DEFAULTS_FILE
-from llada_core.demo_data import TASK_WEIGHTS, DemoData, bible_text, task_corpus
-from llada_core.tiny import TinySpec, make_tiny_checkpoint
+from llada_train.config import TrainConfig
+from llada_train.demo_data import DemoData, bible_text, task_corpus
+from llada_train.tiny import TinySpec, make_tiny_checkpoint
 from llada_torch.loader import load
-from llada_torch.objective import pretrain_loss, sft_loss
+from llada_train.objective import pretrain_loss, sft_loss
 
 STATE_DIR = ".training"
-
-
-@dataclass
-class TrainConfig:
-    steps: int = 6000
-    batch_size: int = 32
-    seq_len: int = 48
-    answer_length: int = 8  # SFT answer region; written to sampler_defaults.json as gen_length
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.1
-    warmup: int = 100
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    pretrain_fraction: float = 0.1
-    seed: int = 0
-    save_every: int = 250
-    save_dtype: str = "bfloat16"
-    threads: int = 0
-    task_weights: dict = field(default_factory=lambda: dict(TASK_WEIGHTS))
-    init_from: Optional[str] = None  # start from this trained folder instead of random weights
-    model: dict = field(default_factory=lambda: {
-        "d_model": 256, "n_layers": 4, "n_heads": 4, "mlp_hidden_size": 768, "bpe_vocab": 2048,
-        # LLaDA 8B's 500000 leaves too few fast-turning RoPE frequencies for a 48-token
-        # window: with it, add2 was 25 % after 1250 add2-only steps; with 10000, 85 %.
-        "rope_theta": 10000.0,
-    })
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
