@@ -1,10 +1,13 @@
-"""Finding a checkpoint on disk (or in the Hugging Face cache) and reading its config and tensors."""
+"""Finding a checkpoint on disk (or in the Hugging Face cache) and reading its config, its tensor
+names and shapes, and the dtype its weights are stored in (from safetensors headers, no framework)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from math import prod
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 # What a LLaDA checkpoint needs; modelling code shipped with a model is never fetched or run.
 CHECKPOINT_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "tokenizer*", "*.txt"]
@@ -102,3 +105,114 @@ def check_tensors(expected: dict[str, tuple], found: dict[str, tuple]) -> None:
 
 def _more(items: list) -> str:
     return f" (and {len(items) - 5} more)" if len(items) > 5 else ""
+
+
+# safetensors dtype codes: (our name, bytes per element). Names follow torch/MLX spelling.
+SAFETENSORS_DTYPES: dict[str, tuple[str, float]] = {
+    "F64": ("float64", 8), "F32": ("float32", 4), "F16": ("float16", 2), "BF16": ("bfloat16", 2),
+    "F8_E4M3": ("float8_e4m3fn", 1), "F8_E5M2": ("float8_e5m2", 1),
+    "I64": ("int64", 8), "U64": ("uint64", 8), "I32": ("int32", 4), "U32": ("uint32", 4),
+    "I16": ("int16", 2), "U16": ("uint16", 2), "I8": ("int8", 1), "U8": ("uint8", 1),
+    "BOOL": ("bool", 1),
+}
+FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2")
+DTYPE_BYTES: dict[str, float] = {name: size for name, size in SAFETENSORS_DTYPES.values()}
+# The safetensors format caps its JSON header at 100 MB; a bigger length means a broken file.
+MAX_HEADER_BYTES = 100_000_000
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    dtype: str                  # e.g. "bfloat16", "uint32"
+    shape: tuple[int, ...]
+
+    @property
+    def elements(self) -> int:
+        return prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.elements * DTYPE_BYTES[self.dtype])
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype in FLOAT_DTYPES
+
+
+@dataclass(frozen=True)
+class StoredWeights:
+    """What a checkpoint's safetensors hold, from their headers alone (no tensor is read)."""
+
+    tensors: dict[str, TensorInfo]
+
+    @property
+    def dtype(self) -> Optional[str]:
+        """The floating dtype most floating elements are stored in (None: no floating tensor).
+        Quantized checkpoints answer with their scales' dtype; the packed weights are integers."""
+        counts: dict[str, int] = {}
+        for info in self.tensors.values():
+            if info.is_float:
+                counts[info.dtype] = counts.get(info.dtype, 0) + info.elements
+        if not counts:
+            return None
+        return max(counts, key=lambda name: (counts[name], -FLOAT_DTYPES.index(name)))
+
+    @property
+    def nbytes(self) -> int:
+        return sum(info.nbytes for info in self.tensors.values())
+
+    def nbytes_as(self, dtype: Optional[str] = None) -> int:
+        """Bytes once loaded with every floating tensor cast to dtype (None: as stored); integer
+        tensors (quantized weights) stay as they are, as both loaders leave them."""
+        if dtype is None:
+            return self.nbytes
+        if dtype not in DTYPE_BYTES:
+            raise ValueError(f"dtype {dtype!r} is not one of {', '.join(FLOAT_DTYPES)}")
+        return sum(int(info.elements * DTYPE_BYTES[dtype]) if info.is_float else info.nbytes
+                   for info in self.tensors.values())
+
+
+def read_safetensors_header(path: Path) -> dict[str, TensorInfo]:
+    """Tensor names, dtypes and shapes from a safetensors file's JSON header."""
+    try:
+        with open(path, "rb") as handle:
+            prefix = handle.read(8)
+            if len(prefix) != 8:
+                raise ValueError("the file is shorter than a safetensors header")
+            length = int.from_bytes(prefix, "little")
+            if not 0 < length <= MAX_HEADER_BYTES:
+                raise ValueError(f"header length {length} is impossible")
+            raw = handle.read(length)
+            if len(raw) != length:
+                raise ValueError("the header is cut short")
+        header = json.loads(raw.decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+        tensors = {}
+        for name, entry in header.items():
+            if name == "__metadata__":
+                continue
+            code = entry["dtype"]
+            if code not in SAFETENSORS_DTYPES:
+                raise ValueError(f"tensor {name} has an unknown dtype {code!r}")
+            tensors[name] = TensorInfo(SAFETENSORS_DTYPES[code][0],
+                                       tuple(int(n) for n in entry["shape"]))
+        return tensors
+    except OSError as error:
+        raise CheckpointError(f"{path} cannot be read: {error.strerror or error}") from error
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path.name} is not a readable safetensors file: {error}") from error
+
+
+def stored_weights(folder: str | Path) -> StoredWeights:
+    """Every tensor's dtype and shape across the checkpoint's shards, read from headers only."""
+    tensors: dict[str, TensorInfo] = {}
+    for path in weight_files(Path(folder)):
+        tensors.update(read_safetensors_header(path))
+    return StoredWeights(tensors)
+
+
+def stored_dtype(folder: str | Path) -> Optional[str]:
+    """The dtype the checkpoint's floating weights are stored in ("bfloat16" for the official
+    LLaDA 8B, whose config.json has no torch_dtype); None when it has no floating tensor."""
+    return stored_weights(folder).dtype

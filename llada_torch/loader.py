@@ -10,7 +10,7 @@ import torch
 from llada_core import tokens
 from llada_core.chat import load_tokenizer
 from llada_core.checkpoint import (
-    CheckpointError, check_tensors, read_config, resolve_checkpoint, weight_files,
+    CheckpointError, check_tensors, read_config, resolve_checkpoint, stored_dtype, weight_files,
 )
 from llada_torch.model import Model, ModelArgs
 
@@ -31,14 +31,20 @@ def pick_device(device: Optional[str] = None) -> torch.device:
     return torch.device("cpu")
 
 
-def parse_dtype(dtype: str | torch.dtype | None, config: dict[str, Any]) -> torch.dtype:
-    """float32, bfloat16 or float16; by default the checkpoint's own torch_dtype."""
+def parse_dtype(dtype: str | torch.dtype | None, stored: Optional[str] = None) -> torch.dtype:
+    """The dtype asked for (float32, bfloat16 or float16), else the one the weights are stored in.
+
+    `stored` comes from the safetensors headers (llada_core.checkpoint.stored_dtype), never from
+    config.json: the official LLaDA 8B config has no torch_dtype, yet its weights are bfloat16.
+    A stored dtype we cannot compute in (float64, float8) loads as float32.
+    """
     if isinstance(dtype, torch.dtype):
         return dtype
-    name = dtype or config.get("torch_dtype") or "float32"
-    if name not in DTYPES:
-        raise ValueError(f"dtype {name!r} is not one of {', '.join(DTYPES)}")
-    return DTYPES[name]
+    if dtype is None:
+        return DTYPES.get(stored or "float32", torch.float32)
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    return DTYPES[dtype]
 
 
 def load_model_args(config: dict[str, Any]) -> ModelArgs:
@@ -83,11 +89,14 @@ def check_weights(model: Model, weights: dict[str, torch.Tensor]) -> None:
 
 def load(path_or_repo_id: str | Path, *, dtype: str | torch.dtype | None = None,
          device: Optional[str] = None) -> tuple[Model, Any]:
-    """Model and tokenizer from a local folder or a Hub repo id (official HF layout)."""
+    """Model and tokenizer from a local folder or a Hub repo id (official HF layout).
+
+    dtype (float32, bfloat16, float16) casts the weights; None keeps the dtype they are stored in.
+    """
     folder = resolve_checkpoint(path_or_repo_id)
     config = read_config(folder)
     args = load_model_args(config)
-    torch_dtype = parse_dtype(dtype, config)
+    torch_dtype = parse_dtype(dtype, None if dtype else stored_dtype(folder))
     target = pick_device(device)
     tokenizer = load_tokenizer(folder)
     eot = tokenizer.convert_tokens_to_ids(tokens.EOT)

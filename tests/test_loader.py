@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from llada_core.checkpoint import CheckpointError
+from llada_core.checkpoint import CheckpointError, stored_dtype, stored_weights
 from llada_torch import load
 from llada_torch.loader import pick_device
 
@@ -44,6 +44,56 @@ def test_loads_the_official_layout_with_the_checkpoint_dtype(tiny_checkpoint, ti
     assert load(tiny_bf16_checkpoint, device="cpu")[0].dtype == torch.bfloat16
     assert load(tiny_checkpoint, dtype="bfloat16", device="cpu")[0].dtype == torch.bfloat16
     assert load(tiny_checkpoint, dtype="float16", device="cpu")[0].dtype == torch.float16
+
+
+def test_default_dtype_is_the_stored_one_not_config_torch_dtype(tiny_bf16_checkpoint, tmp_path):
+    """The official 8B config.json has no torch_dtype; its bf16 weights must load as bf16."""
+    folder = tmp_path / "bf16"
+    shutil.copytree(tiny_bf16_checkpoint, folder)
+    config = json.loads((folder / "config.json").read_text())
+    del config["torch_dtype"]
+    (folder / "config.json").write_text(json.dumps(config))
+    assert stored_dtype(folder) == "bfloat16"
+    model, _ = load(folder, device="cpu")
+    assert model.dtype == torch.bfloat16
+    assert all(p.dtype == torch.bfloat16 for p in model.parameters())
+    assert load(folder, dtype="float32", device="cpu")[0].dtype == torch.float32
+    # a config that disagrees with the weights does not win either
+    edit_config(folder, torch_dtype="float32")
+    assert load(folder, device="cpu")[0].dtype == torch.bfloat16
+
+
+def test_dtype_option_reaches_the_loader(tiny_bf16_checkpoint):
+    from app.cli import build_parser
+    from app.cli.options import load_backend_model
+
+    def loaded(*flags):
+        args = build_parser().parse_args(["generate", "--model", str(tiny_bf16_checkpoint),
+                                          "--backend", "torch", "--device", "cpu", *flags, "--prompt", "hi"])
+        return load_backend_model(args)[2]
+
+    assert loaded().dtype == torch.bfloat16
+    assert loaded("--dtype", "float32").dtype == torch.float32
+
+
+def test_stored_weights_come_from_the_headers(tiny_checkpoint, tiny_bf16_checkpoint, copy):
+    f32, bf16 = stored_weights(tiny_checkpoint), stored_weights(tiny_bf16_checkpoint)
+    assert f32.dtype == "float32" and bf16.dtype == "bfloat16"
+    assert set(f32.tensors) == set(bf16.tensors)
+    data = sum(f.stat().st_size for f in tiny_checkpoint.glob("*.safetensors"))
+    assert 0 < data - f32.nbytes < 64 * 1024          # the files are tensors plus small headers
+    assert f32.nbytes == 2 * bf16.nbytes == f32.nbytes_as("float32") == bf16.nbytes_as("float32")
+    assert f32.nbytes_as("bfloat16") == bf16.nbytes
+    # integer tensors (quantized weights) keep their size when the floats are cast
+    weights = single_file(copy)
+    weights["model.transformer.extra.weight"] = torch.zeros(10, 4, dtype=torch.int32)
+    save_file(weights, copy / "model.safetensors")
+    mixed = stored_weights(copy)
+    assert mixed.tensors["model.transformer.extra.weight"].dtype == "int32"
+    assert mixed.dtype == "float32"
+    assert mixed.nbytes_as("float16") == f32.nbytes // 2 + 160
+    with pytest.raises(ValueError, match="dtype 'int4'"):
+        mixed.nbytes_as("int4")
 
 
 def test_device_auto_falls_back_to_cpu():
