@@ -3,7 +3,9 @@
 mode="exact" picks the same tokens as the reference `generate()` of ML-GSAI/LLaDA: the same
 block and step schedule, float64 Gumbel-max sampling, classifier-free guidance with the prompt
 masked, both remasking rules, both EOS options, and the tie rules (argmax takes the lowest token
-id; among equal confidences the lowest position is committed first).
+id; among equal confidences the lowest position is committed first). On Apple's MPS, which has
+no float64, temperature > 0 samples with float32 Gumbel noise instead: the same distribution,
+other random numbers.
 
 mode="fast" adds the approximations of Fast-dLLM (llada_torch.fast): a KV cache refreshed at each
 block, confidence-threshold parallel commits and early stop at EOS.
@@ -24,11 +26,27 @@ from llada_core.settings import SamplerSettings, checked_prompt_ids, transfer_sc
 from llada_torch.model import Model
 
 
+def has_float64(device: torch.device) -> bool:
+    """Whether the device computes in float64; Apple's MPS has no float64 at all."""
+    return device.type != "mps"
+
+
 def gumbel_argmax_input(logits: torch.Tensor, temperature: float,
                         generator: torch.Generator) -> torch.Tensor:
-    """exp(logits) / (-log U)^T in float64, whose argmax samples softmax(logits / T)."""
+    """A tensor whose argmax samples softmax(logits / T).
+
+    Where the device has float64 this is the reference's exp(logits) / (-log U)^T in float64, so
+    exact mode picks the reference's tokens for a seed. On MPS it is the same draw written as
+    logits / T + Gumbel noise in float32 (argmax of l - T·log(-log U) = argmax of l/T + G):
+    the same distribution, other random numbers.
+    """
     if temperature == 0:
         return logits
+    if not has_float64(logits.device):
+        logits = logits.to(torch.float32)
+        noise = torch.rand(logits.shape, dtype=torch.float32, device=logits.device,
+                           generator=generator)
+        return logits / temperature - torch.log(-torch.log(noise))
     logits = logits.to(torch.float64)
     noise = torch.rand(logits.shape, dtype=torch.float64, device=logits.device, generator=generator)
     return logits.exp() / (-torch.log(noise)) ** temperature

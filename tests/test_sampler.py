@@ -195,3 +195,87 @@ def test_bfloat16_checkpoint_generates(tiny_bf16_checkpoint):
     assert model.dtype == torch.bfloat16
     frames = run(model, [4, 5, 6], gen_length=16, block_length=8, steps=8, cfg_scale=1.0)
     assert (frames[-1].tokens != model.args.mask_token_id).all()
+
+
+# --- temperature > 0: float64 Gumbel (reference) where the device has it, float32 on MPS -------
+
+def random_logits(seed):
+    table = torch.randn(1, 7, VOCAB, generator=torch.Generator().manual_seed(seed)) * 2
+    return lambda x: table.expand(x.shape[0], -1, -1)[:, :x.shape[1]].clone()
+
+
+def one_step_tokens(temperature, seed, **kwargs):
+    """Answer of a one-step run (every mask committed at once) on a scripted model."""
+    model = ScriptedModel(random_logits(0))
+    frames = run(model, prompt=(1, 2, 3), gen_length=4, block_length=4, steps=1,
+                 temperature=temperature, seed=seed, **kwargs)
+    return frames[-1].tokens.tolist()
+
+
+def test_mps_has_no_float64_and_the_cpu_does():
+    from llada_torch.sampler import has_float64
+
+    assert not has_float64(torch.device("mps"))
+    assert has_float64(torch.device("cpu")) and has_float64(torch.device("cuda"))
+
+
+def test_cpu_sampling_is_the_reference_float64_formula():
+    from llada_torch.sampler import gumbel_argmax_input
+
+    logits = random_logits(0)(torch.zeros(1, 7))
+    noisy = gumbel_argmax_input(logits.clone(), 0.7, torch.Generator().manual_seed(3))
+    assert noisy.dtype == torch.float64
+    u = torch.rand(logits.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    reference = logits.to(torch.float64).exp() / (-torch.log(u)) ** 0.7
+    assert torch.equal(noisy, reference)
+    # and the whole exact sampler on the CPU picks the reference's tokens
+    expected = torch.argmax(reference, dim=-1)[0, 3:].tolist()
+    assert one_step_tokens(0.7, seed=3) == expected
+
+
+def test_without_float64_sampling_uses_float32_gumbel_noise(monkeypatch):
+    from llada_torch import sampler
+
+    logits = random_logits(0)(torch.zeros(1, 7))
+    monkeypatch.setattr(sampler, "has_float64", lambda device: False)
+    noisy = sampler.gumbel_argmax_input(logits.clone(), 0.7, torch.Generator().manual_seed(3))
+    assert noisy.dtype == torch.float32
+    u = torch.rand(logits.shape, dtype=torch.float32, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(noisy, logits / 0.7 - torch.log(-torch.log(u)))
+    expected = torch.argmax(noisy, dim=-1)[0, 3:].tolist()
+    assert one_step_tokens(0.7, seed=3) == expected
+    # deterministic for a seed, different across seeds, still nothing at temperature 0
+    assert one_step_tokens(0.7, seed=3) == expected
+    assert len({tuple(one_step_tokens(0.7, seed=s)) for s in range(8)}) > 1
+    monkeypatch.setattr(torch, "rand", None)  # temperature 0 draws nothing, on either path
+    assert one_step_tokens(0.0, seed=1) == torch.argmax(logits, -1)[0, 3:].tolist()
+
+
+@pytest.mark.parametrize("float64", [True, False])
+def test_both_sampling_forms_draw_from_softmax_over_temperature(monkeypatch, float64):
+    from llada_torch import sampler
+
+    monkeypatch.setattr(sampler, "has_float64", lambda device: float64)
+    row = torch.tensor([0.0, 1.0, 2.0, -1.0, 0.5, 1.5])
+    draws = 40_000
+    for temperature in (0.5, 1.0, 2.0):
+        noisy = sampler.gumbel_argmax_input(row.expand(1, draws, -1).clone(), temperature,
+                                            torch.Generator().manual_seed(11))
+        freq = torch.bincount(torch.argmax(noisy, -1)[0], minlength=6).double() / draws
+        target = torch.softmax(row.double() / temperature, -1)
+        # binomial standard error is at most 0.0025 here; 0.012 is about five of them
+        assert (freq - target).abs().max() < 0.012, (temperature, freq, target)
+
+
+def test_tiny_model_samples_on_both_paths(tiny_torch, monkeypatch):
+    from llada_torch import sampler
+
+    model, _ = tiny_torch
+    settings = dict(gen_length=16, block_length=8, steps=8, temperature=1.0, seed=5)
+    float64 = run(model, [4, 5], **settings)[-1].tokens
+    monkeypatch.setattr(sampler, "has_float64", lambda device: False)
+    first = run(model, [4, 5], **settings)[-1].tokens
+    again = run(model, [4, 5], **settings)[-1].tokens
+    assert (first == again).all() and (first != model.args.mask_token_id).all()
+    # other random numbers: the float32 path is not the float64 one in disguise
+    assert (first != float64).any()
