@@ -93,27 +93,66 @@ class Message:
 
 
 class StoreError(RuntimeError):
-    pass
+    """The history cannot be opened; the message is one sentence for the user."""
+
+
+# SQLite result codes (the low byte of an extended code) that mean the file's content is bad,
+# as opposed to a file or folder we may not write.
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
+CORRUPT_MESSAGES = ("file is not a database", "malformed", "integrity check failed")
+
+
+class _Corrupt(sqlite3.DatabaseError):
+    """Our own integrity check failed."""
+
+
+def is_corrupt(error: sqlite3.Error) -> bool:
+    """A database file SQLite cannot read (moved aside), not one it may not write (refused)."""
+    if isinstance(error, _Corrupt):
+        return True
+    code = getattr(error, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
+    return any(text in str(error) for text in CORRUPT_MESSAGES)
+
+
+def unusable_folder(folder: Path, reason: str) -> StoreError:
+    return StoreError(f"the history folder {folder} cannot be used ({reason}); choose another "
+                      f"with --data-dir or ${ENV_DATA_DIR}")
 
 
 class Store:
-    """The history database. `notice` holds a sentence for the user if the file was moved aside."""
+    """The history database. `notice` holds a sentence for the user if the file was moved aside.
+
+    A folder or database that cannot be written raises StoreError naming the folder.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.notice: Optional[str] = None
+        folder = self.path.parent
         try:
-            self.db = self._open()
-        except sqlite3.DatabaseError as error:
-            moved = self._move_aside()
-            self.notice = (f"The history database could not be read ({error}); it was moved to "
-                           f"{moved.name} and a new, empty history was started.")
-            self.db = self._open()
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise unusable_folder(folder, _folder_problem(folder, error)) from error
+        try:
+            try:
+                self.db = self._open()
+            except sqlite3.DatabaseError as error:
+                if not is_corrupt(error):
+                    raise
+                moved = self._move_aside()
+                self.notice = (f"The history database could not be read ({error}); it was moved "
+                               f"to {moved.name} and a new, empty history was started.")
+                self.db = self._open()
+        except sqlite3.Error as error:
+            raise unusable_folder(folder, _database_problem(error)) from error
+        except OSError as error:  # moving a corrupt file aside
+            raise unusable_folder(folder, error.strerror or str(error)) from error
 
     @classmethod
     def in_folder(cls, folder: str | Path | None = None) -> "Store":
-        folder = Path(folder) if folder else default_data_dir()
+        folder = Path(folder).expanduser() if folder else default_data_dir()
         return cls(folder / DB_NAME)
 
     # --- opening ---------------------------------------------------------------------------
@@ -125,17 +164,28 @@ class Store:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                raise sqlite3.DatabaseError("the integrity check failed")
+                raise _Corrupt("the integrity check failed")
             self._migrate(db)
-        except sqlite3.DatabaseError:
+            self._check_writable(db)
+        except (sqlite3.Error, StoreError):
             db.close()
             raise
         return db
 
+    @staticmethod
+    def _check_writable(db: sqlite3.Connection) -> None:
+        """Fail now, not at the first message, when SQLite opened the file read-only: a write
+        statement is refused (SQLITE_READONLY) even when it would change no row."""
+        try:
+            db.execute("UPDATE preferences SET key = key WHERE 0")
+        finally:
+            db.rollback()
+
     def _migrate(self, db: sqlite3.Connection) -> None:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            raise StoreError(f"the history database is from a newer version (schema {version})")
+            raise StoreError(f"the history database {self.path} is from a newer version of "
+                             f"LLaDA Desktop (schema {version})")
         for number in range(version, SCHEMA_VERSION):
             with db:
                 db.executescript("BEGIN;" + MIGRATIONS[number]
@@ -299,3 +349,20 @@ def build_prompt(tokenizer: Any, encode_chat, messages: list[Message], user_text
     history = [{"role": m.role, "content": m.text} for m in messages]
     history.append({"role": "user", "content": user_text})
     return list(encode_chat(tokenizer, history))
+
+
+def _folder_problem(folder: Path, error: OSError) -> str:
+    """Why the folder cannot be made, in a few words."""
+    for path in [folder, *folder.parents]:
+        if path.exists() and not path.is_dir():
+            return "it is a file, not a folder" if path == folder else f"{path} is a file"
+    return error.strerror or str(error)
+
+
+def _database_problem(error: sqlite3.Error) -> str:
+    code = getattr(error, "sqlite_errorname", None)
+    if code and code.startswith("SQLITE_READONLY") or "readonly" in str(error):
+        return f"{DB_NAME} is read-only"
+    if code and code.startswith("SQLITE_CANTOPEN") or "unable to open" in str(error):
+        return f"{DB_NAME} cannot be created or opened there"
+    return f"{DB_NAME}: {error}"

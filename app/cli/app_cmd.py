@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         store = Store.in_folder(args.data_dir)
     except StoreError as error:
-        print(f"llada app: error: {error}", file=sys.stderr)
+        # one sentence naming the folder (unwritable, a file in its place, a read-only database)
+        print(f"{getattr(args, 'prog', 'llada app')}: error: {error}", file=sys.stderr)
         return 2
     if store.notice:
         print(f"llada app: {store.notice}", file=sys.stderr)
@@ -164,6 +165,7 @@ def gui_main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="llada-desktop", description="The LLaDA Desktop window.")
     add_arguments(parser)
     args = parser.parse_args(argv)
+    args.prog = parser.prog
     from app.backends import BackendUnavailable
     from llada_core.checkpoint import CheckpointError
 
