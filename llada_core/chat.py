@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,11 @@ def load_tokenizer(folder: str | Path) -> Any:
 
     Loaded as PreTrainedTokenizerFast straight from tokenizer.json and tokenizer_config.json, so
     no code shipped with a model runs and transformers never asks about remote code.
+
+    A special_tokens_map.json that is not valid JSON (LLaDA-8B-Base publishes one with a missing
+    comma) is never handed to transformers, which parses it whenever tokenizer_config.json lacks
+    added_tokens_decoder: the tokenizer is then built from tokenizer.json with the special tokens
+    and chat template of tokenizer_config.json.
     """
     # Without torch (a Mac's MLX install) transformers advises at import that models are
     # unavailable; we only use its tokenizer.
@@ -26,10 +32,41 @@ def load_tokenizer(folder: str | Path) -> Any:
     folder = Path(folder)
     if not (folder / "tokenizer.json").is_file():
         raise FileNotFoundError(f"{folder} has no tokenizer.json")
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder), trust_remote_code=False)
+    if _readable_json(folder / "special_tokens_map.json") is None:
+        config = _readable_json(folder / "tokenizer_config.json")
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_file=str(folder / "tokenizer.json"),
+            **_tokenizer_kwargs(config if isinstance(config, dict) else {}),
+        )
+    else:
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder), trust_remote_code=False)
     if tokenizer.chat_template is None:
         tokenizer.chat_template = tokens.CHAT_TEMPLATE
     return tokenizer
+
+
+def _readable_json(path: Path) -> Any:
+    """The file's JSON value; None when it is absent or not valid JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def _tokenizer_kwargs(config: dict[str, Any]) -> dict[str, Any]:
+    """The special tokens (every *_token spelled as text), extra special tokens and chat template
+    of a tokenizer_config.json, as PreTrainedTokenizerFast's keyword arguments."""
+    kwargs: dict[str, Any] = {
+        key: value for key, value in config.items()
+        if key.endswith("_token") and isinstance(value, str)
+    }
+    extra = config.get("additional_special_tokens")
+    if isinstance(extra, list) and all(isinstance(token, str) for token in extra):
+        kwargs["additional_special_tokens"] = extra
+    if isinstance(config.get("chat_template"), str):
+        kwargs["chat_template"] = config["chat_template"]
+    kwargs["clean_up_tokenization_spaces"] = bool(config.get("clean_up_tokenization_spaces", False))
+    return kwargs
 
 
 def render_chat(tokenizer: Any, messages: Sequence[Message]) -> str:
@@ -46,6 +83,62 @@ def encode_chat(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+# The tokens the chat template needs; a tokenizer without them as added special tokens (LLaDA-8B-Base)
+# would spell the template's headers out as ordinary text.
+CHAT_TOKENS = (tokens.START_HEADER, tokens.END_HEADER, tokens.EOT)
+
+
+def is_base_model(tokenizer: Any) -> bool:
+    """True for a base (pre-trained only) model: its tokenizer lacks the chat tokens
+    (<|start_header_id|>, <|end_header_id|>, <|eot_id|>) as added special tokens.
+
+    LLaDA-8B-Base's tokenizer_config.json still carries the Instruct chat template, so the
+    template's presence says nothing; the tokens decide.
+    """
+    special = {
+        str(token) for token in getattr(tokenizer, "added_tokens_decoder", {}).values()
+        if getattr(token, "special", True)
+    }
+    return not all(name in special for name in CHAT_TOKENS)
+
+
+def bos_id(tokenizer: Any) -> int | None:
+    """The id of <|startoftext|> (the tokenizer's BOS), None when it has none."""
+    for name in (getattr(tokenizer, "bos_token", None), tokens.BOS):
+        if name:
+            token_id = tokenizer.convert_tokens_to_ids(name)
+            if token_id is not None and token_id != tokenizer.unk_token_id:
+                return int(token_id)
+    return None
+
+
+def encode_raw(tokenizer: Any, text: str) -> list[int]:
+    """BOS + the text's ids, no template: how a base model is prompted (it was pre-trained on
+    sequences that start with BOS; the tokenizer adds no BOS by itself)."""
+    if not isinstance(text, str):
+        raise ValueError("the prompt must be text")
+    bos = bos_id(tokenizer)
+    return ([bos] if bos is not None else []) + list(
+        tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def encode_prompt(tokenizer: Any, messages_or_text: str | Sequence[Message]) -> list[int]:
+    """Prompt ids for any LLaDA: the chat template for an Instruct model, raw text for a base one.
+
+    Text is one user message for an Instruct model. A base model gets BOS + the text; given
+    messages, it gets their contents joined in order without roles or separators (the
+    conversation read as one text it continues).
+    """
+    if isinstance(messages_or_text, str):
+        if is_base_model(tokenizer):
+            return encode_raw(tokenizer, messages_or_text)
+        return encode_chat(tokenizer, [{"role": "user", "content": messages_or_text}])
+    if is_base_model(tokenizer):
+        _check_messages(messages_or_text)
+        return encode_raw(tokenizer, "".join(m["content"] for m in messages_or_text))
+    return encode_chat(tokenizer, messages_or_text)
+
+
 def continue_conversation(
     tokenizer: Any, history_ids: Sequence[int] | None, user_message: str
 ) -> list[int]:
@@ -53,13 +146,23 @@ def continue_conversation(
 
     history_ids is the previous turn's prompt plus its whole generated region; every EOS is
     dropped from it (<|eot_id|> stays) and the new user turn is appended without its BOS.
+    A base model has no turns: the first prompt is BOS + the text, and each later text is
+    appended to the history as a continuation (after a space when neither side has one).
     """
-    turn = encode_chat(tokenizer, [{"role": "user", "content": user_message}])
+    base = is_base_model(tokenizer)
+    turn = encode_prompt(tokenizer, user_message)
     if not history_ids:
         return turn
     eos = tokenizer.convert_tokens_to_ids(tokens.EOS)
     kept = [int(t) for t in history_ids if int(t) != eos]
-    return kept + turn[1:]
+    bos = bos_id(tokenizer)
+    if turn and turn[0] == bos:
+        turn = turn[1:]
+    if base and kept and user_message and not user_message[0].isspace():
+        tail = tokenizer.decode(known_ids(tokenizer, kept[-1:]), skip_special_tokens=True)
+        if tail and not tail[-1].isspace():
+            turn = list(tokenizer(" " + user_message, add_special_tokens=False)["input_ids"])
+    return kept + turn
 
 
 def visible_answer_ids(tokenizer: Any, answer_ids: Sequence[int]) -> list[int]:
@@ -75,9 +178,18 @@ def visible_answer_ids(tokenizer: Any, answer_ids: Sequence[int]) -> list[int]:
     return visible
 
 
+def known_ids(tokenizer: Any, ids: Sequence[int]) -> list[int]:
+    """The ids the tokenizer has a token for. The embedding has rows past the tokenizer (LLaDA
+    8B: 126464 rows, 126349 tokens) that a model can still predict; they carry no text."""
+    size = len(tokenizer)
+    return [int(t) for t in ids if 0 <= int(t) < size]
+
+
 def answer_text(tokenizer: Any, answer_ids: Sequence[int]) -> str:
-    """The text a person sees: decoded up to the first stop token, special tokens skipped."""
-    return tokenizer.decode(visible_answer_ids(tokenizer, answer_ids), skip_special_tokens=True)
+    """The text a person sees: decoded up to the first stop token, special tokens skipped, ids
+    past the tokenizer's vocabulary dropped."""
+    return tokenizer.decode(known_ids(tokenizer, visible_answer_ids(tokenizer, answer_ids)),
+                            skip_special_tokens=True)
 
 
 def _check_messages(messages: Sequence[Message]) -> None:
