@@ -1,10 +1,19 @@
-"""Convert an official LLaDA checkpoint into the mlx-community layout, quantized.
+"""Convert an official LLaDA checkpoint into the mlx-community layout, quantized, streaming.
 
 The output folder holds the renamed tensors (`model.embed_tokens`, `model.layers.N.*`,
 `model.norm`, `model.lm_head`), every Linear, the embedding and the head quantized (affine, the
-given bits and group size, scales and biases in `dtype`), norms in `dtype`; config.json with the
-original keys plus `"quantization"` and a duplicate `"quantization_config"`; and the tokenizer and
-other json files copied. llada_mlx.load reads it back.
+given bits and group size, scales and biases in `dtype`, bfloat16 by default as LLaDA was trained
+in it), norms in `dtype`; safetensors shards of at most `shard_bytes` with the
+model.safetensors.index.json mlx-lm writes; config.json with the original keys plus
+`"quantization"` and a duplicate `"quantization_config"`; and the tokenizer and other json files
+copied. llada_mlx.load reads it back.
+
+Memory: the source is read one tensor at a time (mx.load is lazy) and one source file at a time;
+each tensor is quantized and evaluated at once so its source bytes are freed, and an output shard
+is written and dropped before the next starts. The peak is about one output shard plus the tensor
+being quantized, never the whole model. (mlx-lm's save_model / make_shards need every tensor up
+front, and importing mlx_lm.utils pulls in transformers and torch, so the planning is done here
+the same way: a tensor larger than the limit gets a shard of its own.)
 """
 
 from __future__ import annotations
@@ -12,36 +21,47 @@ from __future__ import annotations
 import fnmatch
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import mlx.core as mx
 
+from mlx.utils import tree_flatten
+
 from llada_core.checkpoint import (
-    CHECKPOINT_PATTERNS, CheckpointError, read_config, resolve_checkpoint,
+    CHECKPOINT_PATTERNS, CheckpointError, check_tensors, read_config, resolve_checkpoint,
+    weight_files,
 )
-from llada_mlx.loader import (
-    BITS, DTYPES, GROUP_SIZES, check_weights, load_model_args, read_weights,
-)
+from llada_mlx.loader import BITS, DTYPES, GROUP_SIZES, load_model_args, read_shard
 from llada_mlx.model import Model
 
-SHARD_BYTES = 5 * 2**30
+SHARD_BYTES = 5 * 2**30  # mlx-lm's MAX_FILE_SIZE_GB
 SKIPPED = {"config.json", "model.safetensors.index.json"}
+# Mantissa bits: quantizing in the source dtype loses nothing when the output keeps no more.
+_MANTISSA = {mx.bfloat16: 8, mx.float16: 11, mx.float32: 24}
+
+
+@dataclass(frozen=True)
+class SourceTensor:
+    """Where one tensor of the source checkpoint lives, and what it is."""
+
+    path: Path            # its safetensors file
+    stored_name: str      # its name in that file (official layout)
+    shape: tuple[int, ...]
+    dtype: mx.Dtype
 
 
 def convert(source: str | Path, out: str | Path, *, bits: Optional[int] = 8, group_size: int = 64,
-            dtype: str = "float16", shard_bytes: int = SHARD_BYTES) -> Path:
+            dtype: str = "bfloat16", shard_bytes: int = SHARD_BYTES) -> Path:
     """Write `source` (folder or Hub repo id, float weights) to `out` in the MLX layout.
 
     bits 8 or 4 (2, 3, 5, 6 work too) quantizes; bits None only renames and casts to `dtype`.
-    `out` must not exist or be an empty folder. Returns the output folder.
+    dtype (bfloat16, float16, float32) is that of the scales, biases and norms. Output shards
+    hold at most `shard_bytes` (a bigger tensor gets a shard of its own). `out` must not exist
+    or be an empty folder. Returns the output folder.
     """
-    if bits is not None and (isinstance(bits, bool) or bits not in BITS):
-        raise ValueError(f"bits {bits!r} is not one of {', '.join(map(str, BITS))}")
-    if isinstance(group_size, bool) or group_size not in GROUP_SIZES:
-        raise ValueError(f"group size {group_size!r} is not one of {', '.join(map(str, GROUP_SIZES))}")
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    _check_options(bits, group_size, dtype, shard_bytes)
     folder = resolve_checkpoint(source)
     out = Path(out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -54,23 +74,14 @@ def convert(source: str | Path, out: str | Path, *, bits: Optional[int] = 8, gro
     if args.quantization is not None:
         raise CheckpointError(f"{folder} is already quantized; convert the original float weights")
     model = Model(args)  # parameters stay lazy: never evaluated, only their shapes are read
-    weights = Model.sanitize(read_weights(folder))
-    check_weights(model, weights)
-
-    quantized = set()
-    if bits is not None:
-        quantized = {f"{path}.weight" for path, module in model.named_modules()
-                     if path and hasattr(module, "to_quantized")}
-        for name in sorted(quantized):
-            width = weights[name].shape[-1]
-            if width % group_size:
-                raise ValueError(
-                    f"{name} has input width {width}, which group size {group_size} does not divide")
+    sources = source_tensors(folder)
+    check_sources(model, sources)
+    quantized = quantized_names(model, sources, bits, group_size)
 
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        _write_weights(out, weights, quantized, bits, group_size, DTYPES[dtype], shard_bytes)
+        write_weights(out, sources, quantized, bits, group_size, DTYPES[dtype], shard_bytes)
         new_config = dict(config)
         if bits is not None:
             new_config["quantization"] = {"group_size": group_size, "bits": bits}
@@ -84,11 +95,61 @@ def convert(source: str | Path, out: str | Path, *, bits: Optional[int] = 8, gro
             for child in out.iterdir():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         raise
+    finally:
+        mx.clear_cache()
     return out
 
 
-def _converted_bytes(shape: tuple, quantize: bool, bits: Optional[int], group_size: int,
-                     dtype_size: int) -> int:
+def _check_options(bits: Optional[int], group_size: int, dtype: str, shard_bytes: int) -> None:
+    if bits is not None and (isinstance(bits, bool) or bits not in BITS):
+        raise ValueError(f"bits {bits!r} is not one of {', '.join(map(str, BITS))}")
+    if isinstance(group_size, bool) or group_size not in GROUP_SIZES:
+        raise ValueError(f"group size {group_size!r} is not one of {', '.join(map(str, GROUP_SIZES))}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    if isinstance(shard_bytes, bool) or not isinstance(shard_bytes, int) or shard_bytes <= 0:
+        raise ValueError(f"shard size {shard_bytes!r} must be a positive number of bytes")
+
+
+def source_tensors(folder: Path) -> dict[str, SourceTensor]:
+    """Every source tensor under its mlx-community name, in file order; nothing is read but
+    the safetensors headers."""
+    found: dict[str, SourceTensor] = {}
+    for path in weight_files(folder):
+        shard = read_shard(path)
+        stored = {id(value): name for name, value in shard.items()}
+        for name, value in Model.sanitize(shard).items():  # the same arrays, renamed
+            found[name] = SourceTensor(path, stored[id(value)], tuple(value.shape), value.dtype)
+    return found
+
+
+def check_sources(model: Model, sources: dict[str, SourceTensor]) -> None:
+    """Every tensor the model needs, none extra, the right shapes, all floating point."""
+    check_tensors({name: tuple(v.shape) for name, v in tree_flatten(model.parameters())},
+                  {name: info.shape for name, info in sources.items()})
+    for name, info in sources.items():
+        if not mx.issubdtype(info.dtype, mx.floating):
+            raise CheckpointError(f"{name} is stored as {info.dtype}; convert float weights only")
+
+
+def quantized_names(model: Model, sources: dict[str, SourceTensor], bits: Optional[int],
+                    group_size: int) -> set[str]:
+    """The weights to quantize (every Linear, the embedding, the head); checks the group size."""
+    if bits is None:
+        return set()
+    names = {f"{path}.weight" for path, module in model.named_modules()
+             if path and hasattr(module, "to_quantized")}
+    for name in sorted(names):
+        width = sources[name].shape[-1]
+        if width % group_size:
+            raise ValueError(
+                f"{name} has input width {width}, which group size {group_size} does not divide")
+    return names
+
+
+def converted_bytes(shape: tuple[int, ...], quantize: bool, bits: Optional[int], group_size: int,
+                    dtype_size: int) -> int:
+    """Bytes a tensor takes once converted (packed weight plus scales and biases)."""
     count = 1
     for size in shape:
         count *= size
@@ -98,43 +159,84 @@ def _converted_bytes(shape: tuple, quantize: bool, bits: Optional[int], group_si
     return count * bits // 8 + 2 * rows * (shape[-1] // group_size) * dtype_size
 
 
-def _write_weights(out: Path, weights: dict[str, mx.array], quantized: set[str],
-                   bits: Optional[int], group_size: int, dtype: mx.Dtype, shard_bytes: int) -> None:
-    names = sorted(weights)
-    sizes = {n: _converted_bytes(weights[n].shape, n in quantized, bits, group_size, dtype.size)
-             for n in names}
-    shards: list[list[str]] = [[]]
+def plan_shards(sizes: dict[str, int], shard_bytes: int) -> list[list[str]]:
+    """Names grouped into shards of at most shard_bytes, in order (as mlx-lm's make_shards)."""
+    shards: list[list[str]] = []
     used = 0
-    for name in names:
-        if shards[-1] and used + sizes[name] > shard_bytes:
+    for name, size in sizes.items():
+        if not shards or (shards[-1] and used + size > shard_bytes):
             shards.append([])
             used = 0
         shards[-1].append(name)
-        used += sizes[name]
+        used += size
+    return shards
 
+
+class SourceReader:
+    """Hands out source tensors (lazy) one source file at a time; each tensor only once, so
+    nothing keeps a tensor alive after it has been converted."""
+
+    def __init__(self) -> None:
+        self.path: Optional[Path] = None
+        self.tensors: dict[str, mx.array] = {}
+
+    def take(self, source: SourceTensor) -> mx.array:
+        if source.path != self.path:
+            self.tensors = read_shard(source.path)  # the previous file's are all taken
+            self.path = source.path
+        return self.tensors.pop(source.stored_name)
+
+
+def convert_tensor(name: str, value: mx.array, quantize: bool, bits: Optional[int],
+                   group_size: int, dtype: mx.Dtype) -> dict[str, mx.array]:
+    """One source tensor converted (quantized, or cast) and evaluated."""
+    if not quantize:
+        converted = {name: value if value.dtype == dtype else value.astype(dtype)}
+    else:
+        # Quantizing in the source dtype (bf16 for LLaDA) makes no float32 copy of the weight and
+        # gives the same packed values and scales; only a more precise output dtype needs one.
+        keeps = _MANTISSA.get(value.dtype, 0) >= _MANTISSA[dtype]
+        packed, scales, biases = mx.quantize(value if keeps else value.astype(mx.float32),
+                                             group_size, bits)
+        stem = name[: -len(".weight")]
+        converted = {name: packed, f"{stem}.scales": scales.astype(dtype),
+                     f"{stem}.biases": biases.astype(dtype)}
+    mx.eval(converted)
+    return converted
+
+
+def write_weights(out: Path, sources: dict[str, SourceTensor], quantized: set[str],
+                  bits: Optional[int], group_size: int, dtype: mx.Dtype, shard_bytes: int) -> None:
+    """Convert tensor by tensor into shards of at most shard_bytes, plus the index mlx-lm writes."""
+    sizes = {name: converted_bytes(info.shape, name in quantized, bits, group_size, dtype.size)
+             for name, info in sources.items()}
+    shards = plan_shards(sizes, shard_bytes)
+    reader = SourceReader()
     weight_map: dict[str, str] = {}
     for number, group in enumerate(shards, start=1):
         filename = ("model.safetensors" if len(shards) == 1
                     else f"model-{number:05d}-of-{len(shards):05d}.safetensors")
         part: dict[str, mx.array] = {}
         for name in group:
-            value = weights[name]
-            if name in quantized:
-                packed, scales, biases = mx.quantize(value.astype(mx.float32), group_size, bits)
-                stem = name[: -len(".weight")]
-                part[name] = packed
-                part[f"{stem}.scales"] = scales.astype(dtype)
-                part[f"{stem}.biases"] = biases.astype(dtype)
-            else:
-                part[name] = value.astype(dtype)
-        mx.eval(part)
+            value = reader.take(sources[name])
+            part.update(convert_tensor(name, value, name in quantized, bits, group_size, dtype))
+            del value
+            mx.clear_cache()  # the source tensor's bytes go back now, not at the end
         mx.save_safetensors(str(out / filename), part, metadata={"format": "mlx"})
         weight_map.update({name: filename for name in part})
         del part
-    if len(shards) > 1:
-        total = sum(sizes.values())
-        index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
-        (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+        mx.clear_cache()
+    parameters = sum(_count(info.shape) for info in sources.values())
+    index = {"metadata": {"total_size": sum(sizes.values()), "total_parameters": parameters},
+             "weight_map": dict(sorted(weight_map.items()))}
+    (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=4) + "\n")
+
+
+def _count(shape: tuple[int, ...]) -> int:
+    count = 1
+    for size in shape:
+        count *= size
+    return count
 
 
 def _copy_side_files(folder: Path, out: Path) -> None:
@@ -149,5 +251,6 @@ def _copy_side_files(folder: Path, out: Path) -> None:
 def describe(out: Path) -> dict[str, Any]:
     """Size on disk and the quantization of a converted folder (for the command line)."""
     config = read_config(out)
-    size = sum(p.stat().st_size for p in out.glob("*.safetensors"))
-    return {"folder": str(out), "bytes": size, "quantization": config.get("quantization")}
+    files = sorted(out.glob("*.safetensors"))
+    return {"folder": str(out), "bytes": sum(p.stat().st_size for p in files),
+            "shards": len(files), "quantization": config.get("quantization")}

@@ -21,7 +21,7 @@ from llada_core.settings import SamplerSettings, transfer_schedule
 from llada_core.kv_cache import KVCache
 from llada_mlx.model import Model
 from llada_mlx.sampler import (
-    Canvas, guided_logits, predict, shown_confidence, start_key, top_k_stable,
+    Canvas, clears_cache, guided_logits, predict, shown_confidence, start_key, top_k_stable,
 )
 
 
@@ -46,6 +46,7 @@ def choose(score: np.ndarray, masked: np.ndarray, s: SamplerSettings, fixed_coun
     return sure if len(sure) else top_k_stable(confidence, 1)
 
 
+@clears_cache
 def fast_steps(model: Model, prompt: list[int], s: SamplerSettings) -> Iterator[StepFrame]:
     eos_id = model.args.eos_token_id
     key = start_key(s.seed)

@@ -20,6 +20,7 @@ from llada_core.chat import load_tokenizer
 from llada_core.checkpoint import (
     CheckpointError, check_tensors, read_config, resolve_checkpoint, weight_files,
 )
+from llada_mlx import memory
 from llada_mlx.model import Model, ModelArgs
 
 DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
@@ -84,16 +85,23 @@ def load_model_args(config: dict[str, Any]) -> ModelArgs:
     return args
 
 
+def read_shard(path: Path) -> dict[str, mx.array]:
+    """The tensors of one safetensors file, lazily: mx.load reads a tensor's bytes only when it
+    is evaluated, so this costs the header alone."""
+    try:
+        shard = mx.load(str(path))
+    except (OSError, RuntimeError, ValueError) as error:
+        raise CheckpointError(f"{path.name} is not a readable safetensors file: {error}") from error
+    if not isinstance(shard, dict):
+        raise CheckpointError(f"{path.name} is not a safetensors file")
+    return shard
+
+
 def read_weights(folder: Path) -> dict[str, mx.array]:
+    """Every tensor of the checkpoint, lazily (nothing is read until evaluated)."""
     weights: dict[str, mx.array] = {}
     for path in weight_files(folder):
-        try:
-            shard = mx.load(str(path))
-        except (OSError, RuntimeError, ValueError) as error:
-            raise CheckpointError(f"{path.name} is not a readable safetensors file: {error}") from error
-        if not isinstance(shard, dict):
-            raise CheckpointError(f"{path.name} is not a safetensors file")
-        weights.update(shard)
+        weights.update(read_shard(path))
     return weights
 
 
@@ -145,8 +153,12 @@ def cast_weights(weights: dict[str, mx.array], dtype: Optional[mx.Dtype]) -> dic
     """Floating tensors (scales and biases included) to dtype; packed integers stay as they are."""
     if dtype is None:
         return weights
-    return {name: value.astype(dtype) if mx.issubdtype(value.dtype, mx.floating) else value
+    return {name: value.astype(dtype) if _needs_cast(value, dtype) else value
             for name, value in weights.items()}
+
+
+def _needs_cast(value: mx.array, dtype: mx.Dtype) -> bool:
+    return mx.issubdtype(value.dtype, mx.floating) and value.dtype != dtype
 
 
 def load(path_or_repo_id: str | Path, dtype: Any = None) -> tuple[Model, Any]:
@@ -168,6 +180,19 @@ def load(path_or_repo_id: str | Path, dtype: Any = None) -> tuple[Model, Any]:
     quantize_like_weights(model, weights, args.quantization)
     check_weights(model, weights)
     model.load_weights(list(cast_weights(weights, mx_dtype).items()), strict=True)
+    # From here the model holds the only references to the (still lazy) tensors, so evaluating
+    # them keeps one copy: a cast's source is freed as soon as its tensor is done.
+    del weights
     model.eval()
-    mx.eval(model.parameters())
+    materialize(model)
+    memory.wired_limit_for(model)
     return model, tokenizer
+
+
+def materialize(model: nn.Module) -> None:
+    """Read (and cast) the weights one layer at a time, then drop the buffers the casts freed."""
+    for _, module in model.named_modules():
+        # Only a module's own arrays: its children are visited on their own.
+        mx.eval([value for value in module.values() if isinstance(value, mx.array)])
+    mx.eval(model.parameters())
+    mx.clear_cache()

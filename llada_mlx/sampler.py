@@ -17,8 +17,9 @@ long-lived worker thread.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Optional
 
 import mlx.core as mx
@@ -157,10 +158,24 @@ def shown_confidence(s: SamplerSettings, score: np.ndarray, logits: mx.array, ro
     return _probabilities_of(logits, rows, tokens)
 
 
+def clears_cache(steps: Callable[..., Iterator[StepFrame]]) -> Callable[..., Iterator[StepFrame]]:
+    """Empty MLX's buffer cache when the sampler finishes, fails or is closed early."""
+
+    @functools.wraps(steps)
+    def frames(*args, **kwargs) -> Iterator[StepFrame]:
+        try:
+            yield from steps(*args, **kwargs)
+        finally:
+            mx.clear_cache()
+
+    return frames
+
+
 def start_key(seed: Optional[int]) -> mx.array:
     return mx.random.key(seed if seed is not None else int.from_bytes(os.urandom(8), "little") >> 1)
 
 
+@clears_cache
 def _exact(model: Model, prompt: list[int], s: SamplerSettings) -> Iterator[StepFrame]:
     key = start_key(s.seed)
     canvas = Canvas(model, prompt, s.gen_length)
