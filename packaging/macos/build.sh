@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build "LLaDA Desktop.app" and a .dmg on an Apple Silicon Mac.
 #
-#   python -m pip install -e ".[mlx,packaging]"      # once (Python 3.10+ from python.org or pyenv)
+#   python -m pip install -e ".[mlx,packaging]"      # once (Python 3.10+ from python.org or pyenv);
+#                                                     # torch is not needed: the app bundles MLX only
 #   packaging/macos/build.sh                          # -> dist/LLaDA Desktop.app, dist/LLaDA-Desktop-<v>.dmg
 #
 # Optional, for distribution outside your own Mac:
@@ -14,6 +15,7 @@ cd "$ROOT"
 PYTHON="${PYTHON:-python3}"
 [[ "$(uname -s)" == "Darwin" ]] || { echo "build.sh: run this on macOS" >&2; exit 2; }
 [[ "$(uname -m)" == "arm64" ]] || echo "build.sh: warning: not Apple Silicon; MLX needs arm64" >&2
+"$PYTHON" -c 'import mlx.core' || { echo "build.sh: $PYTHON has no mlx (pip install -e \".[mlx,packaging]\")" >&2; exit 2; }
 VERSION="$("$PYTHON" -c 'import re,sys;print(re.search(r"^version\s*=\s*\"([^\"]+)\"",open("pyproject.toml").read(),re.M).group(1))')"
 APP="dist/LLaDA Desktop.app"
 DMG="dist/LLaDA-Desktop-$VERSION.dmg"
@@ -25,11 +27,14 @@ resources/make_icns.sh resources/icon-1024.png resources/LLaDA.icns
 "$PYTHON" -m PyInstaller --noconfirm --clean --distpath dist --workpath build/pyinstaller-macos \
     "packaging/macos/LLaDA Desktop.spec"
 
-# 3. sanity checks: Info.plist keys, MLX's metallib beside libmlx, the executable starts
+# 3. sanity checks: Info.plist keys; MLX, llada_mlx and the demo model in, torch and
+#    llada_torch out, libmlx beside mlx.metallib (packaging/check_bundle.py, as on Linux);
+#    the executable starts
 /usr/libexec/PlistBuddy -c "Print :CFBundleIdentifier" "$APP/Contents/Info.plist"
 /usr/libexec/PlistBuddy -c "Print :CFBundleShortVersionString" "$APP/Contents/Info.plist"
 find "$APP" -name mlx.metallib -print
 find "$APP" -name 'libmlx*.dylib' -print
+"$PYTHON" packaging/check_bundle.py "$APP" "$APP/Contents/MacOS/LLaDA Desktop" --metal
 "$APP/Contents/MacOS/LLaDA Desktop" --version
 
 # 4. optional signing (the spec signs the binaries when CODESIGN_IDENTITY is set; sign the bundle)
