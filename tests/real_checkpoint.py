@@ -263,6 +263,18 @@ def shrunk_config(model: str, spec: RealSpec) -> dict[str, Any]:
     return config
 
 
+def build_real_tokenizer(model: str, out: str | Path, bpe_vocab: int = 400) -> Path:
+    """Only the tokenizer files of `model` (the stand-in tokenizer.json and the real
+    tokenizer_config.json and special_tokens_map.json), for tests that need no weights."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copyfile(real_file(model, name), folder / name)
+    tokenizer_config = read_real_json(model, "tokenizer_config.json")
+    stand_in_tokenizer(tokenizer_config, bpe_vocab).save(str(folder / "tokenizer.json"))
+    return folder
+
+
 def build_real_checkpoint(model: str, out: str | Path, spec: RealSpec = RealSpec()) -> Path:
     """Write a small checkpoint of `model` (one of MODELS) into `out`; see the module docstring."""
     if model not in MODELS:

@@ -4,7 +4,8 @@ import pytest
 
 from llada_core import tokens
 from llada_core.chat import (
-    answer_text, continue_conversation, encode_chat, load_tokenizer, render_chat, visible_answer_ids,
+    answer_text, continue_conversation, encode_chat, is_base_model, known_ids, load_tokenizer,
+    render_chat, visible_answer_ids,
 )
 
 
@@ -68,3 +69,38 @@ def test_visible_answer_ends_at_the_first_eos_or_eot(tokenizer):
     assert visible_answer_ids(tokenizer, hello + [eos, eos]) == hello
     assert answer_text(tokenizer, hello + [eot, 50, 51]) == "Hello world"
     assert answer_text(tokenizer, [eos] + hello) == ""
+
+
+def test_ids_past_the_tokenizer_carry_no_text(tokenizer, tiny_checkpoint):
+    """The embedding has rows past the tokenizer (as LLaDA 8B's 126464 > 126349); a model can
+    still predict them, and the visible answer skips them instead of failing."""
+    import json
+
+    rows = json.loads((tiny_checkpoint / "config.json").read_text())["embedding_size"]
+    assert rows > len(tokenizer)
+    hello = tokenizer("Hello world", add_special_tokens=False)["input_ids"]
+    past = list(range(len(tokenizer), rows))
+    assert answer_text(tokenizer, hello[:1] + past + hello[1:]) == "Hello world"
+    assert known_ids(tokenizer, past + hello) == hello
+    eot = tokenizer.convert_tokens_to_ids(tokens.EOT)
+    assert visible_answer_ids(tokenizer, past + [eot, 5]) == past  # ids are kept, text is not
+
+
+def test_a_broken_special_tokens_map_is_never_parsed(tiny_checkpoint, tmp_path):
+    """LLaDA-8B-Base publishes a special_tokens_map.json with a missing comma; transformers parses
+    that file when tokenizer_config.json has no added_tokens_decoder. We load it either way."""
+    import json
+    import shutil
+
+    folder = shutil.copytree(tiny_checkpoint, tmp_path / "model")
+    (folder / "special_tokens_map.json").write_text('{"additional_special_tokens": ["a" "b"]}')
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    del config["added_tokens_decoder"]
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    loaded = load_tokenizer(folder)
+    original = load_tokenizer(tiny_checkpoint)
+    assert loaded.bos_token_id == original.bos_token_id and loaded.eos_token_id == original.eos_token_id
+    assert loaded.chat_template == original.chat_template
+    messages = [{"role": "user", "content": "Hello"}]
+    assert encode_chat(loaded, messages) == encode_chat(original, messages)
+    assert not is_base_model(loaded)

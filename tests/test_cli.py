@@ -34,7 +34,7 @@ def test_generate_json(tiny_checkpoint):
     assert data["text"] == answer_text(tokenizer, data["answer_ids"])
     assert data["nfe"] == 8 and data["steps"] == 8
     assert isinstance(data["seconds"], float) and data["seconds"] >= 0
-    assert data["backend"] == "torch"
+    assert data["backend"] == "torch" and data["dtype"] == "float32"
     assert data["settings"]["block_length"] == 8
 
 

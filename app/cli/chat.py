@@ -11,8 +11,10 @@ from app.cli.options import (
     sampler_kwargs,
 )
 from app.frame_text import TokenPieces, one_line
-from llada_core.chat import answer_text, continue_conversation
+from llada_core.chat import answer_text, continue_conversation, is_base_model
 
+BASE_NOTE = ("This is a base model (no chat tokens): it continues your text, without roles; "
+             "each message is appended to the text so far.")
 HELP = "Type a message and press Enter. /reset starts over, /quit (or Ctrl-D) leaves, Ctrl-C stops an answer."
 
 
@@ -32,6 +34,8 @@ def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
     pieces = TokenPieces(tokenizer, model.args.mask_token_id)
     print(f"Answer length {args.gen_length} | steps {args.steps} | block {args.block_length}. {HELP}",
           file=out)
+    if is_base_model(tokenizer):
+        print(BASE_NOTE, file=out)
     history: list[int] | None = None
     while True:
         try:

@@ -6,19 +6,21 @@ import argparse
 import json
 import sys
 import time
+from typing import Any
 
 from app.cli.options import (
     add_model_options, add_sampler_options, check_sampler_settings, load_backend_model,
     sampler_kwargs,
 )
-from llada_core.chat import answer_text
+from llada_core.chat import answer_text, encode_prompt
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("generate", help="answer one prompt",
                                    description="Answer one prompt with the diffusion sampler.")
     prompt = parser.add_mutually_exclusive_group(required=True)
-    prompt.add_argument("--prompt", help="the user message (chat template applied unless --raw)")
+    prompt.add_argument("--prompt", help="the user message (chat template applied unless --raw; "
+                                         "a base model gets BOS + the text)")
     prompt.add_argument("--prompt-ids", help="comma-separated token ids, used as they are")
     parser.add_argument("--raw", action="store_true", help="tokenize --prompt without the chat template")
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of text")
@@ -37,6 +39,12 @@ def parse_ids(text: str) -> list[int]:
     return ids
 
 
+def dtype_name(model: Any) -> str:
+    """The loaded model's dtype as a plain name ("bfloat16"): both backends' models have a
+    `dtype` property (torch.bfloat16 prints as "torch.bfloat16", MLX's as "mlx.core.bfloat16")."""
+    return str(model.dtype).rsplit(".", 1)[-1]
+
+
 def run(args: argparse.Namespace) -> int:
     check_sampler_settings(args)
     prompt_ids_given = parse_ids(args.prompt_ids) if args.prompt_ids is not None else None
@@ -46,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     elif args.raw:
         prompt_ids = list(tokenizer(args.prompt, add_special_tokens=False)["input_ids"])
     else:
-        prompt_ids = backend.encode_chat(tokenizer, [{"role": "user", "content": args.prompt}])
+        # The chat template for an Instruct model; BOS + the raw text for a base model, whose
+        # tokenizer has no chat tokens.
+        prompt_ids = encode_prompt(tokenizer, args.prompt)
 
     started = time.perf_counter()
     frame = None
@@ -57,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     text = answer_text(tokenizer, answer_ids)
     if args.json:
         json.dump({
-            "backend": backend_name, "model": str(args.model),
+            "backend": backend_name, "dtype": dtype_name(model), "model": str(args.model),
             "prompt_ids": prompt_ids, "answer_ids": answer_ids, "text": text,
             "nfe": frame.nfe, "steps": frame.index + 1, "seconds": round(seconds, 4),
             "settings": sampler_kwargs(args),
