@@ -22,7 +22,10 @@ def test_catalog_has_the_known_checkpoints():
     assert catalog_entry("gsai-ml/llada-8b-instruct").size_text == "16.0 GB"
     assert catalog_entry("mlx-community/LLaDA-8B-Instruct-mlx-8bit").size_text == "8.5 GB"
     assert all(e.memory_bytes > e.size_bytes for e in CATALOG)
-    assert recommended_entry(apple_silicon=True).backend == "mlx"
+    assert recommended_entry(apple_silicon=True, memory=16 * 2 ** 30).repo_id == \
+        "mlx-community/LLaDA-8B-Instruct-mlx-8bit"
+    assert recommended_entry(apple_silicon=True, memory=8 * 2 ** 30).repo_id == \
+        "mlx-community/LLaDA-8B-Instruct-mlx-4bit"
     assert recommended_entry(apple_silicon=False).repo_id == "GSAI-ML/LLaDA-8B-Instruct"
     assert format_bytes(999) == "999 B" and format_bytes(8.53e9) == "8.5 GB"
     assert [catalog.format_duration(s) for s in (None, 0.4, 42, 3725)] == \
@@ -124,29 +127,64 @@ def test_added_folders_persist(tiny_checkpoint, tmp_path):
     store.close()
 
 
-def test_fit_check_numbers(tiny_checkpoint):
+def test_fit_check_numbers(tiny_checkpoint, monkeypatch):
     size = fit.model_bytes(tiny_checkpoint)
     small = fit.MemoryLimit(size, "memory in this computer")
     report = fit.check_fit(tiny_checkpoint, small)
     assert not report.fits and report.needed_bytes > size
-    assert "is more than" in report.message() and format_bytes(size) in report.message()
+    assert "which is more than" in report.message() and format_bytes(size) in report.message()
+    assert "memory in this computer" in report.message()
     assert fit.check_fit(tiny_checkpoint, fit.MemoryLimit(10 ** 12, "x")).fits
-    ram = fit.physical_memory()
-    assert ram and ram > 2 ** 28
-    limit = fit.memory_limit()
-    assert limit.bytes == ram and limit.source == "memory in this computer"
     eight_bit = fit.check_fit(tiny_checkpoint, fit.MemoryLimit(16 * 10 ** 9, "x"),
                               weights=int(8.53e9))
     assert eight_bit.fits and not fit.check_fit(
-        tiny_checkpoint, fit.MemoryLimit(8 * 10 ** 9, "x"), weights=int(8.53e9)).fits
+        tiny_checkpoint, fit.MemoryLimit(int(8.6e9), "x"), weights=int(8.53e9)).fits
+
+
+def test_physical_memory_reads_sysconf(monkeypatch):
+    import platform
+
+    monkeypatch.setattr(platform, "system", lambda: "Linux")
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 2 ** 20}
+    monkeypatch.setattr(fit.os, "sysconf", lambda name: pages[name])
+    assert fit.physical_memory() == 4 * 2 ** 30
+
+
+def test_memory_limit_falls_back_to_ram(monkeypatch):
+    import app.backends
+
+    monkeypatch.setattr(app.backends, "is_apple_silicon", lambda: False)
+    monkeypatch.setattr(fit, "cuda_memory", lambda device=None: None)
+    monkeypatch.setattr(fit, "physical_memory", lambda: 32 * 10 ** 9)
+    limit = fit.memory_limit()
+    assert limit.bytes == 32 * 10 ** 9 and limit.source == "memory in this computer"
 
 
 def test_apple_silicon_prefers_mlx_working_set(monkeypatch):
     import app.backends
 
     monkeypatch.setattr(app.backends, "is_apple_silicon", lambda: True)
+    monkeypatch.setattr(fit, "physical_memory", lambda: 16 * 2 ** 30)
     monkeypatch.setattr(fit, "mlx_working_set", lambda: 12 * 10 ** 9)
     limit = fit.memory_limit()
     assert limit.bytes == 12 * 10 ** 9 and "MLX" in limit.source
     monkeypatch.setattr(fit, "mlx_working_set", lambda: None)
     assert fit.memory_limit().source == "memory in this computer"
+
+
+def test_model_manager_shows_what_a_local_folder_needs(qtbot, tiny_checkpoint, tiny_bf16_checkpoint,
+                                                       tmp_path):
+    from app.ui.models_ui import ModelManager
+
+    store = Store.in_folder(tmp_path / "data")
+    for folder in (tiny_checkpoint, tiny_bf16_checkpoint):
+        local.add_folder(store, folder)
+    manager = ModelManager(store, cache_dir=tmp_path / "hub")
+    qtbot.addWidget(manager)
+    memory = {manager.table.item(r, 0).text(): manager.table.item(r, 3).text()
+              for r in range(manager.table.rowCount())}
+    for folder in (tiny_checkpoint, tiny_bf16_checkpoint):
+        row = next(text for name, text in memory.items() if str(folder.resolve()) in name)
+        assert row == format_bytes(fit.model_needs(folder).needed_bytes)
+    assert memory["LLaDA 8B Instruct (MLX 8-bit)"] == "9.3 GB"
+    store.close()

@@ -27,25 +27,33 @@ class CatalogEntry:
         return format_bytes(self.memory_bytes)
 
 
-# Sizes: the bf16 repos are 16.03 GB (6 shards); the MLX 8-bit conversion is 8.53 GB; the 4-bit one
-# is estimated from the same layout (4 bits + fp16 scales and biases per 64 weights ≈ 4.5 bits).
+# Sizes on disk: the bf16 repos hold 16.03 GB in 6 shards, the MLX 8-bit conversion 8.53 GB in 2
+# and the 4-bit one 4.51 GB of tensors in 1 (plus headers and a 6 MB tokenizer). Memory: what
+# app.models.fit computes for them from their config.json and weights at the default settings
+# (a 128-token answer after a 256-token prompt); tests/test_fit.py recomputes both from the real
+# metadata.
 CATALOG: tuple[CatalogEntry, ...] = (
     CatalogEntry("mlx-community/LLaDA-8B-Instruct-mlx-8bit", "LLaDA 8B Instruct (MLX 8-bit)", "mlx",
-                 int(8.53 * GB), int(9.6 * GB),
-                 "The chat model, 8-bit quantized for Apple Silicon. Recommended on a Mac."),
+                 int(8.53 * GB), int(9.3 * GB),
+                 "The chat model, 8-bit quantized for Apple Silicon. Recommended on a Mac with "
+                 "16 GB or more."),
     CatalogEntry("mlx-community/LLaDA-8B-Instruct-mlx-4bit", "LLaDA 8B Instruct (MLX 4-bit)", "mlx",
-                 int(4.6 * GB), int(5.6 * GB),
-                 "The chat model, 4-bit quantized: half the memory, slightly lower quality."),
+                 int(4.52 * GB), int(5.3 * GB),
+                 "The chat model, 4-bit quantized: half the memory, slightly lower quality. "
+                 "Recommended on a Mac with less than 16 GB."),
     CatalogEntry("GSAI-ML/LLaDA-8B-Instruct", "LLaDA 8B Instruct (original, bf16)", "torch",
-                 int(16.03 * GB), int(17.5 * GB),
+                 int(16.03 * GB), int(16.9 * GB),
                  "The original chat model in bfloat16, for PyTorch (CUDA, MPS or CPU)."),
     CatalogEntry("GSAI-ML/LLaDA-8B-Base", "LLaDA 8B Base (bf16)", "torch",
-                 int(16.03 * GB), int(17.5 * GB),
+                 int(16.03 * GB), int(16.9 * GB),
                  "The pre-trained base model: completes text, does not follow a chat."),
     CatalogEntry("GSAI-ML/LLaDA-1.5", "LLaDA 1.5 (bf16)", "torch",
-                 int(16.03 * GB), int(17.5 * GB),
+                 int(16.03 * GB), int(16.9 * GB),
                  "LLaDA 8B Instruct after preference optimisation (VRPO); same size."),
 )
+# On Apple Silicon the 8-bit model needs about 9.3 GB of a Mac's working set (about two thirds
+# to three quarters of its RAM): Macs with 16 GB or more get it, smaller ones the 4-bit model.
+EIGHT_BIT_MIN_RAM = 16 * GB
 
 
 def catalog_entry(repo_id: str) -> Optional[CatalogEntry]:
@@ -55,14 +63,23 @@ def catalog_entry(repo_id: str) -> Optional[CatalogEntry]:
     return None
 
 
-def recommended_entry(apple_silicon: Optional[bool] = None) -> CatalogEntry:
-    """MLX 8-bit on Apple Silicon, the original bf16 weights (PyTorch) elsewhere."""
+def recommended_entry(apple_silicon: Optional[bool] = None,
+                      memory: Optional[int] = None) -> CatalogEntry:
+    """On Apple Silicon MLX 8-bit with 16 GB of RAM or more and MLX 4-bit below; the original
+    bf16 weights (PyTorch) elsewhere. `memory` is the RAM in bytes (default: this machine's)."""
     if apple_silicon is None:
         from app.backends import is_apple_silicon
 
         apple_silicon = is_apple_silicon()
-    return catalog_entry("mlx-community/LLaDA-8B-Instruct-mlx-8bit" if apple_silicon
-                         else "GSAI-ML/LLaDA-8B-Instruct")
+    if not apple_silicon:
+        return catalog_entry("GSAI-ML/LLaDA-8B-Instruct")
+    if memory is None:
+        from app.models.fit import physical_memory
+
+        memory = physical_memory()
+    small = memory is not None and memory < EIGHT_BIT_MIN_RAM
+    return catalog_entry("mlx-community/LLaDA-8B-Instruct-mlx-4bit" if small
+                         else "mlx-community/LLaDA-8B-Instruct-mlx-8bit")
 
 
 def bundled_demo_model() -> Optional[Path]:

@@ -19,7 +19,7 @@ from app.models.download import (
     DownloadCancelled, DownloadError, DownloadProgress, ModelDownload, cached_model, delete_model,
     downloaded_snapshot,
 )
-from app.models.fit import FitReport
+from app.models.fit import FitReport, model_needs
 from llada_core.checkpoint import CheckpointError
 
 WHAT_IS_LLADA = (
@@ -340,7 +340,8 @@ class ModelManager(QDialog):
             try:
                 model = local.validate_model_folder(path)
                 cells = [f"{model.name} ({path})", model.description,
-                         format_bytes(model.weight_bytes), "–", "Local folder"]
+                         format_bytes(model.weight_bytes),
+                         format_bytes(model_needs(model.path).needed_bytes), "Local folder"]
                 folder = str(model.path)
             except CheckpointError as error:
                 cells = [path, "–", "–", "–", f"Unusable: {error}"]
