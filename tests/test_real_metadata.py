@@ -324,6 +324,13 @@ def test_convert_4bit_and_fp16_names_match_mlx_community(bits, real, tmp_path):
 
     out = convert(real(INSTRUCT), tmp_path / "out", bits=bits, dtype="float16")
     assert converted_names(out) == expected_names(bits, RealSpec().n_layers)
+    # like the published repos (the 4-bit one has a single weight file), an index names them
+    index = json.loads((out / "model.safetensors.index.json").read_text())["weight_map"]
+    assert set(index) == converted_names(out)
+    assert all((out / file).is_file() for file in index.values())
+    if bits == 4:
+        published = mlx_community(4, "model.safetensors.index.RECONSTRUCTED.json")["weight_map"]
+        assert set(index.values()) == set(published.values()) == {"model.safetensors"}
     theirs = mlx_community(bits, "config.RECONSTRUCTED.json")
     ours = json.loads((out / "config.json").read_text())
     assert set(ours) == set(theirs)
