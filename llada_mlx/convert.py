@@ -22,11 +22,11 @@ import fnmatch
 import json
 import shutil
 from dataclasses import dataclass
+from math import prod
 from pathlib import Path
 from typing import Any, Optional
 
 import mlx.core as mx
-
 from mlx.utils import tree_flatten
 
 from llada_core.checkpoint import (
@@ -150,9 +150,7 @@ def quantized_names(model: Model, sources: dict[str, SourceTensor], bits: Option
 def converted_bytes(shape: tuple[int, ...], quantize: bool, bits: Optional[int], group_size: int,
                     dtype_size: int) -> int:
     """Bytes a tensor takes once converted (packed weight plus scales and biases)."""
-    count = 1
-    for size in shape:
-        count *= size
+    count = prod(shape)
     if not quantize:
         return count * dtype_size
     rows = count // shape[-1]
@@ -226,17 +224,10 @@ def write_weights(out: Path, sources: dict[str, SourceTensor], quantized: set[st
         weight_map.update({name: filename for name in part})
         del part
         mx.clear_cache()
-    parameters = sum(_count(info.shape) for info in sources.values())
+    parameters = sum(prod(info.shape) for info in sources.values())
     index = {"metadata": {"total_size": sum(sizes.values()), "total_parameters": parameters},
              "weight_map": dict(sorted(weight_map.items()))}
     (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=4) + "\n")
-
-
-def _count(shape: tuple[int, ...]) -> int:
-    count = 1
-    for size in shape:
-        count *= size
-    return count
 
 
 def _copy_side_files(folder: Path, out: Path) -> None:
