@@ -1,5 +1,5 @@
 """Finding a checkpoint on disk (or in the Hugging Face cache) and reading its config, its tensor
-names and shapes, and the dtype its weights are stored in (from safetensors headers, no framework)."""
+names and shapes, and the dtype its weights are stored in (from safetensors headers alone)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import app.backends
-from app.models import catalog, fit
+from app.models import fit
 from app.models.catalog import GB, catalog_entry, recommended_entry
 from llada_core.checkpoint import read_config, stored_weights
 
@@ -67,9 +67,13 @@ def tensor_shapes(name: str, config: dict) -> list[tuple[str, str, list[int]]]:
 def header_only_checkpoint(out: Path, repo: str) -> Path:
     """A folder with `repo`'s real config and index and header-only shards (see the docstring)."""
     source = REAL / repo
-    config_name = "config.json" if (source / "config.json").is_file() else "config.RECONSTRUCTED.json"
-    index_name = ("model.safetensors.index.json" if (source / "model.safetensors.index.json")
-                  .is_file() else "model.safetensors.index.RECONSTRUCTED.json")
+    def real_or_reconstructed(name: str) -> str:
+        if (source / name).is_file():
+            return name
+        return name.replace(".json", ".RECONSTRUCTED.json")
+
+    config_name = real_or_reconstructed("config.json")
+    index_name = real_or_reconstructed("model.safetensors.index.json")
     config = json.loads((source / config_name).read_text())
     index = json.loads((source / index_name).read_text())
     out.mkdir(parents=True)
@@ -86,7 +90,8 @@ def header_only_checkpoint(out: Path, repo: str) -> Path:
             size = sizes[dtype]
             for n in shape:
                 size *= n
-            header[tensor] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
+            header[tensor] = {"dtype": dtype, "shape": shape,
+                              "data_offsets": [offset, offset + size]}
             offset += size
         raw = json.dumps(header).encode()
         with open(out / shard, "wb") as handle:
@@ -94,6 +99,11 @@ def header_only_checkpoint(out: Path, repo: str) -> Path:
             if hasattr(os.stat_result, "st_blocks"):   # sparse: the real size, nothing written
                 handle.truncate(8 + len(raw) + offset)
     return out
+
+
+def index_total(folder: Path) -> int:
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    return index["metadata"]["total_size"]
 
 
 @pytest.fixture
@@ -123,7 +133,7 @@ def machine(monkeypatch):
 @needs_real
 def test_official_8b_needs_its_bf16_weights_plus_the_working_set(tmp_path):
     folder = header_only_checkpoint(tmp_path / "instruct", INSTRUCT)
-    total = json.loads((folder / "model.safetensors.index.json").read_text())["metadata"]["total_size"]
+    total = index_total(folder)
     config = read_config(folder)
     assert "torch_dtype" not in config
     stored = stored_weights(folder)
@@ -158,7 +168,7 @@ def test_official_8b_needs_its_bf16_weights_plus_the_working_set(tmp_path):
 @needs_real
 def test_quantized_mlx_weights_count_as_stored(tmp_path):
     folder = header_only_checkpoint(tmp_path / "q8", MLX_8BIT)
-    total = json.loads((folder / "model.safetensors.index.json").read_text())["metadata"]["total_size"]
+    total = index_total(folder)
     stored = stored_weights(folder)
     assert stored.nbytes == total          # our layout guess reproduces the published size
     assert stored.dtype == "float16"       # the scales', biases' and norms' dtype
