@@ -14,7 +14,7 @@ import fnmatch
 import os
 import posixpath
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -37,9 +37,11 @@ def _matches_tail(path: str, pattern: str) -> bool:
     return fnmatch.fnmatch(tail, pattern)
 
 
-def bundle_problems(files: Sequence[str], modules: Sequence[str], *, metal: bool) -> list[str]:
-    """What is wrong with a bundle holding `files` (paths relative to it, '/'-separated) and
-    `modules` (the names in its Python archive); empty when nothing is."""
+def bundle_problems(files: Sequence[str], modules: Sequence[str], *, metal: bool,
+                    links: Collection[str] = ()) -> list[str]:
+    """What is wrong with a bundle holding `files` (paths relative to it, '/'-separated; those
+    in `links` are symbolic links) and `modules` (the names in its Python archive); empty when
+    nothing is."""
     problems = []
     torch_files = [f for f in files
                    if any(part in TORCH_FOLDERS for part in f.split("/")[:-1])
@@ -57,10 +59,13 @@ def bundle_problems(files: Sequence[str], modules: Sequence[str], *, metal: bool
     for pattern in REQUIRED_FILES:
         if not any(_matches_tail(f, pattern) for f in files):
             problems.append(f"no file matching */{pattern}")
-    libmlx_dirs = sorted({posixpath.dirname(f) for f in files
-                          if posixpath.basename(f).startswith("libmlx")})
-    if not libmlx_dirs:
+    # PyInstaller links libraries into the top folder; a link is harmless, a second copy is not
+    libmlx = [f for f in files if posixpath.basename(f).startswith("libmlx") and f not in links]
+    libmlx_dirs = sorted({posixpath.dirname(f) for f in libmlx})
+    if not libmlx:
         problems.append("no libmlx in the bundle")
+    elif len(libmlx) > 1:
+        problems.append(f"{len(libmlx)} copies of libmlx, one expected: {libmlx}")
     if metal:
         metallib_dirs = {posixpath.dirname(f) for f in files
                          if posixpath.basename(f) == "mlx.metallib"}
@@ -94,7 +99,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     files = bundle_files(args.bundle)
     modules = archive_modules(args.executable)
-    problems = bundle_problems(files, modules, metal=args.metal)
+    links = {f for f in files if (args.bundle / f).is_symlink()}
+    problems = bundle_problems(files, modules, metal=args.metal, links=links)
     for problem in problems:
         print(f"check_bundle: {args.bundle}: {problem}", file=sys.stderr)
     if problems:

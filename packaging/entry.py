@@ -5,17 +5,19 @@ subcommand first (`app`, `download`, `generate`, ...) it runs that command, so t
 executable is also the command line: `"LLaDA Desktop" download GSAI-ML/LLaDA-8B-Instruct`.
 """
 
+import argparse
 import multiprocessing
 import sys
 
 
 def main() -> int:
-    from app.cli import SUBCOMMANDS, gui_main, main as cli_main
+    from app.cli import build_parser, gui_main, main as cli_main
 
     # macOS passes -psn_... to apps started by LaunchServices on old systems; ignore it.
     argv = [a for a in sys.argv[1:] if not a.startswith("-psn_")]
-    commands = {m.__name__.rsplit(".", 1)[-1].replace("_cmd", "").replace("_", "-")
-                for m in SUBCOMMANDS}
+    # the names the parser knows (`eval` lives in evaluate.py: module names are not enough)
+    commands = {name for action in build_parser()._actions
+                if isinstance(action, argparse._SubParsersAction) for name in action.choices}
     if argv and (argv[0] in commands or argv[0] in ("-h", "--help", "--version")):
         return cli_main(argv)
     return gui_main(argv)

@@ -65,6 +65,11 @@ def test_bundle_entry_point_dispatches_subcommands():
                             capture_output=True, text=True, timeout=120,
                             env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0 and "GSAI-ML/LLaDA-8B-Instruct" in result.stdout
+    for command in ("eval", "make-tiny", "app"):  # every subcommand, whatever its module's name
+        result = subprocess.run([sys.executable, str(entry), command, "--help"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=120,
+                                env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+        assert result.returncode == 0 and f"usage: llada {command}" in result.stdout, command
 
 
 def test_mlx_keeps_one_libmlx_beside_its_metallib():
@@ -228,9 +233,16 @@ def test_bundle_check_names_torch_and_missing_mlx():
                   "_internal/mlx/lib/libmlx.so",
                   "_internal/app/resources/llada-demo/model.safetensors",
                   "_internal/app/resources/llada-demo/tokenizer.json",
-                  "_internal/llada_train/data/tiny_corpus.txt"]
+                  "_internal/llada_train/data/tiny_corpus.txt",
+                  # Qt's, not torch's libshm
+                  "_internal/PySide6/Qt/plugins/wayland-graphics-integration-client/"
+                  "libshm-emulation-server.so"]
     good_modules = list(check.REQUIRED_MODULES) + ["mlx", "mlx.nn", "safetensors.torch"]
     assert check.bundle_problems(good_files, good_modules, metal=False) == []
+    top_libmlx = good_files + ["_internal/libmlx.so"]
+    assert check.bundle_problems(top_libmlx, good_modules, metal=False,
+                                 links={"_internal/libmlx.so"}) == []  # PyInstaller's link
+    assert "2 copies of libmlx" in check.bundle_problems(top_libmlx, good_modules, metal=False)[0]
     torch_lib = good_files + ["_internal/torch/lib/libtorch_cpu.so"]
     assert "torch files" in check.bundle_problems(torch_lib, good_modules, metal=False)[0]
     torch_module = good_modules + ["torch", "llada_torch.sampler"]
