@@ -26,8 +26,17 @@ def tiny_bf16_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_checkpoint):
+    """The tiny checkpoint's tokenizer, without loading a model."""
+    from llada_core.chat import load_tokenizer
+
+    return load_tokenizer(tiny_checkpoint)
+
+
+@pytest.fixture(scope="session")
 def tiny_torch(tiny_checkpoint):
     """(model, tokenizer) of the float32 tiny checkpoint, loaded by llada_torch on the CPU."""
+    pytest.importorskip("torch")
     from llada_torch import load
 
     return load(tiny_checkpoint, device="cpu")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.store import DB_NAME, Store
+from backend_choice import BACKEND
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +39,7 @@ def test_scripted_screenshot(tiny_checkpoint, tmp_path):
     data = tmp_path / "data"
     result = subprocess.run(
         [sys.executable, "-m", "app.cli", "app", "--model", str(tiny_checkpoint),
-         "--backend", "torch", "--device", "cpu", "--prompt", "Hello, who are you?",
+         "--backend", BACKEND, "--device", "cpu", "--prompt", "Hello, who are you?",
          "--screenshot", str(out), "--data-dir", str(data), "--gen-length", "32",
          "--steps", "16", "--block-length", "8", "--colour-mode", "confidence",
          "--mode", "fast", "--threshold", "0.8", "--timeout", "300"],
@@ -87,7 +88,7 @@ def test_kill_mid_generation_keeps_every_earlier_message(tiny_checkpoint, tmp_pa
 
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "app", "--model", str(tiny_checkpoint),
-         "--backend", "torch", "--device", "cpu", "--prompt", "Crash during this answer",
+         "--backend", BACKEND, "--device", "cpu", "--prompt", "Crash during this answer",
          "--screenshot", str(tmp_path / "never.png"), "--data-dir", str(data),
          "--gen-length", "32", "--steps", "32", "--block-length", "8", "--step-delay", "0.5"],
         cwd=ROOT, env=app_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -142,7 +143,7 @@ def test_scripted_run_with_a_model_that_fails_to_load(tmp_path):
     out = tmp_path / "failed.png"
     result = subprocess.run(
         [sys.executable, "-m", "app.cli", "app", "--model", str(tmp_path / "missing-model"),
-         "--backend", "torch", "--prompt", "Hi", "--screenshot", str(out),
+         "--backend", BACKEND, "--prompt", "Hi", "--screenshot", str(out),
          "--data-dir", str(tmp_path / "data")],
         cwd=ROOT, env=app_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 2

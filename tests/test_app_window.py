@@ -14,6 +14,7 @@ from app import trace as trace_mod
 from app.store import DB_NAME, Store
 from app.ui.canvas import EARLIER, HIGH, LOW, MASKED, MID, NEW, CanvasFrame, DenoiseCanvas
 from app.ui.main_window import MainWindow
+from backend_choice import BACKEND
 from llada_core.chat import answer_text, continue_conversation
 from llada_core.settings import SamplerSettings
 
@@ -29,7 +30,7 @@ def make_window(qtbot, tmp_path, tiny_checkpoint):
     def make(model="tiny", step_delay=0.0, settings=None, data=None, wait=True):
         store = Store.in_folder(data or tmp_path / "data")
         path = str(tiny_checkpoint) if model == "tiny" else model
-        window = MainWindow(store, model=path, backend="torch", load_options={"device": "cpu"},
+        window = MainWindow(store, model=path, backend=BACKEND, load_options={"device": "cpu"},
                             default_settings=settings or SMALL, step_delay=step_delay)
         qtbot.addWidget(window)
         made.append((window, store))
@@ -56,7 +57,7 @@ def send_and_wait(qtbot, window, text):
     return blocker.args[0]
 
 
-def test_send_frames_reach_canvas_and_answer_is_stored(qtbot, make_window, tiny_torch):
+def test_send_frames_reach_canvas_and_answer_is_stored(qtbot, make_window, tiny_tokenizer):
     window = make_window()
     frames = collect_frames(window)
     qtbot.keyClicks(window.composer, "Hello")
@@ -80,7 +81,7 @@ def test_send_frames_reach_canvas_and_answer_is_stored(qtbot, make_window, tiny_
     user, answer = window.store.messages(window.current_id)
     assert (user.role, user.text) == ("user", "Hello\nthere")
     assert answer.id == message_id and answer.role == "assistant"
-    _, tokenizer = tiny_torch
+    tokenizer = tiny_tokenizer
     assert answer.text == answer_text(tokenizer, [int(t) for t in frames[-1].tokens])
     assert answer.stats["nfe"] == SMALL["steps"] and answer.stats["steps"] == SMALL["steps"]
     assert answer.stats["seconds"] > 0 and answer.stats["tokens_per_second"] > 0
@@ -221,11 +222,11 @@ def test_settings_are_remembered_per_conversation(qtbot, make_window):
     assert window.store.conversation(first).settings == wanted
 
 
-def test_multi_turn_prompt_follows_continue_conversation(qtbot, make_window, tiny_torch):
+def test_multi_turn_prompt_follows_continue_conversation(qtbot, make_window, tiny_tokenizer):
     window = make_window()
     first = window.store.message(send_and_wait(qtbot, window, "First question"))
     second = window.store.message(send_and_wait(qtbot, window, "Second question"))
-    _, tokenizer = tiny_torch
+    tokenizer = tiny_tokenizer
     answer_ids = trace_mod.decode(window.store.trace_blob(first.id)).tokens
     assert second.prompt_ids == continue_conversation(
         tokenizer, first.prompt_ids + answer_ids, "Second question")

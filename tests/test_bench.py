@@ -2,7 +2,11 @@
 
 import json
 
-import llada_torch
+import pytest
+
+pytest.importorskip("torch")
+
+import llada_torch  # noqa: E402
 from app.bench import VARIANTS, benchmark, format_table, parameter_count, random_prompts
 from test_cli import llada
 

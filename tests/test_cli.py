@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from backend_choice import BACKEND
 from llada_core.chat import answer_text, encode_chat, load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +25,7 @@ def llada(*args, stdin=None, timeout=120):
 
 
 def test_generate_json(tiny_checkpoint):
-    result = llada("generate", "--backend", "torch", "--model", str(tiny_checkpoint),
+    result = llada("generate", "--backend", BACKEND, "--model", str(tiny_checkpoint),
                    "--prompt", "Hello there", "--json", *SMALL)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)  # stdout is exactly one JSON object, nothing else
@@ -34,7 +35,7 @@ def test_generate_json(tiny_checkpoint):
     assert data["text"] == answer_text(tokenizer, data["answer_ids"])
     assert data["nfe"] == 8 and data["steps"] == 8
     assert isinstance(data["seconds"], float) and data["seconds"] >= 0
-    assert data["backend"] == "torch" and data["dtype"] == "float32"
+    assert data["backend"] == BACKEND and data["dtype"] == "float32"
     assert data["settings"]["block_length"] == 8
 
 

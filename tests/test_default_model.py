@@ -9,6 +9,7 @@ import pytest
 
 import app.models.catalog as catalog
 import app.models.defaults as defaults
+from backend_choice import BACKEND
 from app.cli import main
 
 
@@ -66,7 +67,7 @@ def test_the_window_labels_the_demo_and_offers_the_real_model(qtbot, fake_demo, 
     from app.ui.main_window import MainWindow
 
     store = Store.in_folder(tmp_path / "data")
-    window = MainWindow(store, model=str(fake_demo), backend="torch", load_options={"device": "cpu"})
+    window = MainWindow(store, model=str(fake_demo), backend=BACKEND, load_options={"device": "cpu"})
     qtbot.addWidget(window)
     try:
         with qtbot.waitSignal(window.model_loaded, timeout=120_000):

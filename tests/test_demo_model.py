@@ -13,6 +13,7 @@ import pytest
 from app.evaluate import evaluate, held_out_items
 from app.models.catalog import bundled_demo_model
 from app.models.defaults import sampler_defaults
+from backend_choice import BACKEND, requires_torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,14 +42,16 @@ def test_the_package_ships_the_demo_model():
 
 
 def test_the_demo_model_adds_held_out_two_digit_numbers(demo):
-    import llada_torch
+    from app.backends import get_backend
 
-    model, tokenizer = llada_torch.load(demo, dtype="float32", device="cpu")
+    backend = get_backend(BACKEND)
+    model, tokenizer = backend.load(demo, dtype="float32")
     items = held_out_items(["add2"], 25)
-    scores = evaluate(llada_torch, model, tokenizer, items, sampler_defaults(str(demo)))
+    scores = evaluate(backend, model, tokenizer, items, sampler_defaults(str(demo)))
     assert scores["add2"].accuracy >= 0.8, scores["add2"]
 
 
+@requires_torch
 def test_both_backends_give_the_demo_model_the_same_answers(demo):
     pytest.importorskip("mlx.core")
     import llada_mlx

@@ -6,7 +6,8 @@ import json
 import shutil
 
 import pytest
-import torch
+
+torch = pytest.importorskip("torch")
 from safetensors.torch import load_file, save_file
 
 from llada_core.checkpoint import CheckpointError, stored_dtype, stored_weights

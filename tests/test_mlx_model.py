@@ -91,8 +91,8 @@ def test_out_of_range_ids_are_refused(tiny_mlx):
 
 
 def test_bfloat16_checkpoint_matches_torch_closely(tiny_bf16_checkpoint):
+    torch = pytest.importorskip("torch")
     import llada_torch
-    import torch
 
     from llada_mlx import load
 

@@ -37,7 +37,11 @@ PROMPT = "Hi"
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
     """The tiny reference model runs far faster on one thread on a shared CPU."""
-    torch = pytest.importorskip("torch")
+    try:
+        import torch
+    except ImportError:  # an MLX-only install: nothing to set
+        yield
+        return
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -167,6 +171,8 @@ def test_fast_mode_cache_first_pass_equals_the_full_pass(tiny_mlx):
 
 def test_signature_matches_torch():
     import inspect
+
+    pytest.importorskip("torch")
 
     from llada_torch import generate_steps as torch_generate
 

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from app.models import catalog, fit, local
 from app.models.download import cached_model, downloaded_snapshot
 from app.store import Store
+from backend_choice import BACKEND
 from app.ui.main_window import MainWindow
 
 SMALL = {"gen_length": 16, "block_length": 8, "steps": 8}
@@ -39,7 +40,7 @@ def make_window(qtbot, tmp_path, monkeypatch):
 
     def make(model=None, endpoint=None):
         store = Store.in_folder(tmp_path / "data")
-        window = MainWindow(store, model=model, backend="torch", load_options={"device": "cpu"},
+        window = MainWindow(store, model=model, backend=BACKEND, load_options={"device": "cpu"},
                             default_settings=SMALL, hub_cache_dir=str(tmp_path / "hub"),
                             hub_endpoint=endpoint)
         qtbot.addWidget(window)

@@ -6,7 +6,8 @@ import json
 from dataclasses import replace
 
 import pytest
-import torch
+
+torch = pytest.importorskip("torch")
 
 from llada_train.objective import EPS, forward_process, pretrain_loss, sft_loss
 
