@@ -26,10 +26,13 @@ class SamplerSettings:
     logits_eos_inf: bool = False
     confidence_eos_eot_inf: bool = False
     # Fast mode only (spec §4): which KV cache, the confidence threshold for parallel commits
-    # (None keeps the fixed schedule), and ending the answer at a finished block holding EOS.
+    # (None keeps the fixed schedule), ending the answer at a finished block holding EOS or end
+    # of turn, and Fast-dLLM's factor rule (commit the largest n with (n + 1)(1 - c_n) < factor
+    # over confidences sorted descending), which replaces the threshold when given.
     cache: str = "dual"
     threshold: Optional[float] = 0.9
     early_stop: bool = True
+    factor: Optional[float] = None
 
     def __post_init__(self) -> None:
         _check_positive_int("answer length", self.gen_length)
@@ -71,6 +74,12 @@ class SamplerSettings:
             if self.mode == "fast" and self.remasking != "low_confidence":
                 raise ValueError("threshold decoding needs low_confidence remasking "
                                  "(or use threshold none for the fixed schedule)")
+        if self.factor is not None:
+            if isinstance(self.factor, bool) or not isinstance(self.factor, (int, float)) \
+                    or not math.isfinite(self.factor) or self.factor <= 0:
+                raise ValueError(f"factor must be a number above 0 (or none), not {self.factor!r}")
+            if self.mode == "fast" and self.remasking != "low_confidence":
+                raise ValueError("the factor rule needs low_confidence remasking")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
                                       or self.seed < 0):
             raise ValueError(f"seed must be a whole number 0 or more, not {self.seed!r}")

@@ -48,24 +48,35 @@ class Rotary(nn.Module):
     def table(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         cached = self._table.get(device)
         if cached is None or cached[0].shape[0] < length:
+            with torch.inference_mode(False):  # a sampler's table must stay usable in training
+                cached = self._build(length, device)
+            self._table[device] = cached
+        return cached
+
+    def _build(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
             dim = self.head_dim
             inv_freq = 1.0 / (self.theta ** (torch.arange(0, dim, 2, device=device, dtype=torch.float) / dim))
             seq = torch.arange(length, device=device, dtype=torch.float)
             freqs = torch.einsum("i , j -> i j", seq, inv_freq)
             positions = torch.cat((freqs, freqs), dim=-1)
-            cached = (positions.sin(), positions.cos())
-            self._table[device] = cached
-        return cached
+            return positions.sin(), positions.cos()
+
+    def angles(self, offset: int, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sin, cos) for positions offset .. offset + length, shaped (1, 1, length, head_dim).
+
+        From Python ints, once per forward pass: no value is read back from the device."""
+        sin, cos = self.table(offset + length, device)
+        return sin[offset:offset + length][None, None], cos[offset:offset + length][None, None]
 
     @staticmethod
     def rotate_half(x: torch.Tensor) -> torch.Tensor:
         x1, x2 = x.chunk(2, dim=-1)
         return torch.cat((-x2, x1), dim=-1)
 
-    def forward(self, t: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """Rotate t (B, heads, L, head_dim) for the given absolute positions (L,)."""
-        sin, cos = self.table(int(positions.max()) + 1, t.device)
-        sin, cos = sin[positions][None, None], cos[positions][None, None]
+    def forward(self, t: torch.Tensor, angles: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Rotate t (B, heads, L, head_dim) by `angles` (Rotary.angles for its positions)."""
+        sin, cos = angles
         t32 = t.float()
         return ((t32 * cos) + (self.rotate_half(t32) * sin)).to(t.dtype)
 
@@ -85,16 +96,16 @@ class Block(nn.Module):
         self.up_proj = nn.Linear(d, args.hidden_size, bias=False)
         self.ff_out = nn.Linear(args.hidden_size, d, bias=False)
 
-    def attention(self, h: torch.Tensor, rotary: Rotary, positions: torch.Tensor,
-                  cache: Optional[KVCache] = None, layer: int = 0) -> torch.Tensor:
+    def attention(self, h: torch.Tensor, rotary: Rotary, angles: tuple[torch.Tensor, torch.Tensor],
+                  offset: int = 0, cache: Optional[KVCache] = None, layer: int = 0) -> torch.Tensor:
         B, L, C = h.shape
         heads, kv_heads, hd = self.args.n_heads, self.args.kv_heads, self.args.head_dim
         q = self.q_proj(h).view(B, L, heads, hd).transpose(1, 2)
         k = self.k_proj(h).view(B, L, kv_heads, hd).transpose(1, 2)
         v = self.v_proj(h).view(B, L, kv_heads, hd).transpose(1, 2)
-        q, k = rotary(q, positions), rotary(k, positions)
+        q, k = rotary(q, angles), rotary(k, angles)
         if cache is not None:
-            k, v = cache.update(layer, k, v, int(positions[0]))
+            k, v = cache.update(layer, k, v, offset)
         if kv_heads != heads:
             k = k.repeat_interleave(heads // kv_heads, dim=1)
             v = v.repeat_interleave(heads // kv_heads, dim=1)
@@ -102,9 +113,9 @@ class Block(nn.Module):
         att = F.scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False)
         return self.attn_out(att.transpose(1, 2).contiguous().view(B, L, C))
 
-    def forward(self, x: torch.Tensor, rotary: Rotary, positions: torch.Tensor,
-                cache: Optional[KVCache] = None, layer: int = 0) -> torch.Tensor:
-        x = x + self.attention(self.attn_norm(x), rotary, positions, cache, layer)
+    def forward(self, x: torch.Tensor, rotary: Rotary, angles: tuple[torch.Tensor, torch.Tensor],
+                offset: int = 0, cache: Optional[KVCache] = None, layer: int = 0) -> torch.Tensor:
+        x = x + self.attention(self.attn_norm(x), rotary, angles, offset, cache, layer)
         g = self.ff_norm(x)
         return x + self.ff_out(F.silu(self.ff_proj(g)) * self.up_proj(g))
 
@@ -151,10 +162,11 @@ class Model(nn.Module):
         t = self.model.transformer
         if cache is None and offset:
             raise ValueError("an offset needs a cache holding the rest of the canvas")
-        positions = torch.arange(offset, offset + input_ids.shape[1], device=input_ids.device)
+        # The rotary angles from Python ints, once per pass (no host/device sync in the layers).
+        angles = self.rotary.angles(offset, input_ids.shape[1], input_ids.device)
         x = t["wte"](input_ids)
         for layer, block in enumerate(t["blocks"]):
-            x = block(x, self.rotary, positions, cache, layer)
+            x = block(x, self.rotary, angles, offset, cache, layer)
         x = t["ln_f"](x if logits_for is None else x[:, logits_for])
         head = t["wte"].weight if self.args.weight_tying else t["ff_out"].weight
         return F.linear(x, head)

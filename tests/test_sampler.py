@@ -280,3 +280,104 @@ def test_tiny_model_samples_on_both_paths(tiny_torch, monkeypatch):
     assert (first == again).all() and (first != model.args.mask_token_id).all()
     # other random numbers: the float32 path is not the float64 one in disguise
     assert (first != float64).any()
+
+
+# --- the reference generate() (spec §3), written out, against the sampler -----------------------
+
+def reference_generate(model, prompt, *, steps, gen_length, block_length, temperature=0.0,
+                       cfg_scale=0.0, remasking="low_confidence", seed=0):
+    """ML-GSAI/LLaDA's generate() as the spec states it: whole-canvas logits every step, noise
+    over the whole canvas from the global generator, the stable top-k tie rule."""
+    torch.manual_seed(seed)
+    mask_id = model.args.mask_token_id
+    x = torch.full((1, len(prompt) + gen_length), mask_id, dtype=torch.long)
+    x[0, :len(prompt)] = torch.tensor(prompt)
+    prompt_index = x != mask_id
+    P, blocks = len(prompt), gen_length // block_length
+    per_block = steps // blocks
+    for block in range(blocks):
+        block_masks = int((x[0, P + block * block_length:P + (block + 1) * block_length] == mask_id).sum())
+        schedule = transfer_schedule(block_masks, per_block)
+        for i in range(per_block):
+            mask_index = x == mask_id
+            if cfg_scale > 0:
+                un_x = x.clone()
+                un_x[prompt_index] = mask_id
+                logits = model(torch.cat([x, un_x]))
+                cond, un = torch.chunk(logits, 2, dim=0)
+                logits = un + (cfg_scale + 1) * (cond - un)
+            else:
+                logits = model(x)
+            if temperature > 0:
+                wide = logits.to(torch.float64)
+                noise = torch.rand_like(wide, dtype=torch.float64)
+                noisy = wide.exp() / (-torch.log(noise)) ** temperature
+            else:
+                noisy = logits
+            x0 = torch.argmax(noisy, dim=-1)
+            if remasking == "low_confidence":
+                p = torch.softmax(logits, dim=-1)
+                x0_p = torch.gather(p, -1, x0[..., None])[..., 0]
+            else:
+                x0_p = torch.rand(x0.shape)
+            x0_p[:, P + (block + 1) * block_length:] = -np.inf
+            x0 = torch.where(mask_index, x0, x)
+            confidence = torch.where(mask_index, x0_p, -np.inf)
+            chosen = torch.sort(confidence[0], descending=True, stable=True).indices[:schedule[i]]
+            x[0, chosen] = x0[0, chosen]
+    return x[0, P:].tolist()
+
+
+@pytest.mark.parametrize("settings", [
+    dict(gen_length=32, block_length=8, steps=32),
+    dict(gen_length=32, block_length=16, steps=16, cfg_scale=1.5),
+    dict(gen_length=24, block_length=8, steps=12, temperature=0.8, seed=3),
+    dict(gen_length=16, block_length=16, steps=16, temperature=1.0, cfg_scale=1.0, seed=5),
+    dict(gen_length=16, block_length=8, steps=8, remasking="random", temperature=0.5, seed=9),
+], ids=lambda s: "-".join(f"{k}{v}" for k, v in s.items()))
+def test_exact_equals_the_reference_generate(tiny_torch, settings):
+    """Only the block's rows go through the head, yet the tokens (and, above temperature 0, the
+    random stream for a seed) are the reference's."""
+    model, _ = tiny_torch
+    for prompt in ([5, 6, 7, 8], [40, 41, 42, 43, 44, 45, 46]):
+        with torch.no_grad():
+            expected = reference_generate(model, prompt, **settings)
+        ours = run(model, prompt, **settings)[-1].tokens.tolist()
+        assert ours == expected
+
+
+def test_a_prompt_holding_masks_is_filled_as_the_reference_fills_it(tiny_torch):
+    model, _ = tiny_torch
+    prompt = [5, model.args.mask_token_id, 7, model.args.mask_token_id]
+    settings = dict(gen_length=16, block_length=8, steps=8)
+    with torch.no_grad():
+        expected = reference_generate(model, prompt, **settings)
+    assert run(model, prompt, **settings)[-1].tokens.tolist() == expected
+
+
+def test_exact_mode_asks_the_head_for_the_block_only():
+    model = ScriptedModel(constant_logits([0.0] * VOCAB))
+    seen = []
+    forward = model.forward
+
+    def recording(x, cache=None, offset=0, logits_for=None):
+        seen.append(logits_for)
+        return forward(x, cache, offset, logits_for)
+
+    model.forward = recording
+    run(model, prompt=(1, 2, 3), gen_length=8, block_length=4, steps=4)
+    assert seen == [slice(3, 7), slice(5, 7), slice(7, 11), slice(9, 11)]
+
+
+def test_temperature_draws_one_full_canvas_of_float64_noise_per_step(monkeypatch):
+    """The reference's random stream: one (1, canvas, V) float64 draw per step, nothing more."""
+    shapes = []
+    real_rand = torch.rand
+
+    def recording_rand(*args, **kwargs):
+        shapes.append((tuple(args[0]), kwargs.get("dtype")))
+        return real_rand(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "rand", recording_rand)
+    one_step_tokens(0.7, seed=3)
+    assert shapes == [((1, 7, VOCAB), torch.float64)]
