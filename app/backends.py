@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import platform
+import sys
 from types import ModuleType
 from typing import Optional
 
@@ -46,6 +47,8 @@ def default_backend() -> str:
 
 
 def install_hint(name: str) -> str:
+    if getattr(sys, "frozen", False):  # the app bundle: pip cannot add to it
+        return f"this app bundle has MLX only; for {name}, install llada-desktop with pip"
     return f'pip install "llada-desktop[{name}]"'
 
 

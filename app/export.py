@@ -44,6 +44,11 @@ def stats_line(stats: dict) -> str:
         parts.append(f"{stats['tokens_per_second']:.1f} tokens/s")
     if "seconds" in stats:
         parts.append(f"{stats['seconds']:.2f} s")
+    if "tokens" in stats:
+        padding = stats.get("padding")
+        parts.append(f"{stats['tokens']} tokens" + (f" + {padding} padding" if padding else ""))
+    if stats.get("backend"):
+        parts.append(" ".join(filter(None, [stats["backend"], stats.get("dtype")])))
     if stats.get("stopped"):
         parts.append("stopped")
     return ", ".join(parts)

@@ -14,18 +14,22 @@ from typing import Any, Optional
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app import trace as trace_mod
+from app.errors import generation_error_message, load_error_message
 from app.frame_text import TokenPieces
 
 
-def load_error_message(path: str, error: BaseException) -> str:
-    """One sentence for a model that failed to load; never a traceback."""
-    text = str(error) or type(error).__name__
-    if isinstance(error, MemoryError) or "out of memory" in text.lower():
-        return (f"There is not enough memory to load the model from {path}. Close other programs "
-                "or choose a smaller (quantized) model.")
-    if isinstance(error, FileNotFoundError):
-        return f"The model could not be loaded: {text}."
-    return f"The model from {path} could not be loaded: {text}"
+def answer_stats(tokenizer: Any, tokens: list[int], mask_id: int, *, steps: int, nfe: int,
+                 seconds: float) -> dict:
+    """Speed over the visible answer (up to EOS or end of turn); the EOS padding after it, which
+    the model also wrote, is counted apart."""
+    from llada_core.chat import visible_answer_ids
+
+    committed = [t for t in tokens if t != mask_id]
+    visible = len(visible_answer_ids(tokenizer, committed))
+    return {"steps": steps, "nfe": nfe, "seconds": round(seconds, 4), "tokens": visible,
+            "padding": len(committed) - visible,
+            "tokens_per_second": visible / seconds if seconds > 0 else 0.0,
+            "tokens_per_nfe": round(visible / nfe, 3) if nfe else 0.0}
 
 
 class Worker(QObject):
@@ -46,6 +50,7 @@ class Worker(QObject):
         self.model = None
         self.tokenizer = None
         self.path: Optional[str] = None
+        self.backend_name: Optional[str] = None
         self._stopped: set[int] = set()
         self._lock = threading.Lock()
         self.pieces: Optional[TokenPieces] = None  # the loaded model's, masks as ""
@@ -64,7 +69,7 @@ class Worker(QObject):
         from app.backends import default_backend, get_backend
 
         self.loading.emit(path)
-        self.model = self.tokenizer = None
+        self.unload()
         try:
             name = backend_name or default_backend()
             backend = get_backend(name)
@@ -82,8 +87,20 @@ class Worker(QObject):
         self.backend, self.model, self.tokenizer, self.path = backend, model, tokenizer, path
         self.pieces = TokenPieces(tokenizer, model.args.mask_token_id, glyph="")
         args = model.args
+        self.backend_name = name
         self.loaded.emit({"path": path, "backend": name, "mask_id": int(args.mask_token_id),
-                          "device": str(getattr(model, "device", ""))})
+                          "device": str(getattr(model, "device", "")), "dtype": self.dtype_name()})
+
+    def dtype_name(self) -> str:
+        """'bfloat16', 'float32', ... (torch.bfloat16 and mlx.core.bfloat16 alike)."""
+        return str(getattr(self.model, "dtype", "")).rsplit(".", 1)[-1]
+
+    def unload(self) -> None:
+        """Drop the model and hand its memory back (MLX's buffer cache, CUDA's allocator)."""
+        backend = self.backend
+        self.model = self.tokenizer = self.pieces = None
+        if backend is not None and hasattr(backend, "release_memory"):
+            backend.release_memory()
 
     def prompt_ids(self, plan: dict) -> list[int]:
         from llada_core.chat import continue_conversation
@@ -120,11 +137,8 @@ class Worker(QObject):
                     frames.close()
                     break
             seconds = time.perf_counter() - begin
-        except ValueError as error:
-            self.failed.emit(request_id, str(error))
-            return
         except Exception as error:  # noqa: BLE001 - shown to the user, the app stays usable
-            self.failed.emit(request_id, f"Generation failed: {type(error).__name__}: {error}")
+            self.failed.emit(request_id, generation_error_message(error))
             return
         finally:
             with self._lock:
@@ -140,11 +154,9 @@ class Worker(QObject):
             text = answer_text(self.tokenizer, [t for t in tokens if t != mask_id])
         else:
             text = answer_text(self.tokenizer, tokens)
-        committed = sum(1 for t in tokens if t != mask_id)
-        stats = {"steps": recorder.last.index + 1, "nfe": int(last.nfe),
-                 "seconds": round(seconds, 4), "tokens": committed,
-                 "tokens_per_second": committed / seconds if seconds > 0 else 0.0,
-                 "tokens_per_nfe": round(committed / last.nfe, 3) if last.nfe else 0.0}
+        stats = answer_stats(self.tokenizer, tokens, mask_id, steps=last.index + 1,
+                             nfe=int(last.nfe), seconds=seconds)
+        stats.update(backend=self.backend_name, dtype=self.dtype_name())
         if stopped:
             stats["stopped"] = True
         trace = recorder.trace(pieces)

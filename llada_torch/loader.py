@@ -13,6 +13,7 @@ from llada_core.checkpoint import (
     CheckpointError, check_tensors, read_config, resolve_checkpoint, stored_dtype, weight_files,
 )
 from llada_torch.model import Model, ModelArgs
+from llada_torch.threads import use_cpu_threads
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -108,4 +109,5 @@ def load(path_or_repo_id: str | Path, *, dtype: str | torch.dtype | None = None,
     check_weights(model, weights)
     model.load_state_dict(weights, strict=True, assign=True)
     model.eval().requires_grad_(False)
+    use_cpu_threads(model)
     return model, tokenizer

@@ -517,5 +517,42 @@ def test_fast_mode_from_the_settings_panel(qtbot, make_window):
     assert answer.id == message_id
     assert answer.settings["mode"] == "fast" and answer.settings["threshold"] == 0.8
     assert all(frame.committed >= 1 for frame in frames)
-    assert answer.stats["tokens_per_nfe"] == pytest.approx(SMALL["gen_length"] / answer.stats["nfe"], abs=1e-3)
+    assert answer.stats["tokens"] + answer.stats["padding"] == SMALL["gen_length"]
+    assert answer.stats["tokens_per_nfe"] == pytest.approx(
+        answer.stats["tokens"] / answer.stats["nfe"], abs=1e-3)
     assert "tokens/pass" in window.transcript.views[-1].meta.text()
+
+
+class RunsOutOfMemory:
+    """The loaded backend, except that answers fail after their first step as Metal does."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def generate_steps(self, *args, **kwargs):
+        for frame in self.backend.generate_steps(*args, **kwargs):
+            yield frame
+            raise RuntimeError("[METAL] Command buffer execution failed: Insufficient Memory "
+                               "(00000008:kIOGPUCommandBufferCallbackErrorOutOfMemory)")
+
+
+def test_out_of_memory_mid_answer_is_one_sentence_and_the_app_goes_on(qtbot, make_window):
+    window = make_window()
+    worker = window.workers.worker
+    real = worker.backend
+    worker.backend = RunsOutOfMemory(real)
+    with qtbot.waitSignal(window.generation_failed, timeout=ANSWER_TIMEOUT) as blocker:
+        assert window.send("A long answer, please")
+    message = blocker.args[0]
+    assert message.startswith("There was not enough memory for this answer")
+    assert "shorter answer" in message and "Traceback" not in message
+    assert window.banner.text() == message and window.send_button.text() == "Send"
+    worker.backend = real
+    send_and_wait(qtbot, window, "Now a short one")
+    answer = window.store.messages(window.current_id)[-1]
+    assert answer.role == "assistant"
+    assert answer.stats["backend"] == BACKEND and answer.stats["dtype"] == "float32"
+    assert BACKEND in window.transcript.views[-1].meta.text()

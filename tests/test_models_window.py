@@ -84,7 +84,7 @@ def test_welcome_offers_the_demo_only_when_it_is_bundled(qtbot, make_window, mon
 
 def test_recommended_model_on_apple_silicon_is_mlx(qtbot):
     page = __import__("app.ui.models_ui", fromlist=["WelcomePage"]).WelcomePage(
-        catalog.recommended_entry(apple_silicon=True))
+        catalog.recommended_entry(apple_silicon=True, memory=16 * 2**30))
     qtbot.addWidget(page)
     assert "MLX 8-bit" in page.download_button.text() and "8.5 GB" in page.download_button.text()
 

@@ -45,6 +45,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
+    except Exception as error:  # noqa: BLE001 - out of memory is one sentence, the rest a bug
+        from app.errors import GENERATION_OUT_OF_MEMORY, is_out_of_memory
+
+        if not is_out_of_memory(error):
+            raise
+        print(f"llada {args.command}: error: {GENERATION_OUT_OF_MEMORY}", file=sys.stderr)
+        return 2
 
 
 def describe_os_error(error: OSError) -> str:

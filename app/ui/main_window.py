@@ -410,17 +410,20 @@ class MainWindow(QMainWindow):
     def memory_limit(self):
         from app.models.fit import memory_limit
 
-        return memory_limit(self.backend_name)
+        return memory_limit(self.backend_name, self.load_options.get("device"))
 
     def request_model(self, path: str) -> bool:
         """Load a model the user picked: check the folder and whether it fits in memory first."""
-        from app.models.fit import check_fit
+        from app.models.fit import Workload, check_fit
         from app.models.local import validate_model_folder
         from llada_core.checkpoint import CheckpointError
 
         try:
             validate_model_folder(path)
-            report = check_fit(path, self.memory_limit(), backend=self.backend_name)
+            settings = self.settings_panel.settings()
+            workload = Workload(gen_length=settings["gen_length"], cfg_scale=settings["cfg_scale"])
+            report = check_fit(path, self.memory_limit(), backend=self.backend_name,
+                               dtype=self.load_options.get("dtype"), workload=workload)
         except (CheckpointError, OSError) as error:
             self.banner.show_message(f"This folder cannot be used as a model: {error}", "error")
             return False
