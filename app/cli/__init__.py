@@ -55,11 +55,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def describe_os_error(error: OSError) -> str:
-    """One sentence naming the path: 'cannot write /x/y: Permission denied'."""
+    """One sentence naming the path: 'cannot use /x/y: permission denied'."""
+    import os
+
     reason = error.strerror or str(error)
     if error.filename is None:
         return reason
-    return f"{error.filename}: {reason}"
+    if isinstance(error, FileExistsError) and os.path.isfile(error.filename):
+        reason = "it is a file, not a folder"
+    return f"cannot use {error.filename}: {reason[:1].lower() + reason[1:]}"
 
 
 def gui_main(argv: Optional[Sequence[str]] = None) -> int:

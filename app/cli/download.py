@@ -34,6 +34,17 @@ def bar_line(progress, width: int) -> str:
     return f"[{'#' * filled}{'.' * (cells - filled)}]{text}"
 
 
+def check_writable_folder(path: str) -> None:
+    """Before any network: the cache folder exists or can be made, and takes a file (raises
+    OSError naming it)."""
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    tempfile.TemporaryFile(dir=folder).close()
+
+
 def run(args: argparse.Namespace) -> int:
     from app.models.download import DownloadError, ModelDownload, hub_cache_dir
 
@@ -55,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
             print(bar_line(progress, width), file=sys.stderr, flush=True)
         state["shown"] = percent
 
+    if args.cache_dir:
+        check_writable_folder(args.cache_dir)
     download = ModelDownload(args.repo_id, cache_dir=args.cache_dir, endpoint=args.endpoint,
                              revision=args.revision, on_progress=show, progress_interval=0.2)
     try:
