@@ -1,15 +1,23 @@
 """Sampler benchmark: the same prompts through exact mode and each fast-mode part, in one process.
 
-Prints, per variant: seconds, NFE, answer tokens per NFE, ms per NFE, peak resident memory
-growth, the speed-up over exact as a ratio, and how many answer positions equal exact mode's.
-With --repeats N the variants run round-robin N times and the median is reported, so a busy
-machine slows every variant alike; the process's CPU seconds are reported beside wall seconds.
+Prints, per variant: seconds, NFE, answer tokens per NFE, ms per NFE, visible tokens per second
+(the answer up to EOS or end of turn), the peak memory of the variant as its backend measures it
+(MLX: mx.get_peak_memory, reset before each variant; PyTorch on CUDA: the allocator's peak; on
+the CPU: the process's peak resident set, reset before each variant where Linux allows it),
+the speed-up over exact as a ratio, and how many answer positions equal exact mode's. With
+--repeats N the variants run round-robin N times and the median is reported, so a busy machine
+slows every variant alike; the process's CPU seconds are reported beside wall seconds.
+
+`--report FILE` runs a fixed suite instead (REPORT_SUITE: exact and fast at answers 128 and 256
+on one chat prompt, on the named or the default model) and writes FILE.md and FILE.json with the
+machine, the backend and its versions, for people to send in their numbers.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import random
 import statistics
 import sys
@@ -46,6 +54,9 @@ class Result:
     speedup: float
     agreement: float
     accuracy: Optional[float] = None
+    visible_tokens: int = 0
+    visible_tokens_per_s: float = 0.0
+    memory_method: str = ""
 
 
 class PeakMemory:
@@ -90,6 +101,103 @@ class PeakMemory:
         return (self.peak - self.start) / 2**20
 
 
+class VmPeak:
+    """The process's peak resident set since the last reset: Linux keeps it in VmHWM and resets
+    it when "5" is written to /proc/self/clear_refs (no other process is touched)."""
+
+    def __init__(self) -> None:
+        self.start = 0
+        self.peak = 0
+
+    @staticmethod
+    def field(name: str) -> int:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(name + ":"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    @staticmethod
+    def available() -> bool:
+        try:
+            with open("/proc/self/clear_refs", "w") as refs:
+                refs.write("5")
+            return True
+        except OSError:
+            return False
+
+    def __enter__(self) -> "VmPeak":
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        self.start = self.field("VmRSS")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.peak = self.field("VmHWM")
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+class BackendPeak:
+    """Peak memory of what runs inside, measured the way the backend can: MLX's own peak, the
+    CUDA allocator's peak, else the process's peak resident set (reset per variant on Linux,
+    otherwise the growth over the start, which an allocator that keeps freed memory hides)."""
+
+    def __init__(self, backend: Any, model: Any):
+        name = getattr(backend, "__name__", "")
+        self.kind = "rss"
+        if name.startswith("llada_mlx"):
+            self.kind = "mlx"
+        elif name.startswith("llada_torch"):
+            device = getattr(model, "device", None)
+            if getattr(device, "type", None) == "cuda":
+                self.kind = "cuda"
+        if self.kind == "rss" and VmPeak.available():
+            self.kind = "vmhwm"
+        self.peak_mb = 0.0
+
+    @property
+    def method(self) -> str:
+        return {"mlx": "mx.get_peak_memory", "cuda": "torch.cuda.max_memory_allocated",
+                "vmhwm": "peak RSS (VmHWM, reset per variant) minus RSS at start",
+                "rss": "peak RSS growth (polled)"}[self.kind]
+
+    def __enter__(self) -> "BackendPeak":
+        if self.kind == "mlx":
+            import mlx.core as mx
+
+            mx.clear_cache()
+            mx.reset_peak_memory()
+            self._base = mx.get_active_memory()
+        elif self.kind == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self._base = torch.cuda.memory_allocated()
+        elif self.kind == "vmhwm":
+            self._inner = VmPeak().__enter__()
+        else:
+            self._inner = PeakMemory().__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.kind == "mlx":
+            import mlx.core as mx
+
+            self.peak_mb = (mx.get_peak_memory() - self._base) / 2**20
+        elif self.kind == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+            self.peak_mb = (torch.cuda.max_memory_allocated() - self._base) / 2**20
+        else:
+            self._inner.__exit__(*exc)
+            self.peak_mb = self._inner.growth_mb
+
+
 def random_prompts(tokenizer: Any, count: int, length: int, seed: int = 0) -> list[list[int]]:
     """Prompts of ordinary (non-special) token ids, so every variant sees the same work."""
     special = set(tokenizer.all_special_ids) | {
@@ -115,9 +223,18 @@ def demo_task_prompts(backend: Any, tokenizer: Any, per_task: int):
     return prompts, judge
 
 
+def visible_length(answer: list[int], model: Any) -> int:
+    """Answer tokens a person sees: up to (not including) the first EOS or end of turn."""
+    stops = {model.args.eos_token_id, getattr(model.args, "eot_token_id", None)} - {None}
+    for position, token in enumerate(answer):
+        if token in stops:
+            return position
+    return len(answer)
+
+
 def run_variant(backend: Any, model: Any, prompts: list[list[int]], settings: dict[str, Any]):
     answers, nfe = [], 0
-    with PeakMemory() as memory:
+    with BackendPeak(backend, model) as memory:
         started, cpu_started = time.perf_counter(), time.process_time()
         for prompt in prompts:
             frame = None
@@ -126,7 +243,7 @@ def run_variant(backend: Any, model: Any, prompts: list[list[int]], settings: di
             answers.append([int(t) for t in frame.tokens])
             nfe += frame.nfe
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    return answers, nfe, seconds, cpu, memory.growth_mb
+    return answers, nfe, seconds, cpu, memory.peak_mb, memory.method
 
 
 def benchmark(backend: Any, model: Any, prompts: list[list[int]], sampler: dict[str, Any],
@@ -154,12 +271,15 @@ def benchmark(backend: Any, model: Any, prompts: list[list[int]], sampler: dict[
         same = sum(a == b for x, y in zip(answers, reference) for a, b in zip(x, y))
         total = sum(len(x) for x in reference)
         tokens = sampler["gen_length"] * len(prompts)
+        visible = sum(visible_length(answer, model) for answer in answers)
         results.append(Result(
             variant=name, seconds=round(seconds, 3), cpu_seconds=round(cpu, 3), nfe=nfe,
             tokens_per_nfe=round(tokens / nfe, 2), ms_per_nfe=round(1000 * seconds / nfe, 2),
             peak_mb=round(peak, 1), speedup=round(exact_seconds / seconds, 2),
             agreement=round(same / total, 3),
             accuracy=None if judge is None else round(judge(answers), 4),
+            visible_tokens=visible, visible_tokens_per_s=round(visible / seconds, 2),
+            memory_method=runs[name][0][5],
         ))
     return results
 
@@ -167,12 +287,15 @@ def benchmark(backend: Any, model: Any, prompts: list[list[int]], sampler: dict[
 def format_table(results: list[Result]) -> str:
     judged = any(r.accuracy is not None for r in results)
     header = (f"{'variant':<18}{'seconds':>9}{'CPU s':>8}{'NFE':>7}{'tok/NFE':>9}{'ms/NFE':>9}"
-              f"{'peak MB':>9}{'speed-up':>10}{'= exact':>9}" + (f"{'accuracy':>10}" if judged else ""))
+              f"{'vis tok/s':>10}{'peak MB':>9}{'speed-up':>10}{'= exact':>9}"
+              + (f"{'accuracy':>10}" if judged else ""))
     rows = [header, "-" * len(header)]
     for r in results:
         rows.append(f"{r.variant:<18}{r.seconds:>9.2f}{r.cpu_seconds:>8.1f}{r.nfe:>7}{r.tokens_per_nfe:>9.2f}{r.ms_per_nfe:>9.1f}"
-                    f"{r.peak_mb:>9.1f}{r.speedup:>9.2f}x{r.agreement:>9.1%}"
+                    f"{r.visible_tokens_per_s:>10.2f}{r.peak_mb:>9.1f}{r.speedup:>9.2f}x{r.agreement:>9.1%}"
                     + (f"{r.accuracy:>10.1%}" if judged else ""))
+    if results and results[0].memory_method:
+        rows.append(f"peak MB: {results[0].memory_method}")
     return "\n".join(rows)
 
 
@@ -228,4 +351,145 @@ def run(model_path: Optional[str], backend_name: Optional[str], dtype: Optional[
               f"answer {sampler['gen_length']}, block {sampler['block_length']}, steps {sampler['steps']}"
               f"{f' | median of {repeats} round-robin runs' if repeats > 1 else ''}")
         print(format_table(results))
+    return report
+
+
+# --- `llada bench --report FILE`: the fixed suite people can run and send in -------------------
+
+REPORT_PROMPT = ("Explain in a few sentences why the sky is blue, then give one everyday example "
+                 "of the same effect.")
+REPORT_ANSWERS = (128, 256)
+REPORT_BLOCK = 32
+REPORT_VARIANTS = ("exact", "fast (all parts)")
+
+
+def _command(*argv: str) -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def system_info(backend_name: str, model: Any = None) -> dict[str, Any]:
+    """The machine and the software that ran the suite."""
+    import importlib.metadata as metadata
+
+    from app import __version__
+
+    info: dict[str, Any] = {
+        "os": platform.platform(), "machine": platform.machine(),
+        "python": platform.python_version(), "llada_desktop": __version__,
+        "backend": backend_name, "chip": platform.processor() or platform.machine(),
+        "memory_gb": None, "versions": {},
+    }
+    if sys.platform == "darwin":
+        info["chip"] = _command("sysctl", "-n", "machdep.cpu.brand_string") or info["chip"]
+        memsize = _command("sysctl", "-n", "hw.memsize")
+        info["memory_gb"] = round(int(memsize) / 2**30, 1) if memsize.isdigit() else None
+    else:
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    info["chip"] = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+        try:
+            info["memory_gb"] = round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30, 1)
+        except (ValueError, OSError, AttributeError):
+            pass
+    info["cpu_count"] = os.cpu_count()
+    for package in ("numpy", "torch", "mlx", "mlx-metal", "transformers"):
+        try:
+            info["versions"][package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    if backend_name == "mlx":
+        import mlx.core as mx
+
+        info["device"] = str(mx.default_device())
+        if mx.metal.is_available():
+            device = mx.metal.device_info()
+            info["device_info"] = {k: v for k, v in device.items() if isinstance(v, (int, float, str))}
+    elif model is not None:
+        device = getattr(model, "device", None)
+        info["device"] = str(device)
+        if getattr(device, "type", None) == "cuda":
+            import torch
+
+            info["device_name"] = torch.cuda.get_device_name(device)
+    if model is not None:
+        info["dtype"] = str(getattr(model, "dtype", "")).rsplit(".", 1)[-1]
+    return info
+
+
+def report_paths(out: str | Path) -> tuple[Path, Path]:
+    """FILE -> (FILE.md, FILE.json); a .md or .json suffix given is replaced."""
+    out = Path(out)
+    if out.suffix.lower() in (".md", ".json"):
+        out = out.with_suffix("")
+    return out.with_name(out.name + ".md"), out.with_name(out.name + ".json")
+
+
+def format_report(report: dict[str, Any]) -> str:
+    system = report["system"]
+    lines = [
+        "# LLaDA Desktop sampler report", "",
+        f"- model: `{report['model']}` ({report['parameters'] / 1e6:.1f}M parameters, "
+        f"dtype {system.get('dtype', '?')})",
+        f"- backend: {system['backend']} on {system.get('device', '?')}; "
+        + ", ".join(f"{k} {v}" for k, v in system["versions"].items()),
+        f"- machine: {system['chip']}, {system['memory_gb']} GB, {system['cpu_count']} CPUs; "
+        f"{system['os']}",
+        f"- prompt: {report['prompt_tokens']} tokens (chat template); block {report['block_length']}, "
+        "steps = answer length; fast = dual cache, threshold 0.9, early stop",
+        f"- peak memory: {report['memory_method']}", "",
+        "| answer | variant | seconds | NFE | ms/NFE | tokens/pass | visible tokens | "
+        "visible tok/s | peak MB | speed-up | = exact |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report["results"]:
+        lines.append(
+            f"| {row['gen_length']} | {row['variant']} | {row['seconds']:.2f} | {row['nfe']} | "
+            f"{row['ms_per_nfe']:.1f} | {row['tokens_per_nfe']:.2f} | {row['visible_tokens']} | "
+            f"{row['visible_tokens_per_s']:.2f} | {row['peak_mb']:.1f} | {row['speedup']:.2f}x | "
+            f"{row['agreement']:.1%} |")
+    lines += ["", "Run with `llada bench --report FILE` "
+              "(add `--model`, `--backend`, `--dtype` as for the other commands)."]
+    return "\n".join(lines) + "\n"
+
+
+def run_report(out: str | Path, model_path: Optional[str], backend_name: Optional[str],
+               dtype: Optional[str], repeats: int = 1) -> dict[str, Any]:
+    """The fixed suite on the named model (else the default one), written as Markdown + JSON."""
+    from app.backends import default_backend, get_backend
+    from app.models.defaults import default_model
+    from llada_core.chat import encode_prompt
+
+    backend_name = backend_name or default_backend()
+    backend = get_backend(backend_name)
+    model_path = model_path or default_model()
+    model, tokenizer = backend.load(str(model_path), dtype=dtype)
+    folder = Path(str(model_path))
+    total = parameter_count(folder)[0] if (folder / "config.json").is_file() else 0
+    prompt = encode_prompt(tokenizer, REPORT_PROMPT)
+    rows, method = [], ""
+    for answer in REPORT_ANSWERS:
+        sampler = {"gen_length": answer, "block_length": REPORT_BLOCK, "steps": answer}
+        for result in benchmark(backend, model, [prompt], sampler, list(REPORT_VARIANTS), repeats):
+            rows.append({"gen_length": answer, **asdict(result)})
+            method = result.memory_method
+    report = {
+        "model": str(model_path), "parameters": total, "prompt": REPORT_PROMPT,
+        "prompt_tokens": len(prompt), "block_length": REPORT_BLOCK, "repeats": repeats,
+        "memory_method": method, "system": system_info(backend_name, model), "results": rows,
+    }
+    markdown, data = report_paths(out)
+    markdown.parent.mkdir(parents=True, exist_ok=True)
+    markdown.write_text(format_report(report), encoding="utf-8")
+    data.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(format_report(report))
+    print(f"wrote {markdown} and {data}")
     return report

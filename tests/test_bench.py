@@ -68,3 +68,41 @@ def test_bench_on_the_demo_tasks(tiny_checkpoint):
     report = json.loads(result.stdout)
     accuracy = report["results"][0]["accuracy"]
     assert 0.0 <= accuracy <= 1.0  # a random model answers (almost) nothing right
+
+
+def test_report_writes_markdown_and_json(tiny_checkpoint, tmp_path, monkeypatch):
+    import app.bench as bench
+
+    monkeypatch.setattr(bench, "REPORT_ANSWERS", (16, 32))
+    monkeypatch.setattr(bench, "REPORT_BLOCK", 8)
+    report = bench.run_report(tmp_path / "mine.md", str(tiny_checkpoint), "torch", None)
+    markdown, data = tmp_path / "mine.md", tmp_path / "mine.json"
+    assert markdown.is_file() and data.is_file()
+    saved = json.loads(data.read_text())
+    assert saved == json.loads(json.dumps(report))
+    rows = [(r["gen_length"], r["variant"]) for r in saved["results"]]
+    assert rows == [(16, "exact"), (16, "fast (all parts)"), (32, "exact"), (32, "fast (all parts)")]
+    for row in saved["results"]:
+        assert row["ms_per_nfe"] > 0 and row["tokens_per_nfe"] > 0 and row["peak_mb"] >= 0
+        assert 0 <= row["visible_tokens"] <= row["gen_length"]
+    exact = saved["results"][0]
+    assert exact["nfe"] == 16 and exact["tokens_per_nfe"] == 1.0
+    system = saved["system"]
+    assert system["backend"] == "torch" and "torch" in system["versions"] and system["chip"]
+    assert system["dtype"] == "float32"
+    assert "| 32 | fast (all parts) |" in markdown.read_text()
+
+
+def test_peak_memory_is_measured_per_variant(tiny_torch):
+    from app.bench import BackendPeak
+
+    model, _ = tiny_torch
+    with BackendPeak(llada_torch, model) as first:
+        big = bytearray(64 * 2**20)
+        big[::4096] = b"x" * len(big[::4096])  # touch every page
+        del big
+    with BackendPeak(llada_torch, model) as second:
+        pass
+    assert first.peak_mb >= 60
+    if first.kind == "vmhwm":  # reset per variant: the second does not inherit the first's peak
+        assert second.peak_mb < 30

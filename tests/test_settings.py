@@ -63,3 +63,50 @@ def test_prompt_ids_are_checked_against_the_vocabulary():
         with pytest.raises(ValueError, match="the model has ids 0 to 9") as error:
             checked_prompt_ids(bad, vocab_size=10)
         assert shown in str(error.value)
+
+
+# --- the command line's sampler defaults (issue 13: fast by default, exact one flag away) ------
+
+def _resolved(*argv: str):
+    from app.cli import build_parser
+    from app.cli.options import resolve_model
+
+    args = build_parser().parse_args(list(argv))
+    resolve_model(args)
+    return args
+
+
+@pytest.mark.parametrize("command", ["generate", "chat"])
+def test_fast_is_the_command_line_default_and_exact_is_one_flag_away(tmp_path, command):
+    extra = ["--prompt", "hi"] if command == "generate" else []
+    args = _resolved(command, "--model", str(tmp_path), *extra)
+    assert (args.mode, args.threshold, args.cache, args.early_stop) == ("fast", 0.9, "dual", True)
+    assert args.factor is None
+    args = _resolved(command, "--model", str(tmp_path), *extra, "--mode", "exact")
+    assert args.mode == "exact"
+
+
+def test_a_model_folder_picks_its_mode_and_threshold_unless_the_user_did(tmp_path):
+    import json
+
+    from app.cli.options import sampler_kwargs
+    from llada_core.checkpoint import SAMPLER_DEFAULTS_FILE
+
+    (tmp_path / SAMPLER_DEFAULTS_FILE).write_text(json.dumps(
+        {"gen_length": 8, "block_length": 8, "steps": 8, "mode": "exact", "threshold": 0.8}))
+    args = _resolved("generate", "--prompt", "hi", "--model", str(tmp_path))
+    assert (args.mode, args.threshold, args.gen_length) == ("exact", 0.8, 8)
+    args = _resolved("generate", "--prompt", "hi", "--model", str(tmp_path), "--mode", "fast",
+                     "--threshold", "none")
+    assert (args.mode, args.threshold) == ("fast", None)
+    assert sampler_kwargs(args)["mode"] == "fast"
+    SamplerSettings(**sampler_kwargs(args))  # what the command line resolves is valid
+    (tmp_path / SAMPLER_DEFAULTS_FILE).write_text(json.dumps({"mode": "turbo", "threshold": 7}))
+    args = _resolved("generate", "--prompt", "hi", "--model", str(tmp_path))
+    assert (args.mode, args.threshold) == ("fast", 0.9)  # nonsense in the folder is ignored
+
+
+def test_factor_flag(tmp_path):
+    args = _resolved("generate", "--prompt", "hi", "--model", str(tmp_path), "--factor", "1.5")
+    assert args.factor == 1.5
+    assert SamplerSettings(mode="fast", factor=args.factor).factor == 1.5

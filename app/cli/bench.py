@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from app.bench import VARIANTS, run
+from app.bench import REPORT_ANSWERS, VARIANTS, run, run_report
 
 
 def add_parser(subparsers) -> None:
@@ -28,6 +28,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--random-layers", type=int, default=None)
     parser.add_argument("--random-hidden", type=int, default=None)
     parser.add_argument("--random-heads", type=int, default=None)
+    parser.add_argument("--random-rows", type=int, default=None,
+                        help="embedding and head rows of the random model (LLaDA 8B: 126464)")
     parser.add_argument("--task", choices=["demo"], default=None,
                         help="prompts from the held-out demo tasks, and each variant's accuracy "
                              "(for a model that can answer them, such as the demo model)")
@@ -35,10 +37,19 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--repeats", type=int, default=1,
                         help="run the variants round-robin this many times and report medians")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--report", default=None, metavar="FILE",
+                        help="run the fixed suite (exact and fast at answers "
+                             f"{' and '.join(map(str, REPORT_ANSWERS))} on one chat prompt) on "
+                             "--model or the default model, and write FILE.md and FILE.json "
+                             "(machine, backend, versions, tokens/s, ms per NFE, tokens per pass, "
+                             "peak memory)")
     parser.set_defaults(run=main)
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.report:
+        run_report(args.report, args.model, args.backend, args.dtype, args.repeats)
+        return 0
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
@@ -46,6 +57,7 @@ def main(args: argparse.Namespace) -> int:
     overrides = {key: value for key, value in {
         "d_model": args.random_d_model, "n_layers": args.random_layers,
         "mlp_hidden_size": args.random_hidden, "n_heads": args.random_heads,
+        "min_rows": args.random_rows,
     }.items() if value is not None}
     sampler = {"gen_length": args.gen_length, "block_length": args.block_length,
                "steps": args.steps or args.gen_length}

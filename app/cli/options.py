@@ -8,6 +8,10 @@ from typing import Any
 from llada_core.settings import CACHE_CHOICES, MODE_CHOICES, REMASKING_CHOICES, SamplerSettings
 
 _DEFAULTS = SamplerSettings()
+# The command line's sampler when neither the user nor the model folder chose one (issue 13):
+# Fast-dLLM's dual cache, threshold 0.9 and early stop. Exact stays one flag away.
+DEFAULT_MODE = "fast"
+_NOT_GIVEN = object()  # --threshold left to the model folder (None means "no threshold")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -38,13 +42,18 @@ def add_sampler_options(parser: argparse.ArgumentParser, *, gen_length: int = 12
     group.add_argument("--cfg-scale", type=float, default=_DEFAULTS.cfg_scale,
                        help="classifier-free guidance scale (0 = off; each step then costs 2 passes)")
     group.add_argument("--remasking", choices=REMASKING_CHOICES, default=_DEFAULTS.remasking)
-    group.add_argument("--mode", choices=MODE_CHOICES, default="exact",
-                       help="exact = the reference sampler; fast = KV cache, parallel commits, early stop")
+    group.add_argument("--mode", choices=MODE_CHOICES, default=None,
+                       help=f"fast = KV cache, parallel commits, early stop; exact = the reference "
+                            f"sampler (default {DEFAULT_MODE}, or the model folder's choice)")
     group.add_argument("--cache", choices=CACHE_CHOICES, default=_DEFAULTS.cache,
                        help="fast mode: KV cache refreshed at each block (default dual)")
-    group.add_argument("--threshold", type=parse_threshold, default=_DEFAULTS.threshold,
-                       help="fast mode: commit every token at least this confident "
-                            "(default 0.9; 'none' keeps the fixed schedule)")
+    group.add_argument("--threshold", type=parse_threshold, default=_NOT_GIVEN,
+                       help=f"fast mode: commit every token at least this confident "
+                            f"(default {_DEFAULTS.threshold}, or the model folder's; 'none' keeps "
+                            "the fixed schedule)")
+    group.add_argument("--factor", type=parse_factor, default=None,
+                       help="fast mode: Fast-dLLM's factor rule instead of the threshold (commit "
+                            "the largest n with (n + 1)(1 - c_n) < FACTOR); off by default")
     group.add_argument("--no-early-stop", dest="early_stop", action="store_false",
                        help="fast mode: keep denoising after a finished block holds EOS")
     group.add_argument("--logits-eos-inf", action="store_true", help="never predict EOS")
@@ -62,6 +71,41 @@ def parse_threshold(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"threshold must be a number or 'none', not {text!r}")
 
 
+def parse_factor(text: str) -> float | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"factor must be a number or 'none', not {text!r}")
+
+
+def folder_sampler_choices(model: str | None) -> dict[str, Any]:
+    """The mode and threshold a model folder's sampler_defaults.json picks (what its own
+    measurements chose); unknown or malformed entries are ignored."""
+    import json
+    from pathlib import Path
+
+    from llada_core.checkpoint import SAMPLER_DEFAULTS_FILE
+
+    if not model or not Path(model).is_dir():
+        return {}
+    try:
+        values = json.loads((Path(model) / SAMPLER_DEFAULTS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(values, dict):
+        return {}
+    choices: dict[str, Any] = {}
+    if values.get("mode") in MODE_CHOICES:
+        choices["mode"] = values["mode"]
+    threshold = values.get("threshold", _NOT_GIVEN)
+    if threshold is None or (isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+                             and 0 < threshold <= 1):
+        choices["threshold"] = threshold
+    return choices
+
+
 def sampler_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "gen_length": args.gen_length, "block_length": args.block_length, "steps": args.steps,
@@ -70,11 +114,13 @@ def sampler_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "logits_eos_inf": args.logits_eos_inf,
         "confidence_eos_eot_inf": args.confidence_eos_eot_inf,
         "cache": args.cache, "threshold": args.threshold, "early_stop": args.early_stop,
+        "factor": getattr(args, "factor", None),
     }
 
 
 def resolve_model(args: argparse.Namespace) -> None:
-    """Fill in the model when none was named, and the lengths the user left to the model."""
+    """Fill in the model when none was named, and the lengths, mode and threshold the user left
+    to the model (its sampler_defaults.json), else the command line's defaults (fast mode)."""
     import sys
 
     from app.models.defaults import DEMO_NOTE, default_model, is_bundled_demo, sampler_defaults
@@ -89,6 +135,11 @@ def resolve_model(args: argparse.Namespace) -> None:
     for key, value in fallback.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
+    choices = folder_sampler_choices(getattr(args, "model", None))
+    if hasattr(args, "mode") and args.mode is None:
+        args.mode = choices.get("mode", DEFAULT_MODE)
+    if getattr(args, "threshold", None) is _NOT_GIVEN:
+        args.threshold = choices.get("threshold", _DEFAULTS.threshold)
 
 
 def check_sampler_settings(args: argparse.Namespace) -> None:
