@@ -99,6 +99,7 @@ def test_a_model_folder_picks_its_mode_and_threshold_unless_the_user_did(tmp_pat
     args = _resolved("generate", "--prompt", "hi", "--model", str(tmp_path), "--mode", "fast",
                      "--threshold", "none")
     assert (args.mode, args.threshold) == ("fast", None)
+    assert {"mode", "threshold"} <= args.lengths_given  # the window keeps what the user gave
     assert sampler_kwargs(args)["mode"] == "fast"
     SamplerSettings(**sampler_kwargs(args))  # what the command line resolves is valid
     (tmp_path / SAMPLER_DEFAULTS_FILE).write_text(json.dumps({"mode": "turbo", "threshold": 7}))

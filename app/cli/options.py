@@ -129,17 +129,26 @@ def resolve_model(args: argparse.Namespace) -> None:
         args.model = default_model()
         if is_bundled_demo(args.model):
             print(f"llada: {DEMO_NOTE} (llada download --list shows the models.)", file=sys.stderr)
-    fallback = dict(getattr(args, "length_fallback", {}))
-    fallback.update(sampler_defaults(getattr(args, "model", None)))
-    args.lengths_given = {key for key in fallback if getattr(args, key, None) is not None}
-    for key, value in fallback.items():
+    lengths = dict(getattr(args, "length_fallback", {}))
+    recommended = sampler_defaults(getattr(args, "model", None))
+    lengths.update({key: value for key, value in recommended.items() if key in lengths})
+    # Which of the settings a model folder may recommend the user gave (the window's defaults
+    # take the folder's for the others).
+    args.lengths_given = {key for key in lengths if getattr(args, key, None) is not None}
+    for key, value in lengths.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     choices = folder_sampler_choices(getattr(args, "model", None))
-    if hasattr(args, "mode") and args.mode is None:
-        args.mode = choices.get("mode", DEFAULT_MODE)
-    if getattr(args, "threshold", None) is _NOT_GIVEN:
-        args.threshold = choices.get("threshold", _DEFAULTS.threshold)
+    if hasattr(args, "mode"):
+        if args.mode is None:
+            args.mode = choices.get("mode", DEFAULT_MODE)
+        else:
+            args.lengths_given.add("mode")
+    if hasattr(args, "threshold"):
+        if args.threshold is _NOT_GIVEN:
+            args.threshold = choices.get("threshold", _DEFAULTS.threshold)
+        else:
+            args.lengths_given.add("threshold")
 
 
 def check_sampler_settings(args: argparse.Namespace) -> None:
