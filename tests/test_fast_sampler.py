@@ -134,3 +134,22 @@ def test_fast_mode_errors(kwargs, message):
     model = ScriptedModel(constant_logits([0.0] * VOCAB))
     with pytest.raises(ValueError, match=message):
         generate_steps(model, [1], gen_length=8, block_length=8, steps=8, mode="fast", **kwargs)
+
+
+@pytest.mark.parametrize("cache", ["dual", "prefix", None])
+def test_the_forward_reads_nothing_back_from_the_device(tiny_torch, monkeypatch, cache):
+    """No host/device sync inside a pass (on CUDA each one stalls the queue): nothing in the
+    forward turns a tensor into a Python number, a bool or host memory."""
+    model, _ = tiny_torch
+    canvas = torch.tensor([PROMPTS[0] + [model.args.mask_token_id] * 16])
+    kv = None if cache is None else KVCache()
+    if kv is not None:
+        block_logits(model, canvas, kv, cache, 5, 13)  # fills the cache
+    model.rotary.table(canvas.shape[1], canvas.device)  # built once, outside the check
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the forward read a value back from the device")
+
+    for name in ("item", "tolist", "cpu", "numpy", "__int__", "__bool__", "__index__", "__float__"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+    block_logits(model, canvas, kv, cache or "none", 5, 13)
