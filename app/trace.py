@@ -5,6 +5,12 @@ last one: position p is visible at step k exactly when committed_at[p] <= k, sho
 token and the confidence it was committed with. Per step we keep only what the last frame
 cannot tell: its block and its forward-pass count. The blob is zlib-compressed: a small JSON
 header followed by packed int32/float32 arrays (stdlib `array`, little-endian).
+
+Text: `pieces` is each position's text in the last frame (what every version stored). A character
+can span several byte-level tokens, so an intermediate frame's text is not a subset of the last
+one's; traces therefore also keep each position's `units` (its token's bytes, see
+app/frame_text.py), from which `pieces_at(k)` rebuilds any frame without a tokenizer. Traces
+stored before units existed have none and replay their stored pieces, as they always did.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from app.frame_text import Unit, pieces_of_units
 from llada_core.frames import StepFrame
 
 MAGIC = b"LLTR"
@@ -35,8 +42,9 @@ class Trace:
     blocks: list[int]            # per step: its block
     nfe: list[int]               # per step: forward passes so far
     block_length: int
-    pieces: list[str] = field(default_factory=list)  # per position: decoded final token
+    pieces: list[str] = field(default_factory=list)  # per position: text in the last frame
     done: bool = True
+    units: list[Unit] | None = None  # per position: its final token's bytes; None if not stored
 
     @property
     def gen_length(self) -> int:
@@ -71,6 +79,17 @@ class Trace:
             done=self.done and k == self.num_steps - 1,
         )
 
+    def pieces_at(self, k: int) -> list[str]:
+        """Each position's text after step k (masked positions ""): a character split across
+        tokens shows once all of them are visible. A trace without units (stored before they
+        existed) gives its stored pieces, for every step."""
+        if not 0 <= k < self.num_steps:
+            raise IndexError(f"step {k} is outside 0..{self.num_steps - 1}")
+        if self.units is None:
+            return list(self.pieces)
+        visible = [unit if 0 <= at <= k else None for unit, at in zip(self.units, self.committed_at)]
+        return pieces_of_units(visible)
+
     def frames(self):
         for k in range(self.num_steps):
             yield self.frame(k)
@@ -91,16 +110,23 @@ class TraceRecorder:
         self.nfe.append(int(frame.nfe))
         self.last = frame
 
-    def trace(self, pieces: Sequence[str] = ()) -> Trace | None:
+    def trace(self, pieces: Sequence[str] = (), units: Sequence[Unit] | None = None) -> Trace | None:
+        """The trace so far. `pieces` is the last frame's text; `units` its tokens' units, taken
+        from `pieces` when it carries them (app.frame_text.Pieces)."""
         if self.last is None:
             return None
         last = self.last
+        if units is None:
+            units = getattr(pieces, "units", None)
+        if units is not None and len(units) != len(last.tokens):
+            units = None
         return Trace(
             mask_id=self.mask_id, tokens=[int(t) for t in last.tokens],
             committed_at=[int(c) for c in last.committed_at],
             confidence=[float(c) for c in last.confidence],
             blocks=list(self.blocks), nfe=list(self.nfe), block_length=self.block_length,
             pieces=list(pieces), done=bool(last.done),
+            units=None if units is None else list(units),
         )
 
 
@@ -125,6 +151,7 @@ def encode(trace: Trace) -> bytes:
         "version": VERSION, "mask_id": trace.mask_id, "block_length": trace.block_length,
         "gen_length": trace.gen_length, "steps": trace.num_steps, "done": trace.done,
         "pieces": trace.pieces,
+        **({} if trace.units is None else {"units": [_unit_json(u) for u in trace.units]}),
     }).encode("utf-8")
     body = b"".join([
         _packed("i", trace.tokens), _packed("i", trace.committed_at),
@@ -132,6 +159,25 @@ def encode(trace: Trace) -> bytes:
     ])
     raw = len(header).to_bytes(4, "little") + header + body
     return MAGIC + zlib.compress(raw, 9)
+
+
+def _unit_json(unit: Unit):
+    """bytes as a latin-1 string (one character per byte), text as [text], masked as null."""
+    if unit is None:
+        return None
+    if isinstance(unit, bytes):
+        return unit.decode("latin-1")
+    return [unit]
+
+
+def _unit_of_json(value) -> Unit:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.encode("latin-1")
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+        return value[0]
+    raise ValueError(f"a text unit is {value!r}")
 
 
 def decode(blob: bytes) -> Trace:
@@ -145,6 +191,8 @@ def decode(blob: bytes) -> Trace:
     lengths = {len(trace.tokens), len(trace.committed_at), len(trace.confidence)}
     if len(lengths) != 1 or len(trace.blocks) != len(trace.nfe):
         raise ValueError("the stored trace is damaged (its arrays are truncated)")
+    if trace.units is not None and len(trace.units) != len(trace.tokens):
+        raise ValueError("the stored trace is damaged (its text units do not match its tokens)")
     return trace
 
 
@@ -169,4 +217,6 @@ def _decode(blob: bytes) -> Trace:
     return Trace(mask_id=header["mask_id"], tokens=tokens, committed_at=committed_at,
                  confidence=confidence, blocks=blocks, nfe=nfe,
                  block_length=header["block_length"], pieces=header.get("pieces", []),
-                 done=header.get("done", True))
+                 done=header.get("done", True),
+                 units=None if header.get("units") is None
+                 else [_unit_of_json(u) for u in header["units"]])
