@@ -153,11 +153,19 @@ def test_generate_steps_clears_the_cache_when_the_model_fails(tiny_mlx, monkeypa
     cleared = []
     monkeypatch.setattr(mx, "clear_cache", lambda: cleared.append(True))
 
+    model_args = model.args
+
     class Broken:
-        args = model.args
+        """A model whose forward runs out of memory, however the sampler calls it."""
+
+        args = model_args
 
         def __call__(self, *args, **kwargs):
             raise RuntimeError("out of memory")
+
+        @property
+        def model(self):
+            return self
 
     with pytest.raises(RuntimeError, match="out of memory"):
         list(generate_steps(Broken(), chat_prompt(tokenizer), **SETTINGS))
