@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app.conversation import written_by
 from app.store import Conversation, Message, Store
 
 JSON_FORMAT = "llada-desktop-conversation"
@@ -49,6 +50,9 @@ def stats_line(stats: dict) -> str:
         parts.append(f"{stats['tokens']} tokens" + (f" + {padding} padding" if padding else ""))
     if stats.get("backend"):
         parts.append(" ".join(filter(None, [stats["backend"], stats.get("dtype")])))
+    written = written_by(stats)
+    if written:
+        parts.append(written)
     if stats.get("stopped"):
         parts.append("stopped")
     return ", ".join(parts)
@@ -106,17 +110,38 @@ def import_json(store: Store, text: str) -> int:
         raise ValueError(f"export version {data.get('version')} is not supported "
                          f"(this version reads {JSON_VERSION})")
     meta = data.get("conversation") or {}
-    conversation_id = store.create_conversation(str(meta.get("title") or "Imported chat"),
-                                                meta.get("settings") or {})
-    for item in data.get("messages") or []:
-        if item.get("role") not in ("user", "assistant") or not isinstance(item.get("text"), str):
-            raise ValueError("a message in the file has no valid role or text")
-        trace = base64.b64decode(item["trace"]) if item.get("trace") else None
-        store.add_message(conversation_id, item["role"], item["text"],
-                          settings=item.get("settings") or {}, stats=item.get("stats") or {},
-                          prompt_ids=item.get("prompt_ids"), trace=trace,
-                          created=item.get("created"))
-    return conversation_id
+    if not isinstance(meta, dict) or not isinstance(data.get("messages") or [], list):
+        raise ValueError("the file is not a LLaDA Desktop conversation export")
+    messages = []
+    for number, item in enumerate(data.get("messages") or [], start=1):
+        messages.append(_imported_message(number, item))
+    return store.import_conversation(str(meta.get("title") or "Imported chat"),
+                                     meta.get("settings") if isinstance(meta.get("settings"), dict)
+                                     else {}, messages)
+
+
+def _imported_message(number: int, item: Any) -> dict:
+    """add_message's arguments for one exported message; ValueError names what is wrong."""
+    if not isinstance(item, dict) or item.get("role") not in ("user", "assistant") \
+            or not isinstance(item.get("text"), str):
+        raise ValueError(f"message {number} in the file has no valid role or text")
+    for key in ("settings", "stats"):
+        if not isinstance(item.get(key) or {}, dict):
+            raise ValueError(f"message {number} in the file has unreadable {key}")
+    ids = item.get("prompt_ids")
+    if ids is not None and (not isinstance(ids, list)
+                            or not all(isinstance(t, int) and not isinstance(t, bool) for t in ids)):
+        raise ValueError(f"message {number} in the file has unreadable prompt ids")
+    created = item.get("created")
+    if created is not None and (isinstance(created, bool) or not isinstance(created, (int, float))):
+        raise ValueError(f"message {number} in the file has an unreadable date")
+    try:
+        trace = base64.b64decode(item["trace"], validate=True) if item.get("trace") else None
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"message {number} in the file has an unreadable trace") from error
+    return {"role": item["role"], "text": item["text"], "settings": item.get("settings") or {},
+            "stats": item.get("stats") or {}, "prompt_ids": ids, "trace": trace,
+            "created": created}
 
 
 # --- HTML --------------------------------------------------------------------------------

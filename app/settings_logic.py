@@ -58,3 +58,24 @@ def is_valid(gen_length: int, block_length: int, steps: int) -> bool:
         return steps in steps_choices(gen_length, block_length)
     except ValueError:
         return False
+
+
+REFERENCE_BLOCK = 32
+
+
+def for_answer_length(gen_length: int, block_length: int, steps: int,
+                      previous_gen_length: int) -> tuple[int, int, int]:
+    """A valid, sensible (answer length, block length, steps) when only the answer length
+    changed: the tokens unmasked per step stay as they were, and the block length stays when it
+    still divides the answer — except that a single block spanning the old answer (the demo's
+    8/8/8) becomes the reference's 32-token blocks rather than many tiny ones."""
+    if gen_length < 1:
+        raise ValueError(f"answer length must be at least 1, not {gen_length}")
+    previous = max(1, int(previous_gen_length))
+    per_step = max(1.0, previous / max(1, int(steps)))
+    wanted_block = block_length
+    if block_length >= previous:
+        wanted_block = min(gen_length, max(block_length, REFERENCE_BLOCK))
+    block = nearest(block_length_choices(gen_length), wanted_block)
+    wanted_steps = max(1, round(gen_length / per_step))
+    return gen_length, block, nearest(steps_choices(gen_length, block), wanted_steps)

@@ -4,11 +4,10 @@ Each message is written in its own transaction when it is complete, so a crash o
 at most the answer being generated. A database file that SQLite cannot read is moved aside
 (renamed with a timestamp), never deleted, and a fresh one takes its place.
 
-Multi-turn prompts: every assistant message stores the prompt ids it was generated from; its
-answer ids are the final tokens of its trace. The next turn is built the way the reference
-chat.py does it (llada_core.chat.continue_conversation over prompt + answer) whenever that
-history is intact; after an imported, edited or stopped turn it is rebuilt from the messages'
-text with encode_chat.
+Multi-turn prompts: every assistant message stores the prompt ids it was generated from and,
+in its stats, the model and tokenizer fingerprint that wrote it; its answer ids are the final
+tokens of its trace. How the next prompt is built from them (continued by ids, or re-encoded
+from text with encode_prompt) is app.conversation's job.
 """
 
 from __future__ import annotations
@@ -273,23 +272,48 @@ class Store:
     def add_message(self, conversation_id: int, role: str, text: str, *,
                     settings: dict | None = None, stats: dict | None = None,
                     prompt_ids: list[int] | None = None, trace: bytes | None = None,
-                    created: float | None = None) -> int:
-        """Write one complete message (and its trace) in a single transaction."""
-        now = time.time() if created is None else created
+                    created: float | None = None, replaces: int | None = None) -> int:
+        """Write one complete message (and its trace) in a single transaction; `replaces` is a
+        message deleted in the same transaction (a regenerated answer takes the old one's place
+        only once it is stored)."""
         with self.db:
-            cursor = self.db.execute(
-                "INSERT INTO messages (conversation_id, role, text, created, settings, stats, "
-                "prompt_ids) VALUES (?,?,?,?,?,?,?)",
-                (conversation_id, role, text, now, json.dumps(settings or {}),
-                 json.dumps(stats or {}),
-                 None if prompt_ids is None else json.dumps([int(t) for t in prompt_ids])))
-            message_id = int(cursor.lastrowid)
-            if trace is not None:
-                self.db.execute("INSERT INTO traces (message_id, data) VALUES (?, ?)",
-                                (message_id, trace))
-            self.db.execute("UPDATE conversations SET updated = ? WHERE id = ?",
-                            (time.time(), conversation_id))
+            if replaces is not None:
+                self.db.execute("DELETE FROM messages WHERE id = ?", (replaces,))
+            return self._insert_message(conversation_id, role, text, settings=settings,
+                                        stats=stats, prompt_ids=prompt_ids, trace=trace,
+                                        created=created)
+
+    def _insert_message(self, conversation_id: int, role: str, text: str, *,
+                        settings: dict | None = None, stats: dict | None = None,
+                        prompt_ids: list[int] | None = None, trace: bytes | None = None,
+                        created: float | None = None) -> int:
+        now = time.time() if created is None else created
+        cursor = self.db.execute(
+            "INSERT INTO messages (conversation_id, role, text, created, settings, stats, "
+            "prompt_ids) VALUES (?,?,?,?,?,?,?)",
+            (conversation_id, role, text, now, json.dumps(settings or {}),
+             json.dumps(stats or {}),
+             None if prompt_ids is None else json.dumps([int(t) for t in prompt_ids])))
+        message_id = int(cursor.lastrowid)
+        if trace is not None:
+            self.db.execute("INSERT INTO traces (message_id, data) VALUES (?, ?)",
+                            (message_id, trace))
+        self.db.execute("UPDATE conversations SET updated = ? WHERE id = ?",
+                        (time.time(), conversation_id))
         return message_id
+
+    def import_conversation(self, title: str, settings: dict, messages: list[dict]) -> int:
+        """Add a whole conversation in one transaction: all of it or, on any error, nothing.
+        Each message is a dict of add_message's arguments (role, text, settings, ...)."""
+        with self.db:
+            now = time.time()
+            cursor = self.db.execute(
+                "INSERT INTO conversations (title, created, updated, settings) VALUES (?,?,?,?)",
+                (title, now, now, json.dumps(settings or {})))
+            conversation_id = int(cursor.lastrowid)
+            for message in messages:
+                self._insert_message(conversation_id, **message)
+        return conversation_id
 
     def messages(self, conversation_id: int) -> list[Message]:
         rows = self.db.execute(
@@ -321,34 +345,6 @@ class Store:
                        stats=json.loads(row["stats"] or "{}"),
                        prompt_ids=json.loads(ids) if ids else None,
                        has_trace=bool(row["has_trace"]))
-
-
-def build_prompt(tokenizer: Any, encode_chat, messages: list[Message], user_text: str,
-                 answer_ids_of) -> list[int]:
-    """The prompt ids for a new user turn after `messages`.
-
-    When every earlier turn is intact (each assistant message complete, with its prompt ids and
-    trace), the reference chat.py rule applies: continue_conversation over the last prompt plus
-    its whole generated region. Otherwise the conversation is re-encoded from its text.
-    `answer_ids_of(message)` returns an assistant message's generated ids (or None).
-    """
-    from llada_core.chat import continue_conversation
-
-    if not messages:
-        return continue_conversation(tokenizer, None, user_text)
-    last = messages[-1]
-    intact = (last.role == "assistant" and last.prompt_ids is not None
-              and not last.stats.get("stopped") and all(
-                  m.role == "user" or (m.prompt_ids is not None and not m.stats.get("stopped"))
-                  for m in messages))
-    if intact:
-        answer = answer_ids_of(last)
-        if answer is not None:
-            return continue_conversation(tokenizer, list(last.prompt_ids) + list(answer),
-                                         user_text)
-    history = [{"role": m.role, "content": m.text} for m in messages]
-    history.append({"role": "user", "content": user_text})
-    return list(encode_chat(tokenizer, history))
 
 
 def _folder_problem(folder: Path, error: OSError) -> str:

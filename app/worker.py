@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from app import conversation
 from app import trace as trace_mod
 from app.errors import generation_error_message, load_error_message
 from app.frame_text import TokenPieces
@@ -36,9 +37,10 @@ class Worker(QObject):
     """Lives in its own thread; every slot runs there."""
 
     loading = Signal(str)
-    loaded = Signal(dict)           # {"path", "backend", "mask_id", ...}
+    loaded = Signal(dict)           # {"path", "backend", "mask_id", "fingerprint", "base", ...}
     load_failed = Signal(str)
-    started = Signal(int, dict)     # request id, {"prompt_ids": [...]}
+    started = Signal(int, dict)     # request id, {"prompt_ids", "dropped", "reencoded", ...}
+    measured = Signal(int, dict)    # ticket, {"used", "limit"} or {"error"}
     frame = Signal(int, object, object)   # request id, StepFrame, per-position text pieces
     finished = Signal(int, dict)    # request id, result
     failed = Signal(int, str)       # request id, message
@@ -51,6 +53,8 @@ class Worker(QObject):
         self.tokenizer = None
         self.path: Optional[str] = None
         self.backend_name: Optional[str] = None
+        self.identity: Optional[conversation.ModelIdentity] = None
+        self.options: dict = {}
         self._stopped: set[int] = set()
         self._lock = threading.Lock()
         self.pieces: Optional[TokenPieces] = None  # the loaded model's, masks as ""
@@ -66,30 +70,59 @@ class Worker(QObject):
 
     @Slot(str, object, dict)
     def load(self, path: str, backend_name: Optional[str], options: dict) -> None:
-        from app.backends import default_backend, get_backend
-
+        """Load `path`. The model it replaces is dropped first (two big models rarely fit in
+        memory together); when the new one fails, the previous one is loaded again, so a broken
+        folder never leaves the app without its working model."""
+        previous = (self.path, self.backend_name, dict(self.options)) if self.model else None
         self.loading.emit(path)
         self.unload()
         try:
-            name = backend_name or default_backend()
-            backend = get_backend(name)
-            kwargs: dict[str, Any] = {}
-            if options.get("dtype"):
-                kwargs["dtype"] = options["dtype"]
-            if name == "torch" and options.get("device"):
-                kwargs["device"] = options["device"]
-            model, tokenizer = backend.load(path, **kwargs)
+            self._load(path, backend_name, options)
         except BaseException as error:  # noqa: BLE001 - every failure becomes one message
             if isinstance(error, (KeyboardInterrupt, SystemExit)):
                 raise
-            self.load_failed.emit(load_error_message(path, error))
+            message = load_error_message(path, error)
+            if previous is None:
+                self.load_failed.emit(message)
+                return
+            try:
+                self._load(*previous)
+            except Exception:  # noqa: BLE001 - the first failure is the one to report
+                self.load_failed.emit(message)
+                return
+            self.load_failed.emit(f"{message} {conversation.model_label(previous[0])} is still "
+                                  "loaded.")
+            self.loaded.emit({**self.info(), "restored": True})
             return
+        self.loaded.emit(self.info())
+
+    def _load(self, path: str, backend_name: Optional[str], options: dict) -> None:
+        from app.backends import default_backend, get_backend
+        from llada_core.chat import is_base_model
+
+        name = backend_name or default_backend()
+        backend = get_backend(name)
+        kwargs: dict[str, Any] = {}
+        if options.get("dtype"):
+            kwargs["dtype"] = options["dtype"]
+        if name == "torch" and options.get("device"):
+            kwargs["device"] = options["device"]
+        model, tokenizer = backend.load(path, **kwargs)
+        identity = conversation.ModelIdentity(
+            model=path, fingerprint=conversation.tokenizer_fingerprint(tokenizer),
+            base=is_base_model(tokenizer),
+            max_length=int(getattr(model.args, "max_sequence_length", 4096) or 4096))
         self.backend, self.model, self.tokenizer, self.path = backend, model, tokenizer, path
+        self.backend_name, self.options, self.identity = name, dict(options), identity
         self.pieces = TokenPieces(tokenizer, model.args.mask_token_id, glyph="")
-        args = model.args
-        self.backend_name = name
-        self.loaded.emit({"path": path, "backend": name, "mask_id": int(args.mask_token_id),
-                          "device": str(getattr(model, "device", "")), "dtype": self.dtype_name()})
+
+    def info(self) -> dict:
+        identity = self.identity
+        return {"path": self.path, "backend": self.backend_name,
+                "mask_id": int(self.model.args.mask_token_id),
+                "device": str(getattr(self.model, "device", "")), "dtype": self.dtype_name(),
+                "fingerprint": identity.fingerprint, "base": identity.base,
+                "max_length": identity.max_length}
 
     def dtype_name(self) -> str:
         """'bfloat16', 'float32', ... (torch.bfloat16 and mlx.core.bfloat16 alike)."""
@@ -98,19 +131,27 @@ class Worker(QObject):
     def unload(self) -> None:
         """Drop the model and hand its memory back (MLX's buffer cache, CUDA's allocator)."""
         backend = self.backend
-        self.model = self.tokenizer = self.pieces = None
+        self.model = self.tokenizer = self.pieces = self.identity = None
         if backend is not None and hasattr(backend, "release_memory"):
             backend.release_memory()
 
-    def prompt_ids(self, plan: dict) -> list[int]:
-        from llada_core.chat import continue_conversation
+    def prompt(self, plan: dict, gen_length: int) -> conversation.Prompt:
+        return conversation.build_prompt(self.tokenizer, plan, int(gen_length),
+                                         self.identity.max_length)
 
-        if plan.get("prompt_ids") is not None:
-            return [int(t) for t in plan["prompt_ids"]]
-        if plan.get("messages"):
-            history = list(plan["messages"]) + [{"role": "user", "content": plan["user_text"]}]
-            return list(self.backend.encode_chat(self.tokenizer, history))
-        return continue_conversation(self.tokenizer, plan.get("history_ids"), plan["user_text"])
+    @Slot(int, dict, int)
+    def measure(self, ticket: int, plan: dict, gen_length: int) -> None:
+        """How many tokens the prompt for `plan` plus the answer take, against the context."""
+        if self.model is None:
+            return
+        try:
+            prompt = self.prompt(plan, gen_length)
+        except ValueError as error:
+            self.measured.emit(ticket, {"error": str(error), "limit": self.identity.max_length})
+            return
+        self.measured.emit(ticket, {"used": prompt.total(gen_length),
+                                    "limit": self.identity.max_length,
+                                    "dropped": prompt.dropped})
 
     @Slot(int, dict, dict)
     def generate(self, request_id: int, plan: dict, settings: dict) -> None:
@@ -120,10 +161,14 @@ class Worker(QObject):
             self.failed.emit(request_id, "No model is loaded.")
             return
         try:
-            prompt = self.prompt_ids(plan)
+            built = self.prompt(plan, settings["gen_length"])
+            prompt = built.ids
             mask_id = int(self.model.args.mask_token_id)
             recorder = trace_mod.TraceRecorder(mask_id, int(settings["block_length"]))
-            self.started.emit(request_id, {"prompt_ids": prompt})
+            self.started.emit(request_id, {
+                "prompt_ids": prompt, "dropped": built.dropped, "reencoded": built.reencoded,
+                "used": built.total(settings["gen_length"]),
+                "limit": self.identity.max_length})
             begin = time.perf_counter()
             stopped = False
             frames = self.backend.generate_steps(self.model, prompt, **settings)
@@ -156,7 +201,10 @@ class Worker(QObject):
             text = answer_text(self.tokenizer, tokens)
         stats = answer_stats(self.tokenizer, tokens, mask_id, steps=last.index + 1,
                              nfe=int(last.nfe), seconds=seconds)
-        stats.update(backend=self.backend_name, dtype=self.dtype_name())
+        stats.update(backend=self.backend_name, dtype=self.dtype_name(),
+                     **self.identity.stamp())
+        if built.dropped:
+            stats["dropped"] = built.dropped
         if stopped:
             stats["stopped"] = True
         trace = recorder.trace(pieces)
@@ -170,6 +218,7 @@ class WorkerThread(QObject):
 
     request_load = Signal(str, object, dict)
     request_generate = Signal(int, dict, dict)
+    request_measure = Signal(int, dict, int)
 
     def __init__(self, step_delay: float = 0.0, parent: QObject | None = None):
         super().__init__(parent)
@@ -179,6 +228,7 @@ class WorkerThread(QObject):
         self.worker.moveToThread(self.thread)
         self.request_load.connect(self.worker.load)
         self.request_generate.connect(self.worker.generate)
+        self.request_measure.connect(self.worker.measure)
         self.thread.start()
 
     def shutdown(self) -> None:

@@ -82,3 +82,33 @@ def test_unknown_format(filled, tmp_path):
     store, cid = filled
     with pytest.raises(ValueError, match="cannot export"):
         export.export(store, cid, tmp_path / "chat.docx")
+
+
+def test_json_import_is_one_transaction(filled, tmp_path):
+    """A file that breaks at its last message adds nothing, not a half conversation."""
+    store, cid = filled
+    data = json.loads(export.to_json(store.conversation(cid), store.messages(cid), store))
+    before = [c.id for c in store.conversations()]
+    for broken in ({"role": "assistant", "text": 42}, {"role": "robot", "text": "hi"},
+                   {"role": "user", "text": "hi", "prompt_ids": "1,2"},
+                   {"role": "assistant", "text": "hi", "trace": "%%%not base64"}):
+        bad = {**data, "messages": data["messages"] + [broken]}
+        with pytest.raises(ValueError, match="message 3"):
+            export.import_json(store, json.dumps(bad))
+        assert [c.id for c in store.conversations()] == before
+    # a failure inside the database rolls back too
+    original = store._insert_message
+    calls = []
+
+    def second_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValueError("disk says no")
+        return original(*args, **kwargs)
+
+    store._insert_message = second_fails
+    with pytest.raises(ValueError, match="disk says no"):
+        export.import_json(store, json.dumps(data))
+    store._insert_message = original
+    assert [c.id for c in store.conversations()] == before
+    assert len(store.db.execute("SELECT id FROM messages").fetchall()) == 2

@@ -30,8 +30,10 @@ def make_window(qtbot, tmp_path, tiny_checkpoint):
     def make(model="tiny", step_delay=0.0, settings=None, data=None, wait=True):
         store = Store.in_folder(data or tmp_path / "data")
         path = str(tiny_checkpoint) if model == "tiny" else model
+        # The reference sampler unless a test says otherwise (real models default to fast).
+        asked = {"mode": "exact", **(settings or SMALL)}
         window = MainWindow(store, model=path, backend=BACKEND, load_options={"device": "cpu"},
-                            default_settings=settings or SMALL, step_delay=step_delay)
+                            default_settings=asked, step_delay=step_delay)
         qtbot.addWidget(window)
         made.append((window, store))
         if wait and path:
@@ -330,7 +332,7 @@ def test_garbage_database_is_moved_aside_and_the_app_works(qtbot, make_window, t
     data.mkdir()
     (data / DB_NAME).write_bytes(b"\x00garbage\xff" * 1000)
     window = make_window(data=data)
-    assert not window.banner.isHidden() and "moved" in window.banner.text()
+    assert not window.notice.isHidden() and "moved" in window.notice.text()
     assert any(p.name.startswith(DB_NAME + ".corrupt-") for p in data.iterdir())
     send_and_wait(qtbot, window, "Hello again")
     assert len(Store.in_folder(data).messages(window.current_id)) == 2

@@ -14,6 +14,11 @@ from app.models.catalog import CATALOG, bundled_demo_model, recommended_entry
 from llada_core.checkpoint import SAMPLER_DEFAULTS_FILE
 
 SAMPLER_KEYS = ("gen_length", "block_length", "steps")
+# The settings the window's panel holds (and stores per conversation and per answer).
+PANEL_KEYS = ("gen_length", "block_length", "steps", "temperature", "cfg_scale", "remasking",
+              "seed", "mode", "threshold")
+# Fast by default for real models (issue 13): dual cache, threshold 0.9, early stop.
+FAST_DEFAULTS = {"mode": "fast", "threshold": 0.9}
 
 DEMO_NOTE = (
     "This is the small demo model bundled with LLaDA Desktop: 4.6 million parameters trained on "
@@ -51,7 +56,8 @@ def is_bundled_demo(model: Optional[str]) -> bool:
 
 
 def sampler_defaults(model: Optional[str]) -> dict:
-    """Answer length, block length and steps a model folder recommends (sampler_defaults.json)."""
+    """What a model folder recommends (sampler_defaults.json): answer length, block length and
+    steps, and optionally the sampler mode ("exact"/"fast") and threshold (a number or null)."""
     if not model or not Path(model).is_dir():
         return {}
     path = Path(model) / SAMPLER_DEFAULTS_FILE
@@ -59,4 +65,72 @@ def sampler_defaults(model: Optional[str]) -> dict:
         values = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return {}
-    return {k: int(values[k]) for k in SAMPLER_KEYS if isinstance(values.get(k), int)}
+    if not isinstance(values, dict):
+        return {}
+    found = {k: int(values[k]) for k in SAMPLER_KEYS
+             if isinstance(values.get(k), int) and not isinstance(values.get(k), bool)}
+    if values.get("mode") in ("exact", "fast"):
+        found["mode"] = values["mode"]
+    threshold = values.get("threshold", "absent")
+    if threshold is None or (isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+                             and 0 < threshold <= 1):
+        found["threshold"] = threshold
+    return found
+
+
+def reference_settings() -> dict:
+    """The reference chat's settings (answer 128, steps 128, block 32, exact), panel keys only."""
+    from llada_core.settings import SamplerSettings
+
+    values = SamplerSettings().to_dict()
+    return {k: values[k] for k in PANEL_KEYS}
+
+
+def model_settings(model: Optional[str]) -> dict:
+    """The window's sampler defaults for `model`: the reference's, in fast mode for a real model
+    (the bundled demo keeps its own file's choice), then the model folder's own file."""
+    settings = reference_settings()
+    if not is_bundled_demo(model):
+        settings.update(FAST_DEFAULTS)
+    settings.update(sampler_defaults(model))
+    return settings
+
+
+def same_settings(a: dict, b: dict) -> bool:
+    """Whether two settings dicts mean the same sampler (the threshold only counts in fast
+    mode; a key missing on one side takes the reference value)."""
+    reference = reference_settings()
+    left, right = {**reference, **(a or {})}, {**reference, **(b or {})}
+    keys = [k for k in PANEL_KEYS if k != "threshold"]
+    if any(left[k] != right[k] for k in keys):
+        return False
+    return left["mode"] != "fast" or left["threshold"] == right["threshold"]
+
+
+def given_settings(asked: Optional[dict], model: Optional[str]) -> dict:
+    """The settings a caller (the command line) asked for that differ from `model`'s own
+    defaults (model_settings): these follow every model loaded later; the rest comes from each
+    model's defaults. (The command line passes every setting, most of them its defaults, which
+    for the model it names are the model's own; a value equal to them cannot be told from one
+    not given.)"""
+    own = model_settings(model)
+    return {k: v for k, v in (asked or {}).items() if k in PANEL_KEYS and v != own.get(k)}
+
+
+def window_defaults(model: Optional[str], given: Optional[dict] = None) -> dict:
+    """The settings a new (or untouched) conversation gets with `model` loaded: the model's
+    defaults, then what the caller asked for. An answer length asked for alone brings a valid
+    schedule with it (settings_logic.for_answer_length) instead of an invalid block length."""
+    from app.settings_logic import for_answer_length, is_valid, snap
+
+    own = model_settings(model)
+    settings = {**own, **(given or {})}
+    gen, block, steps = settings["gen_length"], settings["block_length"], settings["steps"]
+    if not is_valid(gen, block, steps):
+        if "block_length" not in (given or {}) and "steps" not in (given or {}):
+            gen, block, steps = for_answer_length(gen, own["block_length"], own["steps"],
+                                                  own["gen_length"])
+        else:
+            gen, block, steps = snap(gen, block, steps)
+    settings.update(gen_length=gen, block_length=block, steps=steps)
+    return settings

@@ -1,96 +1,46 @@
-"""The main window: conversations, transcript, live denoising canvas, composer, settings."""
+"""The main window: wiring. Conversations on the left, transcript, live denoising canvas and
+composer in the centre, settings on the right. The work lives elsewhere: model loading and
+switching (model_control), generation requests (generation), the context line (context),
+menus (menus), export/import (transfer), and the conversation rules, free of Qt
+(app.conversation)."""
 
 from __future__ import annotations
 
-import itertools
-import time
 from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QIcon, QKeySequence
+from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import (
-    QDockWidget, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox,
-    QPushButton, QSplitter, QStackedWidget, QToolButton, QVBoxLayout, QWidget,
+    QDockWidget, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox, QPushButton,
+    QSplitter, QStackedWidget, QVBoxLayout, QWidget,
 )
 
 from app import export as export_mod
 from app import trace as trace_mod
-from app.store import Message, Store
-from app.models.catalog import recommended_entry
-from app.models.defaults import DEMO_NOTE, is_bundled_demo
+from app.conversation import ModelIdentity
+from app.models.defaults import given_settings, window_defaults
+from app.store import Store
+from app.ui import transfer
+from app.ui.banner import Banner
 from app.ui.canvas import CanvasFrame
 from app.ui.canvas_panel import CanvasPanel
+from app.ui.context import ContextLine
 from app.ui.conversation_list import ConversationList
-from app.ui.models_ui import DownloadDialog, ModelManager, WelcomePage, ask_to_continue
+from app.ui.generation import Generation
+from app.ui.menus import build_menus, shortcut
+from app.ui.model_control import NO_MODEL, ModelControl
+from app.ui.models_ui import DownloadDialog, ModelManager, WelcomePage
 from app.ui.replay import ReplayDialog
 from app.ui.settings_panel import SettingsPanel
 from app.ui.transcript import Composer, Transcript
 from app.worker import WorkerThread
-from llada_core.settings import SamplerSettings
 
-EXPORT_FILTERS = "Markdown (*.md);;JSON (*.json);;HTML (*.html);;PDF (*.pdf)"
-
-
-def shortcut(standard: QKeySequence.StandardKey, fallback: str) -> list[QKeySequence]:
-    """The platform's standard key for an action, with `fallback` where the platform has none."""
-    keys = QKeySequence.keyBindings(standard)
-    fallback_key = QKeySequence(fallback)
-    if not any(k == fallback_key for k in keys):
-        keys = list(keys) + [fallback_key]
-    return keys
+__all__ = ["Banner", "MainWindow", "app_icon", "shortcut"]
 
 
 def app_icon() -> QIcon:
     return QIcon(str(Path(__file__).resolve().parents[1] / "resources" / "icon.svg"))
-
-
-class Banner(QWidget):
-    """An inline message above the transcript: errors and notices, never a traceback."""
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setObjectName("banner")
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.action = QPushButton()
-        self.action.setObjectName("bannerAction")
-        self.action.hide()
-        self._action_callback = None
-        self.action.clicked.connect(self._act)
-        close = QToolButton()
-        close.setText("✕")
-        close.setAutoRaise(True)
-        close.clicked.connect(self.hide)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(10, 6, 6, 6)
-        row.addWidget(self.label, 1)
-        row.addWidget(self.action)
-        row.addWidget(close)
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        self.hide()
-
-    def _act(self) -> None:
-        if self._action_callback is not None:
-            self._action_callback()
-
-    def show_message(self, text: str, kind: str = "error", action: tuple | None = None) -> None:
-        """Show `text`; `action` is an optional (button label, callback)."""
-        self._action_callback = action[1] if action else None
-        self.action.setText(action[0] if action else "")
-        self.action.setVisible(action is not None)
-        colours = {"error": ("#f8d7da", "#58151c"), "info": ("#dbe9fb", "#0b2d5b")}
-        background, foreground = colours.get(kind, colours["info"])
-        self.setStyleSheet(f"#banner {{ background: {background}; border-radius: 6px; }}"
-                           f" #banner QLabel {{ color: {foreground}; }}"
-                           f" #banner QToolButton {{ color: {foreground}; }}")
-        self.kind = kind
-        self.label.setText(text)
-        self.show()
-
-    def text(self) -> str:
-        return "" if self.isHidden() else self.label.text()
 
 
 class MainWindow(QMainWindow):
@@ -104,40 +54,39 @@ class MainWindow(QMainWindow):
                  backend: Optional[str] = None, load_options: Optional[dict] = None,
                  default_settings: Optional[dict] = None, step_delay: float = 0.0,
                  hub_cache_dir: Optional[str] = None, hub_endpoint: Optional[str] = None):
+        """`default_settings`: sampler settings the caller asks for; those that differ from
+        the reference's and the model's own follow every model, the rest come from the loaded
+        model's defaults (app.models.defaults.window_defaults)."""
         super().__init__()
         self.hub_cache_dir = hub_cache_dir      # None: huggingface_hub's standard cache
         self.hub_endpoint = hub_endpoint        # None: $HF_ENDPOINT or the Hub
-        self.loading = False
-        self.download_dialog: Optional[DownloadDialog] = None
-        self.model_manager: Optional[ModelManager] = None
         self.setWindowTitle("LLaDA Desktop")
         self.setWindowIcon(app_icon())
         self.store = store
         self.backend_name = backend
         self.load_options = load_options or {}
-        self.default_settings = SamplerSettings(**(default_settings or {})).to_dict()
-        self.model_info: Optional[dict] = None
-        self.model_path: Optional[str] = None
+        given = given_settings(default_settings, model)
+        self.default_settings = window_defaults(model, given)
         self.current_id: Optional[int] = None
-        self.request: Optional[dict] = None
-        self._request_ids = itertools.count(1)
         self.replays: list[ReplayDialog] = []
 
         self.workers = WorkerThread(step_delay, self)
-        worker = self.workers.worker
-        worker.loading.connect(self._on_loading)
-        worker.loaded.connect(self._on_loaded)
-        worker.load_failed.connect(self._on_load_failed)
-        worker.started.connect(self._on_started)
-        worker.frame.connect(self._on_frame)
-        worker.finished.connect(self._on_finished)
-        worker.failed.connect(self._on_failed)
-
         self._build()
-        self._build_actions()
+        self.models = ModelControl(self, given)
+        self.models.loaded.connect(self.model_loaded)
+        self.models.failed.connect(self.model_failed)
+        self.generation = Generation(self)
+        self.generation.answer_stored.connect(self.answer_stored)
+        self.generation.failed.connect(self.generation_failed)
+        self.generation.frame_received.connect(self.frame_received)
+        self.context = ContextLine(self)
+        self.composer_column.insertWidget(0, self.context)
+        self.composer.textChanged.connect(self.context.refresh)
+        build_menus(self)
+
         self.refresh_conversations()
         if store.notice:
-            self.banner.show_message(store.notice, "info")
+            self.notice.show_message(store.notice, "info")
         ids = self.conversations.ids()
         if ids:
             self.open_conversation(ids[0])
@@ -147,13 +96,14 @@ class MainWindow(QMainWindow):
         if model:
             self.load_model(model)
         else:
-            self.status.setText("No model loaded — File ▸ Open model folder…")
+            self.status.setText(NO_MODEL)
         self.update_welcome()
 
     # --- building --------------------------------------------------------------------------
     def _build(self) -> None:
         self.conversations = ConversationList()
-        self.banner = Banner()
+        self.notice = Banner(name="notice")     # the history's notices: never covered by others
+        self.banner = Banner()                  # errors, the demo's note
         self.transcript = Transcript()
         self.live = CanvasPanel("Denoising")
         self.live.setMinimumHeight(110)
@@ -166,9 +116,12 @@ class MainWindow(QMainWindow):
         composer_row = QHBoxLayout()
         composer_row.addWidget(self.composer, 1)
         composer_row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
-        composer_box = QWidget()
-        composer_box.setLayout(composer_row)
         composer_row.setContentsMargins(0, 0, 0, 0)
+        composer_box = QWidget()
+        self.composer_column = QVBoxLayout(composer_box)
+        self.composer_column.setContentsMargins(0, 0, 0, 0)
+        self.composer_column.setSpacing(2)
+        self.composer_column.addLayout(composer_row)
 
         self.centre_split = QSplitter(Qt.Orientation.Vertical)
         self.centre_split.addWidget(self.transcript)
@@ -191,6 +144,7 @@ class MainWindow(QMainWindow):
         centre = QWidget()
         column = QVBoxLayout(centre)
         column.setContentsMargins(6, 6, 6, 6)
+        column.addWidget(self.notice)
         column.addWidget(self.banner)
         column.addWidget(self.centre_stack, 1)
         column.addWidget(composer_box)
@@ -224,43 +178,6 @@ class MainWindow(QMainWindow):
         self.send_button.clicked.connect(self._send_or_stop)
         self.settings_panel.changed.connect(self._settings_changed)
         self.resize(1180, 760)
-
-    def _build_actions(self) -> None:
-        K = QKeySequence.StandardKey
-        file_menu = self.menuBar().addMenu("&File")
-        chat_menu = self.menuBar().addMenu("&Chat")
-        view_menu = self.menuBar().addMenu("&View")
-
-        def action(menu, text, slot, keys=None) -> QAction:
-            act = QAction(text, self)
-            if keys:
-                act.setShortcuts(keys)
-            act.triggered.connect(lambda checked=False: slot())
-            menu.addAction(act)
-            self.addAction(act)
-            return act
-
-        self.new_action = action(file_menu, "New chat", self.new_conversation, shortcut(K.New, "Ctrl+N"))
-        self.open_model_action = action(file_menu, "Open model folder…", self.choose_model,
-                                        shortcut(K.Open, "Ctrl+O"))
-        self.models_action = action(file_menu, "Models…", self.show_model_manager,
-                                    [QKeySequence("Ctrl+Shift+M")])
-        self.import_action = action(file_menu, "Import conversation (JSON)…", self.choose_import)
-        self.export_action = action(file_menu, "Export conversation…", self.choose_export,
-                                    [QKeySequence("Ctrl+E")])
-        file_menu.addSeparator()
-        self.quit_action = action(file_menu, "Quit", self.close, shortcut(K.Quit, "Ctrl+Q"))
-        self.stop_action = action(chat_menu, "Stop", self.stop, [QKeySequence(Qt.Key.Key_Escape)])
-        self.regenerate_action = action(chat_menu, "Regenerate last answer", self.regenerate,
-                                        [QKeySequence("Ctrl+R")])
-        self.copy_action = action(chat_menu, "Copy last answer", self.copy_last_answer)
-        self.settings_action = action(view_menu, "Settings", self.show_settings,
-                                      shortcut(K.Preferences, "Ctrl+,"))
-        self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
-        view_menu.addSeparator()
-        for key, label in (("state", "Colour by state"), ("confidence", "Colour by confidence"),
-                           ("reveal", "Colour by reveal order")):
-            action(view_menu, label, lambda k=key: self.live.set_mode(k))
 
     def _follow_color_scheme(self) -> None:
         hints = QGuiApplication.styleHints()
@@ -303,6 +220,7 @@ class MainWindow(QMainWindow):
         self.show_messages()
         if not self.generating:
             self.show_last_answer_on_canvas()
+        self.context.refresh()
         if self.conversations.current_id() != conversation_id:
             self.refresh_conversations()
         self.setWindowTitle(f"{conversation.title} — LLaDA Desktop")
@@ -397,15 +315,39 @@ class MainWindow(QMainWindow):
     def _settings_changed(self, settings: dict) -> None:
         if self.current_id is not None:
             self.store.set_conversation_settings(self.current_id, settings)
+        self.context.refresh()
 
-    # --- model -----------------------------------------------------------------------------
+    # --- model (app.ui.model_control) ------------------------------------------------------
+    @property
+    def model_info(self) -> Optional[dict]:
+        return self.models.info
+
+    @property
+    def identity(self) -> Optional[ModelIdentity]:
+        return self.models.identity
+
+    @property
+    def fingerprint(self) -> str:
+        return self.models.identity.fingerprint if self.models.identity else ""
+
+    @property
+    def loading(self) -> bool:
+        return getattr(self, "models", None) is not None and self.models.loading
+
+    @property
+    def model_path(self) -> Optional[str]:
+        return self.models.path
+
+    @property
+    def download_dialog(self) -> Optional[DownloadDialog]:
+        return self.models.download_dialog
+
+    @property
+    def model_manager(self) -> Optional[ModelManager]:
+        return self.models.manager
+
     def load_model(self, path: str) -> None:
-        """Load without asking (the command line's --model, the last model)."""
-        self.model_info = None
-        self.model_path = str(path)
-        self.loading = True
-        self.update_welcome()
-        self.workers.request_load.emit(str(path), self.backend_name, dict(self.load_options))
+        self.models.load(path)
 
     def memory_limit(self):
         from app.models.fit import memory_limit
@@ -413,106 +355,32 @@ class MainWindow(QMainWindow):
         return memory_limit(self.backend_name, self.load_options.get("device"))
 
     def request_model(self, path: str) -> bool:
-        """Load a model the user picked: check the folder and whether it fits in memory first."""
-        from app.models.fit import Workload, check_fit
-        from app.models.local import validate_model_folder
-        from llada_core.checkpoint import CheckpointError
-
-        try:
-            validate_model_folder(path)
-            settings = self.settings_panel.settings()
-            workload = Workload(gen_length=settings["gen_length"], cfg_scale=settings["cfg_scale"])
-            report = check_fit(path, self.memory_limit(), backend=self.backend_name,
-                               dtype=self.load_options.get("dtype"), workload=workload)
-        except (CheckpointError, OSError) as error:
-            self.banner.show_message(f"This folder cannot be used as a model: {error}", "error")
-            return False
-        if not report.fits and not ask_to_continue(self, report):
-            self.status.setText("Loading cancelled: the model may not fit in memory.")
-            return False
-        self.load_model(path)
-        return True
+        return self.models.request(path)
 
     def open_folder(self, folder: str) -> bool:
-        """A local folder: validated, remembered in the model list, then loaded."""
-        from app.models.local import add_folder
-        from llada_core.checkpoint import CheckpointError
-
-        try:
-            add_folder(self.store, folder)
-        except CheckpointError as error:
-            self.banner.show_message(f"This folder cannot be used as a model: {error}", "error")
-            return False
-        return self.request_model(folder)
+        return self.models.open_folder(folder)
 
     def choose_model(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a LLaDA model folder")
-        if folder:
-            self.open_folder(folder)
+        self.models.choose()
 
     def download_model(self, repo_id: str) -> DownloadDialog:
-        """Open the download dialog for `repo_id`; the model loads once it is complete."""
-        if self.download_dialog is not None and self.download_dialog.running:
-            self.download_dialog.raise_()
-            return self.download_dialog
-        dialog = DownloadDialog(repo_id, self, cache_dir=self.hub_cache_dir,
-                                endpoint=self.hub_endpoint)
-        dialog.downloaded.connect(self._downloaded)
-        self.download_dialog = dialog
-        dialog.show()
-        dialog.start()
-        return dialog
-
-    def _downloaded(self, folder: str) -> None:
-        if self.model_manager is not None:
-            self.model_manager.refresh()
-        self.request_model(folder)
+        return self.models.download(repo_id)
 
     def show_model_manager(self) -> ModelManager:
-        if self.model_manager is None:
-            manager = ModelManager(self.store, self, cache_dir=self.hub_cache_dir)
-            manager.use_requested.connect(self.request_model)
-            manager.download_requested.connect(self.download_model)
-            self.model_manager = manager
-        self.model_manager.refresh()
-        self.model_manager.show()
-        self.model_manager.raise_()
-        return self.model_manager
+        return self.models.show_manager()
 
-    def _on_loading(self, path: str) -> None:
-        self.status.setText(f"Loading {path} …")
-        self.send_button.setEnabled(False)
-
-    def _on_loaded(self, info: dict) -> None:
-        self.model_info = info
-        self.loading = False
-        self.update_welcome()
-        name = Path(info["path"]).name or info["path"]
-        device = f", {info['device']}" if info.get("device") else ""
-        self.status.setText(f"Model: {name} ({info['backend']}{device})")
-        self.store.set_preference("last_model", info["path"])
-        self.send_button.setEnabled(True)
-        if not self.banner.isHidden() and getattr(self.banner, "kind", "") == "error":
-            self.banner.hide()
-        if is_bundled_demo(info["path"]):
-            entry = recommended_entry()
-            self.banner.show_message(DEMO_NOTE, "info", action=(
-                f"Get {entry.name}…", lambda: self.download_model(entry.repo_id)))
-        self.model_loaded.emit(info)
-
-    def _on_load_failed(self, message: str) -> None:
-        self.model_info = None
-        self.loading = False
-        self.update_welcome()
-        self.status.setText("No model loaded — File ▸ Open model folder…")
-        self.send_button.setEnabled(True)
-        self.banner.show_message(message, "error")
-        self.model_failed.emit(message)
-
-    # --- sending ---------------------------------------------------------------------------
+    # --- sending (app.ui.generation) -------------------------------------------------------
     @property
     def generating(self) -> bool:
-        return self.request is not None
+        return getattr(self, "generation", None) is not None and self.generation.busy
+
+    @property
+    def request(self) -> Optional[dict]:
+        return self.generation.request
+
+    def set_busy(self, busy: bool) -> None:
+        self.send_button.setText("Stop" if busy else "Send")
+        self.send_button.setToolTip("Stop this answer (Esc)" if busy else "Send (Enter)")
 
     def _send_or_stop(self) -> None:
         if self.generating:
@@ -532,132 +400,33 @@ class MainWindow(QMainWindow):
                                      "File ▸ Open model folder… (Ctrl+O).", "error")
             return False
         settings = self.settings_panel.settings()
-        try:
-            SamplerSettings(**settings)
-        except ValueError as error:
-            self.banner.show_message(f"These settings cannot be used: {error}", "error")
+        if not self.generation.check_settings(settings):
             return False
         if self.current_id is None or self.store.conversation(self.current_id) is None:
             self.new_conversation()
         conversation_id = self.current_id
-        earlier = self.store.messages(conversation_id)
-        plan = self.prompt_plan(earlier, text)
-        self.store.add_message(conversation_id, "user", text)
-        conversation = self.store.conversation(conversation_id)
-        if conversation.title == "New chat":
+        if self.store.conversation(conversation_id).title == "New chat":
             title = " ".join(text.split())
             self.store.rename_conversation(conversation_id,
                                            title[:48] + ("…" if len(title) > 48 else ""))
         self.composer.clear()
+        self.generation.send(conversation_id, text, settings)
         self.refresh_conversations()
         self.show_messages()
-        self._start(conversation_id, plan, settings)
         return True
-
-    def prompt_plan(self, earlier: list[Message], user_text: str) -> dict:
-        """How the worker builds the next prompt (see app.store's module docstring)."""
-        intact = all(m.role == "user" or (m.prompt_ids is not None and m.has_trace
-                                           and not m.stats.get("stopped")) for m in earlier)
-        if earlier and (earlier[-1].role != "assistant" or not intact):
-            return {"messages": [{"role": m.role, "content": m.text} for m in earlier],
-                    "user_text": user_text}
-        history_ids = None
-        if earlier:
-            blob = self.store.trace_blob(earlier[-1].id)
-            answer = trace_mod.decode(blob).tokens
-            history_ids = list(earlier[-1].prompt_ids) + answer
-        return {"history_ids": history_ids, "user_text": user_text}
-
-    def _start(self, conversation_id: int, plan: dict, settings: dict) -> None:
-        request_id = next(self._request_ids)
-        self.request = {"id": request_id, "conversation_id": conversation_id,
-                        "settings": settings, "frames": 0, "started": time.time()}
-        self.live.canvas.clear()
-        self.live.caption.setText("Denoising — starting…")
-        self.send_button.setText("Stop")
-        self.send_button.setToolTip("Stop this answer (Esc)")
-        self.status.setText("Generating…")
-        self.workers.request_generate.emit(request_id, plan, settings)
 
     def stop(self) -> None:
-        if self.request is not None:
-            self.workers.worker.stop(self.request["id"])
-            self.status.setText("Stopping at the next step…")
+        self.generation.stop()
 
     def regenerate(self) -> bool:
-        """Answer the last user message again (replacing the last answer)."""
+        """Answer the last user message again; the last answer stays until the new one is
+        stored."""
         if self.generating or self.current_id is None or self.model_info is None:
             return False
-        messages = self.store.messages(self.current_id)
-        if not messages:
-            return False
         settings = self.settings_panel.settings()
-        last = messages[-1]
-        if last.role == "assistant":
-            self.store.delete_message(last.id)
-            messages = messages[:-1]
-            if last.prompt_ids is not None:
-                self.show_messages()
-                self._start(self.current_id, {"prompt_ids": last.prompt_ids}, settings)
-                return True
-        if not messages or messages[-1].role != "user":
+        if not self.generation.check_settings(settings):
             return False
-        user = messages[-1]
-        plan = self.prompt_plan(messages[:-1], user.text)
-        self.show_messages()
-        self._start(self.current_id, plan, settings)
-        return True
-
-    def _on_started(self, request_id: int, info: dict) -> None:
-        if self.request and self.request["id"] == request_id:
-            self.request["prompt_ids"] = info["prompt_ids"]
-
-    def _on_frame(self, request_id: int, frame, pieces) -> None:
-        if not self.request or self.request["id"] != request_id:
-            return
-        self.request["frames"] += 1
-        settings = self.request["settings"]
-        self.live.set_frame(CanvasFrame.of(frame, pieces, settings["block_length"],
-                                           settings["steps"]))
-        self.frame_received.emit(request_id, frame)
-
-    def _on_finished(self, request_id: int, result: dict) -> None:
-        if not self.request or self.request["id"] != request_id:
-            return
-        request, self.request = self.request, None
-        self.live.canvas.flush()
-        self._idle()
-        if self.store.conversation(request["conversation_id"]) is None:
-            self.status.setText("The conversation was deleted; the answer was not kept.")
-            return
-        if result.get("trace") is None:
-            self.status.setText("Stopped before the first step; nothing was kept.")
-            return
-        message_id = self.store.add_message(
-            request["conversation_id"], "assistant", result["text"],
-            settings=request["settings"], stats=result["stats"],
-            prompt_ids=result["prompt_ids"], trace=result["trace"])
-        stats = result["stats"]
-        self.status.setText(
-            ("Stopped: " if result["stopped"] else "Done: ")
-            + export_mod.stats_line(stats))
-        if request["conversation_id"] == self.current_id:
-            self.show_messages()
-        self.refresh_conversations()
-        self.answer_stored.emit(message_id)
-
-    def _on_failed(self, request_id: int, message: str) -> None:
-        if not self.request or self.request["id"] != request_id:
-            return
-        self.request = None
-        self._idle()
-        self.banner.show_message(message, "error")
-        self.status.setText("The answer failed.")
-        self.generation_failed.emit(message)
-
-    def _idle(self) -> None:
-        self.send_button.setText("Send")
-        self.send_button.setToolTip("Send (Enter)")
+        return self.generation.regenerate(self.current_id, settings)
 
     # --- messages --------------------------------------------------------------------------
     def copy_message(self, message_id: int) -> None:
@@ -696,29 +465,12 @@ class MainWindow(QMainWindow):
         self.settings_dock.raise_()
         self.settings_panel.gen_length.slider.setFocus()
 
-    # --- export / import -------------------------------------------------------------------
+    # --- export / import (app.ui.transfer) -------------------------------------------------
     def export_conversation(self, path: str | Path, fmt: Optional[str] = None) -> Path:
         return export_mod.export(self.store, self.current_id, path, fmt)
 
     def choose_export(self) -> None:
-        if self.current_id is None:
-            return
-        conversation = self.store.conversation(self.current_id)
-        safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in conversation.title)
-        path, chosen = QFileDialog.getSaveFileName(self, "Export conversation",
-                                                   f"{safe.strip() or 'conversation'}.md",
-                                                   EXPORT_FILTERS)
-        if not path:
-            return
-        fmt = Path(path).suffix.lstrip(".") or chosen.split("(*.")[-1].rstrip(")")
-        if not Path(path).suffix:
-            path = f"{path}.{fmt}"
-        try:
-            written = self.export_conversation(path, fmt)
-        except (OSError, ValueError) as error:
-            self.banner.show_message(f"Could not export: {error}")
-            return
-        self.status.setText(f"Exported to {written}")
+        transfer.choose_export(self)
 
     def import_conversation(self, path: str | Path) -> int:
         conversation_id = export_mod.import_json(self.store,
@@ -729,22 +481,17 @@ class MainWindow(QMainWindow):
         return conversation_id
 
     def choose_import(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import conversation", "", "JSON (*.json)")
-        if not path:
-            return
-        try:
-            self.import_conversation(path)
-        except (OSError, ValueError) as error:
-            self.banner.show_message(f"Could not import {Path(path).name}: {error}")
+        transfer.choose_import(self)
 
     # --- closing ---------------------------------------------------------------------------
     def shutdown(self) -> None:
-        if self.download_dialog is not None and self.download_dialog.running:
-            self.download_dialog.reject()       # cancels; the partial file stays for a resume
-        if self.request is not None:
-            self.workers.worker.stop(self.request["id"])
-        for dialog in list(self.replays):
-            dialog.close()
+        dialog = self.models.download_dialog
+        if dialog is not None and dialog.running:
+            dialog.reject()       # cancels; the partial file stays for a resume
+        self.generation.stop()
+        self.context.timer.stop()
+        for replay in list(self.replays):
+            replay.close()
         self.workers.shutdown()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override

@@ -3,6 +3,7 @@ thread), the fit-in-memory question and the model manager."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import QThread, Qt, QTimer, Signal
@@ -336,7 +337,15 @@ class ModelManager(QDialog):
             self.rows.append({"kind": "hub", "id": entry.repo_id, "folder": folder,
                               "cells": [entry.name, entry.backend, entry.size_text,
                                         entry.memory_text, status]})
+        demo = bundled_demo_model()
+        if demo is not None:
+            # Always listed, so the demo is one click away after a switch to another model.
+            self.rows.append({"kind": "demo", "id": str(demo), "folder": str(demo),
+                              "cells": ["Demo model (bundled, 4.6 M parameters)", "MLX or torch",
+                                        "–", "–", "Bundled with the app"]})
         for path in local.added_folders(self.store):
+            if demo is not None and Path(path) == demo.resolve():
+                continue
             try:
                 model = local.validate_model_folder(path)
                 cells = [f"{model.name} ({path})", model.description,

@@ -152,6 +152,7 @@ class SettingsPanel(QWidget):
             gen = int(merged["gen_length"])
             gen, block, steps = logic.snap(gen, int(merged["block_length"]), int(merged["steps"]))
             self.gen_length.set_choices(logic.answer_length_choices(gen), gen)
+            self._gen_shown = gen
             self.block_length.set_choices(logic.block_length_choices(gen), block)
             self.steps.set_choices(logic.steps_choices(gen, block), steps)
             self.temperature.setValue(float(merged["temperature"]))
@@ -173,9 +174,13 @@ class SettingsPanel(QWidget):
 
     # --- keeping the combination valid -------------------------------------------------------
     def _gen_changed(self, gen: int) -> None:
-        block = logic.nearest(logic.block_length_choices(gen), self.block_length.value())
+        # Only the answer length moved: keep the tokens per step and a sensible block length.
+        _, block, steps = logic.for_answer_length(gen, self.block_length.value(),
+                                                  self.steps.value(), self._gen_shown)
+        self._gen_shown = gen
         self.block_length.set_choices(logic.block_length_choices(gen), block)
-        self._block_changed(block)
+        self.steps.set_choices(logic.steps_choices(gen, block), steps)
+        self._emit()
 
     def _block_changed(self, block: int) -> None:
         gen = self.gen_length.value()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeyEvent, QPalette, QTextDocument
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QKeyEvent, QPalette, QTextDocument
 from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QScrollArea, QSizePolicy, QToolButton,
     QVBoxLayout, QWidget,
 )
 
 from app.export import settings_line, speaker, stats_line
+from app.links import is_web_link
 from app.store import Message
 
 
@@ -50,7 +51,8 @@ class MessageView(QFrame):
         self.body.setTextFormat(Qt.TextFormat.RichText)
         self.body.setWordWrap(True)
         self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
-        self.body.setOpenExternalLinks(True)
+        self.body.setOpenExternalLinks(False)
+        self.body.linkActivated.connect(open_link)
         self.body.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.body.setText(markdown_html(message.text if message.text else "*(empty answer)*"))
 
@@ -70,6 +72,13 @@ class MessageView(QFrame):
             font.setPointSizeF(font.pointSizeF() * 0.85)
             self.meta.setFont(font)
             layout.addWidget(self.meta)
+
+
+def open_link(url: str) -> bool:
+    """Open a link from a message in the browser: http(s) only, anything else is ignored."""
+    if not is_web_link(url):
+        return False
+    return QDesktopServices.openUrl(QUrl(url))
 
 
 def markdown_html(text: str) -> str:

@@ -1,0 +1,169 @@
+"""Generation requests: what the window asked the worker for, and what becomes of the answer.
+
+One request at a time. The user's message is stored when it is sent (a crash keeps it); an
+answer that fails, or is stopped before its first step, takes its user message back out of the
+history and puts the text back in the composer, so nothing is left half-answered and a retry is
+one Enter away. A regenerated answer replaces the old one only when it is stored.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import TYPE_CHECKING, Optional
+
+from PySide6.QtCore import QObject, Signal
+
+from app import conversation
+from app import export as export_mod
+from app import trace as trace_mod
+from app.ui.canvas import CanvasFrame
+from llada_core.settings import SamplerSettings
+
+if TYPE_CHECKING:
+    from app.ui.main_window import MainWindow
+
+
+class Generation(QObject):
+    answer_stored = Signal(int)           # message id
+    failed = Signal(str)
+    frame_received = Signal(int, object)  # request id, StepFrame
+
+    def __init__(self, window: "MainWindow"):
+        super().__init__(window)
+        self.window = window
+        self.request: Optional[dict] = None
+        self._ids = itertools.count(1)
+        worker = window.workers.worker
+        worker.started.connect(self._on_started)
+        worker.frame.connect(self._on_frame)
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_failed)
+
+    @property
+    def busy(self) -> bool:
+        return self.request is not None
+
+    def answer_ids(self, message) -> Optional[list[int]]:
+        blob = self.window.store.trace_blob(message.id)
+        try:
+            return trace_mod.decode(blob).tokens if blob else None
+        except ValueError:
+            return None
+
+    # --- starting --------------------------------------------------------------------------
+    def check_settings(self, settings: dict) -> bool:
+        try:
+            SamplerSettings(**settings)
+        except ValueError as error:
+            self.window.banner.show_message(f"These settings cannot be used: {error}", "error")
+            return False
+        return True
+
+    def send(self, conversation_id: int, text: str, settings: dict) -> None:
+        store = self.window.store
+        earlier = store.messages(conversation_id)
+        plan = conversation.plan_prompt(earlier, text, self.window.fingerprint, self.answer_ids)
+        user_id = store.add_message(conversation_id, "user", text)
+        self.start(conversation_id, plan, settings, user_message=(user_id, text))
+
+    def regenerate(self, conversation_id: int, settings: dict) -> bool:
+        messages = self.window.store.messages(conversation_id)
+        old = messages[-1] if messages and messages[-1].role == "assistant" else None
+        earlier = messages[:-1] if old is not None else messages
+        if not earlier or earlier[-1].role != "user":
+            return False
+        plan = conversation.plan_regenerate(earlier, old, self.window.fingerprint)
+        self.start(conversation_id, plan, settings, replaces=old.id if old else None)
+        return True
+
+    def start(self, conversation_id: int, plan: dict, settings: dict, *,
+              user_message: Optional[tuple[int, str]] = None,
+              replaces: Optional[int] = None) -> None:
+        request_id = next(self._ids)
+        self.request = {"id": request_id, "conversation_id": conversation_id,
+                        "settings": settings, "frames": 0, "started": time.time(),
+                        "user_message": user_message, "replaces": replaces}
+        window = self.window
+        window.live.canvas.clear()
+        window.live.caption.setText("Denoising — starting…")
+        window.set_busy(True)
+        window.status.setText("Regenerating…" if replaces else "Generating…")
+        window.workers.request_generate.emit(request_id, plan, settings)
+
+    def stop(self) -> None:
+        if self.request is not None:
+            self.window.workers.worker.stop(self.request["id"])
+            self.window.status.setText("Stopping at the next step…")
+
+    def _current(self, request_id: int) -> bool:
+        return self.request is not None and self.request["id"] == request_id
+
+    # --- from the worker -------------------------------------------------------------------
+    def _on_started(self, request_id: int, info: dict) -> None:
+        if not self._current(request_id):
+            return
+        self.request["prompt_ids"] = info["prompt_ids"]
+        self.window.context.show_request(info)
+
+    def _on_frame(self, request_id: int, frame, pieces) -> None:
+        if not self._current(request_id):
+            return
+        self.request["frames"] += 1
+        settings = self.request["settings"]
+        self.window.live.set_frame(CanvasFrame.of(frame, pieces, settings["block_length"],
+                                                  settings["steps"]))
+        self.frame_received.emit(request_id, frame)
+
+    def _on_finished(self, request_id: int, result: dict) -> None:
+        if not self._current(request_id):
+            return
+        request, self.request = self.request, None
+        window = self.window
+        window.live.canvas.flush()
+        window.set_busy(False)
+        store = window.store
+        if store.conversation(request["conversation_id"]) is None:
+            window.status.setText("The conversation was deleted; the answer was not kept.")
+            return
+        if result.get("trace") is None:
+            self._take_back(request)
+            window.status.setText("Stopped before the first step; nothing was kept.")
+            return
+        message_id = store.add_message(
+            request["conversation_id"], "assistant", result["text"],
+            settings=request["settings"], stats=result["stats"],
+            prompt_ids=result["prompt_ids"], trace=result["trace"],
+            replaces=request["replaces"])
+        window.status.setText(("Stopped: " if result["stopped"] else "Done: ")
+                              + export_mod.stats_line(result["stats"]))
+        if request["conversation_id"] == window.current_id:
+            window.show_messages()
+        window.refresh_conversations()
+        window.context.refresh()
+        self.answer_stored.emit(message_id)
+
+    def _on_failed(self, request_id: int, message: str) -> None:
+        if not self._current(request_id):
+            return
+        request, self.request = self.request, None
+        window = self.window
+        window.set_busy(False)
+        self._take_back(request)
+        window.banner.show_message(message, "error")
+        window.status.setText("The answer failed" + (
+            "; your message is back in the box below." if request["user_message"] else "."))
+        self.failed.emit(message)
+
+    def _take_back(self, request: dict) -> None:
+        """Remove the user message this request would have answered and give its text back."""
+        if not request["user_message"]:
+            return
+        message_id, text = request["user_message"]
+        window = self.window
+        window.store.delete_message(message_id)
+        if request["conversation_id"] == window.current_id:
+            window.show_messages()
+            if not window.composer.toPlainText().strip():
+                window.composer.setPlainText(text)
+        window.refresh_conversations()
