@@ -19,7 +19,7 @@ def fake_demo(tiny_checkpoint, tmp_path, monkeypatch):
     folder = tmp_path / "llada-demo"
     shutil.copytree(tiny_checkpoint, folder)
     (folder / defaults.SAMPLER_DEFAULTS_FILE).write_text(
-        json.dumps({"gen_length": 16, "block_length": 16, "steps": 8}))
+        json.dumps({"gen_length": 16, "block_length": 16, "steps": 8, "mode": "exact"}))
     monkeypatch.setattr(catalog, "bundled_demo_model", lambda: folder)
     monkeypatch.setattr(defaults, "bundled_demo_model", lambda: folder)
     return folder
