@@ -104,3 +104,55 @@ def test_a_broken_special_tokens_map_is_never_parsed(tiny_checkpoint, tmp_path):
     messages = [{"role": "user", "content": "Hello"}]
     assert encode_chat(loaded, messages) == encode_chat(original, messages)
     assert not is_base_model(loaded)
+
+
+# ---------------------------------------------------------------------------------------------
+# Typing while `llada chat` answers
+
+
+def test_typing_is_hidden_while_answering_and_dropped_after():
+    """On a terminal: no echo inside, the echo restored and pending typing thrown away after."""
+    termios = pytest.importorskip("termios")
+    import os
+    import pty
+    import select
+
+    from app.cli.chat import typing_hidden
+
+    main, child = pty.openpty()
+    with os.fdopen(child, "r", closefd=True) as stdin:
+        before = termios.tcgetattr(child)
+        assert before[3] & termios.ECHO
+        with typing_hidden(stdin):
+            assert not termios.tcgetattr(child)[3] & termios.ECHO
+            assert termios.tcgetattr(child)[3] & termios.ISIG  # Ctrl-C still stops an answer
+            os.write(main, b"typed meanwhile\n")
+            assert select.select([child], [], [], 5)[0]  # it is waiting to be read...
+        assert not select.select([child], [], [], 0.2)[0]  # ...and now it is gone
+        assert termios.tcgetattr(child) == before
+        os.write(main, b"next\n")
+        assert stdin.readline() == "next\n"
+        with pytest.raises(KeyboardInterrupt):  # Ctrl-C stops the answer: the terminal is restored
+            with typing_hidden(stdin):
+                raise KeyboardInterrupt
+        assert termios.tcgetattr(child) == before
+    os.close(main)
+
+
+def test_typing_hidden_leaves_a_pipe_alone():
+    import io
+    import os
+
+    from app.cli.chat import typing_hidden
+
+    with typing_hidden(io.StringIO("a\n")):
+        pass
+    read, write = os.pipe()
+    with os.fdopen(read, "r") as pipe:
+        os.write(write, b"piped line\n")
+        os.close(write)
+        with typing_hidden(pipe):
+            pass
+        assert pipe.readline() == "piped line\n"  # nothing flushed, nothing broken
+    with typing_hidden(None):
+        pass

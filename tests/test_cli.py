@@ -7,6 +7,7 @@ import os
 import pty
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -99,29 +100,102 @@ def test_chat_keeps_the_history_between_turns(tiny_checkpoint):
     assert "\r" not in result.stdout  # no live view when not in a terminal
 
 
-def test_chat_shows_a_live_line_in_a_terminal(tiny_checkpoint):
-    main, child = pty.openpty()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", COLUMNS="100")
-    process = subprocess.Popen([sys.executable, "-m", "app.cli", "chat", "--model", str(tiny_checkpoint),
-                                *SMALL], stdin=child, stdout=child, stderr=child, cwd=ROOT, env=env)
-    os.close(child)
-    os.write(main, b"Hello\n")
-    os.write(main, b"\x04")  # Ctrl-D at the next prompt ends the chat
-    output = b""
-    while True:
+ANSWER = b"\x1b[2KLLaDA: "  # the finished answer, printed over the live line
+
+
+def live_lines(text: str) -> list[str]:
+    """Each redraw of the live line, as the terminal shows it."""
+    return [part for part in text.split("\r\x1b[2K") if part.startswith(" LLaDA: ")]
+
+
+class Terminal:
+    """`llada chat` on a pseudo-terminal, read with deadlines so a test fails instead of hanging."""
+
+    def __init__(self, checkpoint, *args, columns: int = 100):
+        self.main, child = pty.openpty()
+        env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", COLUMNS=str(columns))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "chat", "--backend", BACKEND, "--model", str(checkpoint),
+             *args], stdin=child, stdout=child, stderr=child, cwd=ROOT, env=env)
+        os.close(child)
+        self.output = b""
+
+    def write(self, data: bytes) -> None:
+        os.write(self.main, data)
+
+    def read_until(self, marker: bytes, after: int = 0, timeout: float = 90) -> int:
+        """Reads until `marker` appears at or after offset `after`; its offset."""
+        import select
+
+        deadline = time.monotonic() + timeout
+        while (found := self.output.find(marker, after)) < 0:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.main], [], [], left)[0]:
+                self.process.kill()
+                raise AssertionError(f"no {marker!r} in {self.text()!r}")
+            try:
+                chunk = os.read(self.main, 4096)
+            except OSError:  # the chat has exited and the terminal is closed
+                chunk = b""
+            if not chunk:
+                raise AssertionError(f"the chat ended without {marker!r}: {self.text()!r}")
+            self.output += chunk
+        return found
+
+    def finish(self) -> str:
+        """Ctrl-D at the prompt; the whole output once the chat has exited."""
+        self.write(b"\x04")
         try:
-            chunk = os.read(main, 4096)
+            while chunk := os.read(self.main, 4096):
+                self.output += chunk
         except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    process.wait(timeout=60)
-    os.close(main)
-    text = output.decode("utf-8", "replace")
-    assert process.returncode == 0, text
+            pass
+        self.process.wait(timeout=60)
+        os.close(self.main)
+        return self.text()
+
+    def text(self) -> str:
+        return self.output.decode("utf-8", "replace")
+
+
+def test_chat_shows_a_live_line_in_a_terminal(tiny_checkpoint):
+    term = Terminal(tiny_checkpoint, *SMALL)
+    term.read_until(b"You: ")
+    term.write(b"Hello\n")
+    term.read_until(b"You: ", after=term.read_until(ANSWER) + 1)
+    text = term.finish()
+    assert term.process.returncode == 0, text
     assert "\r\x1b[2K LLaDA: " in text and "░" in text  # the masked canvas, redrawn in place
     assert "LLaDA:" in text
+
+
+def test_typing_during_an_answer_stays_out_of_the_line_and_the_next_prompt(tiny_checkpoint):
+    """Keys pressed while an answer is generated are neither echoed into the live line nor
+    read as the next message; at the next prompt typing is echoed again. In a narrow terminal
+    every redraw of the live line fits its columns (by display width), so it never wraps into
+    a second line that \\r cannot erase."""
+    from app.frame_text import display_width
+
+    term = Terminal(tiny_checkpoint, "--gen-length", "128", "--steps", "128", "--block-length", "128",
+                    "--mode", "exact", "--threshold", "none", "--no-early-stop", columns=24)
+    term.read_until(b"You: ")
+    term.write(b"Hello\n")
+    first_frame = term.read_until(b"\r\x1b[2K LLaDA: ")
+    term.write(b"sneaky typing\n")  # mid-answer: 128 steps are still to come
+    typed_at = len(term.output)
+    answer = term.read_until(ANSWER, after=first_frame)
+    assert term.output.count(b"\r\x1b[2K LLaDA: ", typed_at) > 10  # it was still running
+    prompt = term.read_until(b"You: ", after=answer)
+    term.write(b"/reset\n")
+    term.read_until(b"(conversation cleared)", after=prompt)
+    text = term.finish()
+    assert term.process.returncode == 0, text
+    assert "sneaky" not in text
+    assert text.count(ANSWER.decode()) == 1  # the typing never became a message
+    assert "You: /reset" in text  # echo is back at the prompt
+    lines = live_lines(text)
+    assert len(lines) >= 100 and any(line.endswith("…") for line in lines)
+    assert all(display_width(line) <= 24 - 1 and "\n" not in line for line in lines), lines
 
 
 def test_fast_mode_flags(tiny_checkpoint):

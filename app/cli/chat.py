@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 from app.cli.options import (
     add_model_options, add_sampler_options, check_sampler_settings, load_backend_model,
@@ -24,6 +27,58 @@ def add_parser(subparsers) -> None:
     add_model_options(parser)
     add_sampler_options(parser)
     parser.set_defaults(run=run)
+
+
+LIVE_PREFIX = " LLaDA: "
+
+
+@contextlib.contextmanager
+def typing_hidden(stream: TextIO | Any) -> Iterator[None]:
+    """While an answer is generated: what is typed into the terminal is not echoed (it would
+    break the live line), and it is thrown away before the next prompt (it would otherwise
+    become the next message). Nothing happens unless `stream` is a terminal; Ctrl-C still stops
+    the answer (only echo is turned off, signals stay on)."""
+    fd = _terminal_fd(stream)
+    if fd is None:
+        yield
+        return
+    try:
+        import termios
+    except ImportError:  # Windows: the console echoes typing only once it is read; drop it then
+        try:
+            yield
+        finally:
+            _drain_windows_console()
+        return
+    try:
+        saved = termios.tcgetattr(fd)
+        quiet = list(saved)
+        quiet[3] &= ~termios.ECHO  # the local-modes word
+        termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    except termios.error:
+        yield
+        return
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
+        termios.tcflush(fd, termios.TCIFLUSH)
+
+
+def _terminal_fd(stream: Any) -> int | None:
+    try:
+        return stream.fileno() if stream is not None and stream.isatty() else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _drain_windows_console() -> None:
+    try:
+        import msvcrt
+    except ImportError:
+        return
+    while msvcrt.kbhit():
+        msvcrt.getwch()
 
 
 def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
@@ -55,12 +110,13 @@ def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
         prompt = continue_conversation(tokenizer, history, message)
         frame = None
         try:
-            for frame in backend.generate_steps(model, prompt, **sampler_kwargs(args)):
-                if live:
-                    width = shutil.get_terminal_size().columns
-                    line = one_line(pieces(frame.tokens), width - 8)
-                    out.write(f"\r\x1b[2K LLaDA: {line}")
-                    out.flush()
+            with typing_hidden(sys.stdin):
+                for frame in backend.generate_steps(model, prompt, **sampler_kwargs(args)):
+                    if live:
+                        # One column spare: a line that fills the last column wraps in some terminals.
+                        width = shutil.get_terminal_size().columns - len(LIVE_PREFIX) - 1
+                        out.write(f"\r\x1b[2K{LIVE_PREFIX}{one_line(pieces(frame.tokens), width)}")
+                        out.flush()
         except KeyboardInterrupt:
             if live:
                 out.write("\r\x1b[2K")
