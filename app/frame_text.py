@@ -62,6 +62,14 @@ class Pieces(list):
         super().__init__(pieces)
         self.units = list(units)
 
+    @property
+    def joined(self) -> list[bool]:
+        """Per position: committed, with all its bytes shown on an earlier position (the 2nd and
+        3rd token of 中). A canvas can draw these with no width, unlike a committed token that
+        has no text of its own (EOS padding), which is "" too."""
+        return [piece == "" and isinstance(unit, bytes) and len(unit) > 0
+                for piece, unit in zip(self, self.units)]
+
 
 class TokenPieces:
     """Each answer position's piece of the text (see the module docstring), `glyph` while masked.

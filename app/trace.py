@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.frame_text import Unit, pieces_of_units
+from app.frame_text import Pieces, Unit, pieces_of_units
 from llada_core.frames import StepFrame
 
 MAGIC = b"LLTR"
@@ -88,7 +88,7 @@ class Trace:
         if self.units is None:
             return list(self.pieces)
         visible = [unit if 0 <= at <= k else None for unit, at in zip(self.units, self.committed_at)]
-        return pieces_of_units(visible)
+        return Pieces(pieces_of_units(visible), visible)
 
     def frames(self):
         for k in range(self.num_steps):

@@ -145,6 +145,9 @@ def test_the_later_byte_first(tok):
     assert pieces(ids[:3] + [mask, ids[4]]) == ["c", "a", "f", MASK_GLYPH, PENDING_GLYPH]
     assert pieces(ids[:4] + [mask]) == ["c", "a", "f", PENDING_GLYPH, MASK_GLYPH]
     assert pieces(ids) == ["c", "a", "f", "é", ""]
+    eos = tok.convert_tokens_to_ids(special.EOS)
+    assert pieces(ids + [eos]).joined == [False, False, False, False, True, False]
+    assert pieces(ids[:4] + [mask]).joined == [False] * 5
     assert pieces([mask] * 5) == [MASK_GLYPH] * 5
     assert TokenPieces(tok, mask, glyph="")([mask] + ids[1:]) == ["", "a", "f", "é", ""]
 
@@ -284,6 +287,7 @@ def test_a_new_trace_replays_whole_characters_at_every_step(tok):
     for k in range(stored.num_steps):
         expected = live(stored.frame(k).tokens)
         assert stored.pieces_at(k) == expected
+        assert stored.pieces_at(k).joined == expected.joined
         assert REPLACEMENT not in "".join(expected)
         pending_seen |= PENDING_GLYPH in expected
     assert pending_seen  # the shuffled order really left characters half-committed
