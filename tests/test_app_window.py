@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 import time
 
@@ -21,6 +22,14 @@ from llada_core.settings import SamplerSettings
 SMALL = {"gen_length": 16, "block_length": 8, "steps": 8}
 LOAD_TIMEOUT = 120_000
 ANSWER_TIMEOUT = 120_000
+
+
+@pytest.fixture(autouse=True)
+def collect_earlier_windows():
+    """Windows of earlier tests are garbage in reference cycles (signals, controllers): collect
+    them now, in the GUI thread. A collection that happens to start in the model worker's
+    thread would destroy their widgets there, which crashes Qt."""
+    gc.collect()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ context length, and nothing lost (broken folders, failed answers, regenerate, li
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 from pathlib import Path
@@ -23,6 +24,14 @@ from llada_core.chat import encode_chat, encode_prompt, load_tokenizer
 SMALL = {"gen_length": 16, "block_length": 8, "steps": 8, "mode": "exact"}
 TIMEOUT = 120_000
 SCREENSHOT = Path("/tmp/issue12-switch.png")
+
+
+@pytest.fixture(autouse=True)
+def collect_earlier_windows():
+    """Windows of earlier tests are garbage in reference cycles (signals, controllers): collect
+    them now, in the GUI thread. A collection that happens to start in the model worker's
+    thread would destroy their widgets there, which crashes Qt."""
+    gc.collect()
 
 
 @pytest.fixture

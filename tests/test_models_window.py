@@ -3,6 +3,7 @@ local fake Hub, fit check, model manager. Screenshots go to out/ (git-ignored) f
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,14 @@ def shot(widget, name: str) -> Path:
 @pytest.fixture
 def hub(fake_hub):
     return fake_hub(REPO)
+
+
+@pytest.fixture(autouse=True)
+def collect_earlier_windows():
+    """Windows of earlier tests are garbage in reference cycles (signals, controllers): collect
+    them now, in the GUI thread. A collection that happens to start in the model worker's
+    thread would destroy their widgets there, which crashes Qt."""
+    gc.collect()
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QFileDialog
 
-from app import export as export_mod
-
 if TYPE_CHECKING:
     from app.ui.main_window import MainWindow
 
