@@ -45,7 +45,7 @@ def test_generate_matches_the_library(tiny_checkpoint, tiny_torch):
 
     model, _ = tiny_torch
     result = llada("generate", "--model", str(tiny_checkpoint), "--prompt-ids", "5,6,7", "--json",
-                   "--cfg-scale", "1.5", "--confidence-eos-eot-inf", *SMALL)
+                   "--mode", "exact", "--cfg-scale", "1.5", "--confidence-eos-eot-inf", *SMALL)
     data = json.loads(result.stdout)
     assert data["prompt_ids"] == [5, 6, 7] and data["nfe"] == 16
     frames = list(generate_steps(model, [5, 6, 7], gen_length=16, steps=8, block_length=8,
