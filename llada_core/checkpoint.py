@@ -4,6 +4,7 @@ names and shapes, and the dtype its weights are stored in (from safetensors head
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
@@ -216,3 +217,79 @@ def stored_dtype(folder: str | Path) -> Optional[str]:
     """The dtype the checkpoint's floating weights are stored in ("bfloat16" for the official
     LLaDA 8B, whose config.json has no torch_dtype); None when it has no floating tensor."""
     return stored_weights(folder).dtype
+
+
+# ---------------------------------------------------------------------------------------------
+# LLaDA-MoE: its experts are stored one tensor per expert and stacked at load time.
+
+_EXPERT = re.compile(r"^(model\.layers\.\d+\.mlp\.)experts\.(\d+)\.(\w+)\.(weight|scales|biases)$")
+
+
+def stacked_expert_name(name: str) -> Optional[tuple[str, int]]:
+    """(`…mlp.switch_mlp.PROJ.SUFFIX`, expert) for a per-expert tensor name, else None."""
+    match = _EXPERT.match(name)
+    if match is None:
+        return None
+    prefix, expert, proj, suffix = match.groups()
+    return f"{prefix}switch_mlp.{proj}.{suffix}", int(expert)
+
+
+def expert_stacks(names: list[str] | set[str], num_experts: int) -> dict[str, list[str]]:
+    """Per stacked name, the per-expert tensor names in expert order (0 .. num_experts - 1).
+
+    An expert index past num_experts or a missing expert is a CheckpointError naming the tensor.
+    """
+    stacks: dict[str, dict[int, str]] = {}
+    for name in names:
+        found = stacked_expert_name(name)
+        if found is None:
+            continue
+        stacked, expert = found
+        if expert >= num_experts:
+            raise CheckpointError(f"unexpected tensor {name}: config.json has {num_experts} experts")
+        stacks.setdefault(stacked, {})[expert] = name
+    plan = {}
+    for stacked, experts in sorted(stacks.items()):
+        for expert in range(num_experts):
+            if expert not in experts:
+                example = next(iter(experts.values()))
+                missing = _EXPERT.sub(
+                    lambda m: f"{m.group(1)}experts.{expert}.{m.group(3)}.{m.group(4)}", example)
+                raise CheckpointError(f"missing tensor: {missing}")
+        plan[stacked] = [experts[e] for e in range(num_experts)]
+    return plan
+
+
+def check_architecture(config: dict[str, Any]) -> None:
+    """A config.json with MoE fields must name the MoE architecture (model_type is "llada" for
+    both families, so architectures[0] is what tells them apart)."""
+    from llada_core.config import MOE_ARCHITECTURES, is_moe_config
+
+    if not is_moe_config(config) and "num_experts" in config:
+        architecture = (config.get("architectures") or [None])[0]
+        raise CheckpointError(
+            f"config.json describes experts (num_experts) but its architectures[0] is "
+            f"{architecture!r}; LLaDA-MoE checkpoints say {MOE_ARCHITECTURES[0]}")
+
+
+def check_family(config: dict[str, Any], names: list[str] | set[str]) -> None:
+    """config.json's architectures[0] and the tensor names must tell the same family; a MoE
+    feature we do not implement (expert bias, shared experts) is named."""
+    from llada_core.config import is_moe_config
+
+    moe_names = any(".mlp.experts." in name for name in names)
+    if is_moe_config(config):
+        if not moe_names:
+            raise CheckpointError(
+                f"config.json says {config['architectures'][0]} but the weights hold no experts "
+                f"(no model.layers.N.mlp.experts.E.* tensor)")
+        for name in sorted(names):
+            if "expert_bias" in name:
+                raise CheckpointError(f"{name}: an expert bias is not supported")
+            if ".shared_expert" in name:
+                raise CheckpointError(f"{name}: shared experts are not supported")
+    elif moe_names:
+        architecture = (config.get("architectures") or [None])[0]
+        raise CheckpointError(
+            f"the weights hold MoE experts but config.json's architectures[0] is {architecture!r}; "
+            "LLaDA-MoE checkpoints say LLaDAMoEModelLM")

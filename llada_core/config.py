@@ -71,3 +71,212 @@ class LLaDAArgs:
     def rows(self) -> int:
         """Rows of the embedding and the head (embedding_size when set, else vocab_size)."""
         return self.embedding_size or self.vocab_size
+
+
+# ---------------------------------------------------------------------------------------------
+# LLaDA-MoE (inclusionAI/LLaDA-MoE-7B-A1B): its own config.json, told apart by architectures[0].
+
+DENSE_ARCHITECTURE = "LLaDAModelLM"
+MOE_ARCHITECTURES = ("LLaDAMoEModelLM", "LLaDAMoEModel")
+
+# The Ling tokenizer's special tokens LLaDA-MoE uses.
+MOE_MASK = "<|mask|>"
+MOE_EOS = "<|endoftext|>"
+MOE_EOT = "<|role_end|>"
+
+# Fields the reference configuration leaves unset (-1) unless the checkpoint gives them.
+MOE_REQUIRED = (
+    "hidden_size", "num_hidden_layers", "num_attention_heads", "num_experts",
+    "num_experts_per_tok", "expert_intermediate_size", "vocab_size", "rope_theta",
+    "partial_rotary_factor",
+)
+
+
+def is_moe_config(config: dict[str, Any]) -> bool:
+    """True when config.json describes LLaDA-MoE: `model_type` is "llada" for both families, so
+    architectures[0] decides (LLaDAMoEModelLM vs LLaDAModelLM)."""
+    architectures = config.get("architectures")
+    return bool(architectures) and isinstance(architectures, list) and \
+        architectures[0] in MOE_ARCHITECTURES
+
+
+def _unsupported_moe_settings(params: dict[str, Any]) -> list[str]:
+    """Each value of config.json that this implementation does not follow, named."""
+    problems = []
+
+    def given(key: str) -> Any:
+        return params.get(key)
+
+    if given("shared_expert_intermediate_size") not in (None, 0):
+        problems.append(f"shared experts (shared_expert_intermediate_size="
+                        f"{given('shared_expert_intermediate_size')!r})")
+    if given("moe_router_enable_expert_bias"):
+        problems.append("an expert bias (moe_router_enable_expert_bias=true)")
+    if given("moe_router_score_function") not in (None, "softmax"):
+        problems.append(f"another router (moe_router_score_function="
+                        f"{given('moe_router_score_function')!r}; only softmax top-k)")
+    if given("norm_topk_prob"):
+        problems.append("renormalised top-k weights (norm_topk_prob=true; LLaDA-MoE's reference "
+                        "never renormalises)")
+    if params.get("routed_scaling_factor", 1) not in (1, 1.0, None):
+        problems.append(f"a routed scaling factor (routed_scaling_factor="
+                        f"{given('routed_scaling_factor')!r})")
+    for key in ("router_num_group", "router_topk_group"):
+        value = given(key)
+        if value is not None and not (isinstance(value, (int, float)) and value <= 1):
+            problems.append(f"grouped routing ({key}={value!r})")
+    if params.get("hidden_act", "silu") != "silu":
+        problems.append(f"activation {given('hidden_act')!r} (only silu)")
+    if given("attention_bias"):
+        problems.append("attention biases (attention_bias=true)")
+    if given("clip_qkv") is not None:
+        problems.append(f"clipped q/k/v (clip_qkv={given('clip_qkv')!r})")
+    if given("rope_scaling") is not None:
+        problems.append(f"rope scaling (rope_scaling={given('rope_scaling')!r})")
+    layers = given("num_hidden_layers")
+    freq = given("moe_layer_freq")
+    if freq is None:
+        problems.append("no moe_layer_freq (which layers are MoE)")
+    elif not isinstance(freq, list) or (isinstance(layers, int) and len(freq) != layers) \
+            or any(value != 1 for value in freq):
+        problems.append(f"dense layers among the MoE ones (moe_layer_freq={freq!r}; every layer "
+                        "must be MoE)")
+    return problems
+
+
+@dataclass
+class LLaDAMoEArgs:
+    """LLaDA-MoE's config.json (the reference LLaDAMoEConfig's fields); every number from it."""
+
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_experts: int
+    num_experts_per_tok: int
+    expert_intermediate_size: int
+    vocab_size: int
+    rope_theta: float
+    partial_rotary_factor: float
+    num_key_value_heads: Optional[int] = None
+    rms_norm_eps: float = 1e-5
+    max_position_embeddings: int = 4096
+    tie_word_embeddings: bool = False
+    qk_layernorm: bool = False
+    model_type: str = "llada"
+    # config.json's mask_token_id when present, else the tokenizer's <|mask|> (the loaders fill
+    # it in); EOS and end of turn always come from the tokenizer.
+    mask_token_id: Optional[int] = None
+    eos_token_id: Optional[int] = None
+    eot_token_id: Optional[int] = None
+
+    @classmethod
+    def from_dict(cls, params: dict[str, Any]):
+        """Arguments from LLaDA-MoE's config.json. A missing field or a setting this
+        implementation does not follow raises one CheckpointError naming it; EOS comes from the
+        tokenizer, so config.json's eos_token_id is not read."""
+        from llada_core.checkpoint import CheckpointError
+
+        missing = [key for key in MOE_REQUIRED if params.get(key) is None]
+        if missing:
+            raise CheckpointError(f"config.json is missing LLaDA-MoE field(s): {', '.join(missing)}")
+        problems = _unsupported_moe_settings(params)
+        if problems:
+            raise CheckpointError(
+                "config.json asks for a LLaDA-MoE variant we do not implement: "
+                + "; ".join(problems))
+        names = {f.name for f in fields(cls)} - {"eos_token_id", "eot_token_id"}
+        args = cls(**{k: v for k, v in params.items() if k in names})
+        args.qk_layernorm = bool(args.qk_layernorm)
+        args.tie_word_embeddings = bool(args.tie_word_embeddings)
+        args.check()
+        return args
+
+    def check(self) -> None:
+        from llada_core.checkpoint import CheckpointError
+
+        for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_experts",
+                     "num_experts_per_tok", "expert_intermediate_size", "vocab_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise CheckpointError(f"config.json's {name} {value!r} is not a positive integer")
+        if self.hidden_size % self.num_attention_heads:
+            raise CheckpointError(f"hidden_size {self.hidden_size} is not a multiple of "
+                                  f"num_attention_heads {self.num_attention_heads}")
+        if self.num_attention_heads % self.kv_heads:
+            raise CheckpointError(f"num_attention_heads {self.num_attention_heads} is not a "
+                                  f"multiple of num_key_value_heads {self.kv_heads}")
+        if not 0 < self.num_experts_per_tok <= self.num_experts:
+            raise CheckpointError(f"num_experts_per_tok {self.num_experts_per_tok} must be between "
+                                  f"1 and num_experts {self.num_experts}")
+        factor = self.partial_rotary_factor
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor <= 1:
+            raise CheckpointError(f"config.json's partial_rotary_factor {factor!r} is not in (0, 1]")
+        if self.rotary_dims < 2 or self.rotary_dims % 2:
+            raise CheckpointError(f"partial_rotary_factor {factor} gives {self.rotary_dims} rotary "
+                                  f"dimensions of {self.head_dim}; they must be even and at least 2")
+        if not isinstance(self.rope_theta, (int, float)) or self.rope_theta <= 0:
+            raise CheckpointError(f"config.json's rope_theta {self.rope_theta!r} is not positive")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @property
+    def kv_heads(self) -> int:
+        return self.num_key_value_heads or self.num_attention_heads
+
+    @property
+    def rotary_dims(self) -> int:
+        """The rotated dimensions of each head: head_dim × partial_rotary_factor, as HF rounds."""
+        return int(self.head_dim * self.partial_rotary_factor)
+
+    @property
+    def rows(self) -> int:
+        """Rows of the embedding and the head."""
+        return self.vocab_size
+
+    @property
+    def max_sequence_length(self) -> int:
+        return self.max_position_embeddings
+
+    # The dense family's names, for code that reports a model's size.
+    @property
+    def d_model(self) -> int:
+        return self.hidden_size
+
+    @property
+    def n_layers(self) -> int:
+        return self.num_hidden_layers
+
+    @property
+    def n_heads(self) -> int:
+        return self.num_attention_heads
+
+    def fill_token_ids(self, tokenizer: Any) -> None:
+        """Mask (unless config.json gave it), EOS and end of turn from the Ling tokenizer; a
+        missing mask or EOS token is a CheckpointError naming it."""
+        from llada_core.checkpoint import CheckpointError
+
+        def token_id(token: str) -> Optional[int]:
+            value = tokenizer.convert_tokens_to_ids(token)
+            if value is None or value == tokenizer.unk_token_id:
+                return None
+            return int(value)
+
+        if self.mask_token_id is None:
+            self.mask_token_id = token_id(MOE_MASK)
+            if self.mask_token_id is None:
+                raise CheckpointError(f"config.json has no mask_token_id and the tokenizer has no "
+                                      f"{MOE_MASK} token")
+        self.eos_token_id = token_id(MOE_EOS)
+        if self.eos_token_id is None:
+            eos = getattr(tokenizer, "eos_token_id", None)
+            if eos is None:
+                raise CheckpointError(f"the tokenizer has no {MOE_EOS} (EOS) token")
+            self.eos_token_id = int(eos)
+        self.eot_token_id = token_id(MOE_EOT)
+        for name in ("mask_token_id", "eos_token_id", "eot_token_id"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or not 0 <= value < self.rows):
+                raise CheckpointError(f"{name} {value!r} is not an id below {self.rows}")

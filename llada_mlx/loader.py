@@ -18,9 +18,11 @@ from mlx.utils import tree_flatten
 from llada_core import tokens
 from llada_core.chat import load_tokenizer
 from llada_core.checkpoint import (
-    CheckpointError, check_tensors, read_config, resolve_checkpoint, weight_files,
+    CheckpointError, check_architecture, check_family, check_tensors, read_config,
+    resolve_checkpoint, weight_files,
 )
-from llada_mlx import memory
+from llada_core.config import is_moe_config
+from llada_mlx import memory, moe
 from llada_mlx.model import Model, ModelArgs
 
 DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
@@ -85,6 +87,17 @@ def load_model_args(config: dict[str, Any]) -> ModelArgs:
     return args
 
 
+def load_moe_args(config: dict[str, Any]) -> moe.ModelArgs:
+    """LLaDA-MoE's arguments from its config.json (architectures[0] LLaDAMoEModelLM); a missing
+    or unsupported field is one CheckpointError naming it."""
+    if config.get("model_type") != "llada":
+        raise CheckpointError(
+            f"config.json has model_type {config.get('model_type')!r}; expected 'llada'")
+    args = moe.ModelArgs.from_dict(config)
+    args.quantization = quantization_entry(config)
+    return args
+
+
 def read_shard(path: Path) -> dict[str, mx.array]:
     """The tensors of one safetensors file, lazily: mx.load reads a tensor's bytes only when it
     is evaluated, so this costs the header alone."""
@@ -105,7 +118,7 @@ def read_weights(folder: Path) -> dict[str, mx.array]:
     return weights
 
 
-def quantize_like_weights(model: Model, weights: dict[str, mx.array],
+def quantize_like_weights(model: nn.Module, weights: dict[str, mx.array],
                           quantization: Optional[dict[str, Any]]) -> None:
     """Quantize every module whose `scales` are in the weights, as their shapes say."""
     scaled = sorted(name[: -len(".scales")] for name in weights if name.endswith(".scales"))
@@ -131,7 +144,9 @@ def inferred_quantization(path: str, module: nn.Module,
     if packed is None:
         raise CheckpointError(f"missing tensor: {path}.weight (its scales are present)")
     features = module.weight.shape[-1]  # the float module's input width
-    if packed.dtype != mx.uint32 or packed.ndim != 2 or scales.ndim != 2 or scales.shape[-1] == 0:
+    # 2-D for a Linear or the embedding, 3-D for stacked experts [experts, out, in].
+    if (packed.dtype != mx.uint32 or packed.ndim not in (2, 3) or scales.ndim != packed.ndim
+            or scales.shape[-1] == 0):
         raise CheckpointError(
             f"{path}.weight ({packed.dtype}, shape {list(packed.shape)}) with scales of shape "
             f"{list(scales.shape)} is not an MLX affine-quantized tensor")
@@ -144,7 +159,7 @@ def inferred_quantization(path: str, module: nn.Module,
     return {"group_size": group_size, "bits": bits}
 
 
-def check_weights(model: Model, weights: dict[str, mx.array]) -> None:
+def check_weights(model: nn.Module, weights: dict[str, mx.array]) -> None:
     check_tensors({name: tuple(v.shape) for name, v in tree_flatten(model.parameters())},
                   {name: tuple(w.shape) for name, w in weights.items()})
 
@@ -169,6 +184,9 @@ def load(path_or_repo_id: str | Path, dtype: Any = None) -> tuple[Model, Any]:
     """
     folder = resolve_checkpoint(path_or_repo_id)
     config = read_config(folder)
+    check_architecture(config)
+    if is_moe_config(config):
+        return load_moe(folder, config, dtype)
     args = load_model_args(config)
     mx_dtype = parse_dtype(dtype)
     tokenizer = load_tokenizer(folder)
@@ -176,12 +194,38 @@ def load(path_or_repo_id: str | Path, dtype: Any = None) -> tuple[Model, Any]:
     args.eot_token_id = eot if eot is not None and eot != tokenizer.unk_token_id else None
 
     model = Model(args)
-    weights = Model.sanitize(read_weights(folder))
+    weights = read_weights(folder)
+    check_family(config, weights)
+    weights = Model.sanitize(weights)
     quantize_like_weights(model, weights, args.quantization)
     check_weights(model, weights)
     model.load_weights(list(cast_weights(weights, mx_dtype).items()), strict=True)
     # From here the model holds the only references to the (still lazy) tensors, so evaluating
     # them keeps one copy: a cast's source is freed as soon as its tensor is done.
+    del weights
+    model.eval()
+    materialize(model)
+    memory.wired_limit_for(model)
+    return model, tokenizer
+
+
+def load_moe(folder: Path, config: dict[str, Any], dtype: Any = None) -> tuple[moe.Model, Any]:
+    """LLaDA-MoE from its folder (official layout, or our conversion: float or quantized per
+    expert), experts stacked for gather_mm / gather_qmm, strictly. The mask id is config.json's
+    mask_token_id when present, else the tokenizer's <|mask|>; EOS and end of turn come from
+    the tokenizer."""
+    args = load_moe_args(config)
+    mx_dtype = parse_dtype(dtype)
+    tokenizer = load_tokenizer(folder)
+    args.fill_token_ids(tokenizer)
+
+    model = moe.Model(args)
+    weights = read_weights(folder)
+    check_family(config, weights)
+    weights = moe.Model.sanitize(weights, args.num_experts)
+    quantize_like_weights(model, weights, args.quantization)
+    check_weights(model, weights)
+    model.load_weights(list(cast_weights(weights, mx_dtype).items()), strict=True)
     del weights
     model.eval()
     materialize(model)

@@ -10,8 +10,11 @@ import torch
 from llada_core import tokens
 from llada_core.chat import load_tokenizer
 from llada_core.checkpoint import (
-    CheckpointError, check_tensors, read_config, resolve_checkpoint, stored_dtype, weight_files,
+    CheckpointError, check_architecture, check_family, check_tensors, read_config,
+    resolve_checkpoint, stored_dtype, weight_files,
 )
+from llada_core.config import is_moe_config
+from llada_torch import moe
 from llada_torch.model import Model, ModelArgs
 from llada_torch.threads import use_cpu_threads
 
@@ -69,6 +72,18 @@ def load_model_args(config: dict[str, Any]) -> ModelArgs:
     return args
 
 
+def load_moe_args(config: dict[str, Any]) -> moe.ModelArgs:
+    """LLaDA-MoE's arguments from its config.json (a missing or unsupported field is one
+    CheckpointError naming it)."""
+    if config.get("model_type") != "llada":
+        raise CheckpointError(
+            f"config.json has model_type {config.get('model_type')!r}; expected 'llada'")
+    if "quantization" in config or "quantization_config" in config:
+        raise CheckpointError(
+            "this checkpoint holds quantized MLX weights; load it with the MLX backend")
+    return moe.ModelArgs.from_dict(config)
+
+
 def read_weights(folder: Path, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError, safe_open
 
@@ -83,7 +98,7 @@ def read_weights(folder: Path, device: torch.device, dtype: torch.dtype) -> dict
     return weights
 
 
-def check_weights(model: Model, weights: dict[str, torch.Tensor]) -> None:
+def check_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
     check_tensors({name: tuple(p.shape) for name, p in model.state_dict().items()},
                   {name: tuple(w.shape) for name, w in weights.items()})
 
@@ -96,6 +111,9 @@ def load(path_or_repo_id: str | Path, *, dtype: str | torch.dtype | None = None,
     """
     folder = resolve_checkpoint(path_or_repo_id)
     config = read_config(folder)
+    check_architecture(config)
+    if is_moe_config(config):
+        return load_moe(folder, config, dtype=dtype, device=device)
     args = load_model_args(config)
     torch_dtype = parse_dtype(dtype, None if dtype else stored_dtype(folder))
     target = pick_device(device)
@@ -105,7 +123,33 @@ def load(path_or_repo_id: str | Path, *, dtype: str | torch.dtype | None = None,
 
     with torch.device("meta"):
         model = Model(args)
-    weights = Model.sanitize(read_weights(folder, target, torch_dtype))
+    weights = read_weights(folder, target, torch_dtype)
+    check_family(config, weights)
+    weights = Model.sanitize(weights)
+    check_weights(model, weights)
+    model.load_state_dict(weights, strict=True, assign=True)
+    model.eval().requires_grad_(False)
+    use_cpu_threads(model)
+    return model, tokenizer
+
+
+def load_moe(folder: Path, config: dict[str, Any], *, dtype: str | torch.dtype | None = None,
+             device: Optional[str] = None) -> tuple[moe.Model, Any]:
+    """LLaDA-MoE (architectures[0] LLaDAMoEModelLM) from its folder, experts stacked, strictly.
+
+    The mask id is config.json's mask_token_id when present, else the tokenizer's <|mask|>; EOS
+    (<|endoftext|>) and end of turn (<|role_end|>) come from the tokenizer."""
+    args = load_moe_args(config)
+    torch_dtype = parse_dtype(dtype, None if dtype else stored_dtype(folder))
+    target = pick_device(device)
+    tokenizer = load_tokenizer(folder)
+    args.fill_token_ids(tokenizer)
+
+    with torch.device("meta"):
+        model = moe.Model(args)
+    weights = read_weights(folder, target, torch_dtype)
+    check_family(config, weights)
+    weights = moe.Model.sanitize(weights, args.num_experts)
     check_weights(model, weights)
     model.load_state_dict(weights, strict=True, assign=True)
     model.eval().requires_grad_(False)
