@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,8 +126,9 @@ def encode_prompt(tokenizer: Any, messages_or_text: str | Sequence[Message]) -> 
     """Prompt ids for any LLaDA: the chat template for an Instruct model, raw text for a base one.
 
     Text is one user message for an Instruct model. A base model gets BOS + the text; given
-    messages, it gets their contents joined in order without roles or separators (the
-    conversation read as one text it continues).
+    messages, it gets their contents joined in order without roles (the conversation read as
+    one text it continues), with a space between two texts when neither side has one, as
+    continue_conversation does.
     """
     if isinstance(messages_or_text, str):
         if is_base_model(tokenizer):
@@ -135,8 +136,18 @@ def encode_prompt(tokenizer: Any, messages_or_text: str | Sequence[Message]) -> 
         return encode_chat(tokenizer, [{"role": "user", "content": messages_or_text}])
     if is_base_model(tokenizer):
         _check_messages(messages_or_text)
-        return encode_raw(tokenizer, "".join(m["content"] for m in messages_or_text))
+        return encode_raw(tokenizer, join_continuations(m["content"] for m in messages_or_text))
     return encode_chat(tokenizer, messages_or_text)
+
+
+def join_continuations(texts: Iterable[str]) -> str:
+    """Texts read as one: a space between two when neither side has whitespace there."""
+    joined = ""
+    for text in texts:
+        if joined and text and not joined[-1].isspace() and not text[0].isspace():
+            joined += " "
+        joined += text
+    return joined
 
 
 def continue_conversation(

@@ -277,3 +277,11 @@ def test_chat_prompts_of_a_base_model_are_the_growing_text(base_like, base_token
     spaced = raw_ids(base_tokenizer, " the heaven")
     assert second[-len(tail):] == tail or second[-len(spaced):] == spaced
     assert out.getvalue().count(chat_cmd.BASE_NOTE) == 1
+
+
+def test_base_history_reads_as_one_text_with_spaces_where_needed():
+    from llada_core.chat import join_continuations
+
+    assert join_continuations(["Once upon", "a time", " there was", "\nA dragon."]) \
+        == "Once upon a time there was\nA dragon."
+    assert join_continuations(["", "text", ""]) == "text"
