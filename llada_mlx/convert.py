@@ -27,13 +27,16 @@ from pathlib import Path
 from typing import Any, Optional
 
 import mlx.core as mx
+import mlx.nn as nn
 from mlx.utils import tree_flatten
 
 from llada_core.checkpoint import (
-    CHECKPOINT_PATTERNS, CheckpointError, check_tensors, read_config, resolve_checkpoint,
-    weight_files,
+    CHECKPOINT_PATTERNS, CheckpointError, check_architecture, check_family, check_tensors,
+    read_config, resolve_checkpoint, weight_files,
 )
-from llada_mlx.loader import BITS, DTYPES, GROUP_SIZES, load_model_args, read_shard
+from llada_core.config import is_moe_config
+from llada_mlx import moe
+from llada_mlx.loader import BITS, DTYPES, GROUP_SIZES, load_model_args, load_moe_args, read_shard
 from llada_mlx.model import Model
 
 SHARD_BYTES = 5 * 2**30  # mlx-lm's MAX_FILE_SIZE_GB
@@ -70,11 +73,16 @@ def convert(source: str | Path, out: str | Path, *, bits: Optional[int] = 8, gro
         raise ValueError("the output folder must differ from the source folder")
 
     config = read_config(folder)
-    args = load_model_args(config)
+    check_architecture(config)
+    family = "moe" if is_moe_config(config) else "dense"
+    args = load_moe_args(config) if family == "moe" else load_model_args(config)
     if args.quantization is not None:
         raise CheckpointError(f"{folder} is already quantized; convert the original float weights")
-    model = Model(args)  # parameters stay lazy: never evaluated, only their shapes are read
-    sources = source_tensors(folder)
+    # Parameters stay lazy: never evaluated, only their shapes are read.
+    model = moe.Model(args) if family == "moe" else Model(args)
+    sources = source_tensors(folder, family)
+    if family == "moe":
+        check_family(config, {info.stored_name for info in sources.values()})
     check_sources(model, sources)
     quantized = quantized_names(model, sources, bits, group_size)
 
@@ -111,34 +119,58 @@ def _check_options(bits: Optional[int], group_size: int, dtype: str, shard_bytes
         raise ValueError(f"shard size {shard_bytes!r} must be a positive number of bytes")
 
 
-def source_tensors(folder: Path) -> dict[str, SourceTensor]:
-    """Every source tensor under its mlx-community name, in file order; nothing is read but
-    the safetensors headers."""
+def source_tensors(folder: Path, family: str = "dense") -> dict[str, SourceTensor]:
+    """Every source tensor under its MLX name, in file order; nothing is read but the
+    safetensors headers. LLaDA-MoE keeps its names (the head moves under `model.`) and its
+    experts one tensor per expert: the loader stacks them."""
     found: dict[str, SourceTensor] = {}
     for path in weight_files(folder):
         shard = read_shard(path)
         stored = {id(value): name for name, value in shard.items()}
-        for name, value in Model.sanitize(shard).items():  # the same arrays, renamed
+        renamed = Model.sanitize(shard) if family == "dense" else {
+            ("model." + name if name.startswith("lm_head.") else name): value
+            for name, value in shard.items()}
+        for name, value in renamed.items():  # the same arrays, renamed
             found[name] = SourceTensor(path, stored[id(value)], tuple(value.shape), value.dtype)
     return found
 
 
-def check_sources(model: Model, sources: dict[str, SourceTensor]) -> None:
+def expected_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    """The tensors a source must hold for `model`: its parameters, with each stacked expert
+    tensor `…switch_mlp.P.weight` [experts, out, in] as one `…experts.E.P.weight` per expert."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, value in tree_flatten(model.parameters()):
+        if ".switch_mlp." in name:
+            for expert in range(value.shape[0]):
+                shapes[name.replace(".switch_mlp.", f".experts.{expert}.")] = tuple(value.shape[1:])
+        else:
+            shapes[name] = tuple(value.shape)
+    return shapes
+
+
+def check_sources(model: nn.Module, sources: dict[str, SourceTensor]) -> None:
     """Every tensor the model needs, none extra, the right shapes, all floating point."""
-    check_tensors({name: tuple(v.shape) for name, v in tree_flatten(model.parameters())},
-                  {name: info.shape for name, info in sources.items()})
+    check_tensors(expected_shapes(model), {name: info.shape for name, info in sources.items()})
     for name, info in sources.items():
         if not mx.issubdtype(info.dtype, mx.floating):
             raise CheckpointError(f"{name} is stored as {info.dtype}; convert float weights only")
 
 
-def quantized_names(model: Model, sources: dict[str, SourceTensor], bits: Optional[int],
+def quantized_names(model: nn.Module, sources: dict[str, SourceTensor], bits: Optional[int],
                     group_size: int) -> set[str]:
-    """The weights to quantize (every Linear, the embedding, the head); checks the group size."""
+    """The weights to quantize (every Linear, the embedding, the head; LLaDA-MoE's experts one
+    by one, its router kept in float); checks the group size."""
     if bits is None:
         return set()
-    names = {f"{path}.weight" for path, module in model.named_modules()
-             if path and hasattr(module, "to_quantized")}
+    names = set()
+    for path, module in model.named_modules():
+        if not path or not hasattr(module, "to_quantized") or path.endswith(".mlp.gate"):
+            continue
+        if isinstance(module, moe.SwitchLinear):
+            names.update(f"{path.replace('.switch_mlp.', f'.experts.{e}.')}.weight"
+                         for e in range(module.weight.shape[0]))
+        else:
+            names.add(f"{path}.weight")
     for name in sorted(names):
         width = sources[name].shape[-1]
         if width % group_size:
