@@ -567,3 +567,26 @@ def test_out_of_memory_mid_answer_is_one_sentence_and_the_app_goes_on(qtbot, mak
     assert answer.role == "assistant"
     assert answer.stats["backend"] == BACKEND and answer.stats["dtype"] == "float32"
     assert BACKEND in window.transcript.views[-1].meta.text()
+
+
+def test_a_character_split_across_tokens_takes_one_cell(qtbot, tiny_tokenizer):
+    from app.frame_text import TokenPieces
+
+    tokenizer = tiny_tokenizer
+    mask = tokenizer.convert_tokens_to_ids("<|mdm_mask|>")
+    ids = list(tokenizer(" 中文 ok", add_special_tokens=False)["input_ids"])
+    pieces = TokenPieces(tokenizer, mask)(ids)
+    assert any(pieces.joined), "the tiny tokenizer should split 中 over several tokens"
+    n = len(ids)
+    frame = CanvasFrame(index=0, block=0, committed_at=[0] * n, confidence=[1.0] * n,
+                        pieces=list(pieces), block_length=n, total_steps=1,
+                        joined=pieces.joined)
+    canvas = DenoiseCanvas()
+    qtbot.addWidget(canvas)
+    canvas.show_now(frame)
+    cells = canvas.layout_cells(600)
+    joined = [c for c in cells if pieces.joined[c.position]]
+    assert joined and all(c.rect.width() == 0 for c in joined)
+    # one line: 中文 is not broken up by the empty cells of its later tokens
+    assert len({c.rect.top() for c in cells}) == 1
+    assert "".join(c.text for c in cells) == "中文 ok"

@@ -7,7 +7,7 @@ keeps the latest one and a timer at the screen's refresh rate paints it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 from PySide6.QtCore import QLineF, QRectF, QSize, Qt, QTimer, Signal
@@ -64,6 +64,9 @@ class CanvasFrame:
     total_steps: int
     nfe: int = 0
     done: bool = False
+    # Per position: its bytes are shown on an earlier position (the 2nd token of 中): no cell
+    # width, and no word break before it.
+    joined: list[bool] = field(default_factory=list)
 
     @classmethod
     def of(cls, frame, pieces: Sequence[str], block_length: int, total_steps: int) -> "CanvasFrame":
@@ -71,7 +74,11 @@ class CanvasFrame:
                    committed_at=[int(c) for c in frame.committed_at],
                    confidence=[float(c) for c in frame.confidence], pieces=list(pieces),
                    block_length=int(block_length), total_steps=int(total_steps),
-                   nfe=int(frame.nfe), done=bool(frame.done))
+                   nfe=int(frame.nfe), done=bool(frame.done),
+                   joined=list(getattr(pieces, "joined", [])))
+
+    def is_joined(self, i: int) -> bool:
+        return i < len(self.joined) and self.joined[i] and self.committed_at[i] >= 0
 
 
 @dataclass
@@ -199,6 +206,9 @@ class DenoiseCanvas(QWidget):
         previous_text = " "
         for i in range(len(frame.committed_at)):
             text, masked = self._piece_text(frame, i)
+            if frame.is_joined(i) and runs:
+                runs[-1].append((i, text, masked))
+                continue
             starts_word = (masked or previous_masked or not text or text[:1].isspace()
                            or previous_text[-1:].isspace() or not previous_text)
             if starts_word or not runs:
@@ -213,7 +223,7 @@ class DenoiseCanvas(QWidget):
             return max(space * 0.6, fm.horizontalAdvance(shown)) + 2 * self.PAD_X
 
         for run in runs:
-            total = sum(width_of(t, m) for _, t, m in run)
+            total = sum(0.0 if frame.is_joined(i) else width_of(t, m) for i, t, m in run)
             if x > self.MARGIN and x + total > right:
                 x, y = self.MARGIN, y + line_h + self.LINE_GAP
             for i, text, masked in run:
@@ -222,7 +232,7 @@ class DenoiseCanvas(QWidget):
                 shown = shown.replace("\n", "")
                 if x == self.MARGIN and not masked:
                     shown = shown.lstrip(" ")
-                w = width_of(shown, masked)
+                w = 0.0 if frame.is_joined(i) else width_of(shown, masked)
                 if x > self.MARGIN and x + w > right:
                     x, y = self.MARGIN, y + line_h + self.LINE_GAP
                 cells.append(Cell(QRectF(x, y, w, line_h), shown, i))

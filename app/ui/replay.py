@@ -49,7 +49,7 @@ class ReplayDialog(QDialog):
         self.seek(self.timeline.value())
 
     def canvas_frame(self, k: int) -> CanvasFrame:
-        return CanvasFrame.of(self.trace.frame(k), self.trace.pieces, self.trace.block_length,
+        return CanvasFrame.of(self.trace.frame(k), self.trace.pieces_at(k), self.trace.block_length,
                               self.trace.num_steps)
 
     def seek(self, k: int) -> None:
