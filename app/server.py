@@ -1,0 +1,732 @@
+"""An OpenAI-compatible HTTP server for one LLaDA model (`llada serve`).
+
+Qt-free and independent of the window: it owns its model, touches no conversation store and
+shares nothing with a running app. One long-lived worker thread loads the model and runs every
+answer (MLX streams are per thread); requests wait their turn in its queue. The HTTP side is
+Starlette on uvicorn, imported only when a server is built.
+
+Endpoints: GET /v1/models, POST /v1/chat/completions and POST /v1/completions (raw text, for
+Base models), streaming (server-sent events) or not. Standard fields map onto the sampler
+(`max_tokens` is the answer length, `temperature`, `seed`, `stop`); extension fields choose
+`steps`, `block_length`, `mode`, `threshold`, `cfg_scale` and `remasking`, and
+`"llada_frames": true` adds each denoising step as an extra `llada.frame` event to a stream.
+A stream sends text as it becomes final: the settled prefix (the longest run of committed
+positions from the start of the answer) only grows, so its text is never taken back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import json
+import math
+import queue
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from llada_core.chat import encode_prompt, encode_raw, known_ids, visible_answer_ids
+from llada_core.settings import SamplerSettings
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_STOP_SEQUENCES = 4
+DISCONNECT_POLL_S = 0.2  # how often a waiting request checks that its client is still there
+
+
+class RequestError(Exception):
+    """A request the server refuses: HTTP status and an OpenAI-style error body."""
+
+    def __init__(self, status: int, message: str, *, code: Optional[str] = None,
+                 param: Optional[str] = None, kind: str = "invalid_request_error"):
+        super().__init__(message)
+        self.status, self.message, self.code, self.param, self.kind = status, message, code, param, kind
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, kind=self.kind, code=self.code, param=self.param)
+
+
+def error_body(message: str, *, kind: str = "invalid_request_error", code: Optional[str] = None,
+               param: Optional[str] = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def served_model_id(model: str) -> str:
+    """The id /v1/models lists: a local folder's name, else the repo id as given."""
+    path = Path(model)
+    return path.resolve().name if path.is_dir() else model
+
+
+# --- Requests: JSON fields -> prompt ids and sampler settings ---------------------------------
+
+@dataclass
+class Generation:
+    """One validated request, ready for the worker."""
+
+    kind: str  # "chat" or "text"
+    prompt_ids: list[int]
+    sampler: dict[str, Any]
+    max_tokens: int
+    stop: list[str]
+    stream: bool
+    include_usage: bool
+    frames: bool
+
+
+def plan_schedule(max_tokens: Optional[int], defaults: dict[str, Any],
+                  block_length: Optional[int] = None, steps: Optional[int] = None) -> dict[str, int]:
+    """Answer length, block length and steps for a request.
+
+    The canvas is max_tokens rounded up to whole blocks (the answer is cut back to max_tokens);
+    the block is the server's unless the request names one (never longer than the answer);
+    steps keep the server's steps per token, rounded to a multiple of the number of blocks,
+    unless the request names them (then they must fit, or the settings are refused).
+    """
+    wanted = max_tokens if max_tokens is not None else int(defaults["gen_length"])
+    block = block_length if block_length is not None else min(int(defaults["block_length"]), wanted)
+    if block < 1:
+        raise ValueError(f"block length must be at least 1, not {block}")
+    gen_length = math.ceil(wanted / block) * block
+    if steps is None:
+        blocks = gen_length // block
+        per_token = int(defaults["steps"]) / int(defaults["gen_length"])
+        steps = max(blocks, round(gen_length * per_token / blocks) * blocks)
+        steps = min(steps, gen_length)
+    return {"gen_length": gen_length, "block_length": block, "steps": steps}
+
+
+def _number(body: dict[str, Any], name: str, *, whole: bool = False) -> Any:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            whole and not (isinstance(value, int) or float(value).is_integer())):
+        kind = "a whole number" if whole else "a number"
+        raise RequestError(400, f"'{name}' must be {kind}, not {json.dumps(value)}", param=name)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RequestError(400, f"'{name}' must be a finite number", param=name)
+    return int(value) if whole else value
+
+
+def _stop_sequences(body: dict[str, Any]) -> list[str]:
+    stop = body.get("stop")
+    if stop is None:
+        return []
+    if isinstance(stop, str):
+        stop = [stop]
+    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+        raise RequestError(400, "'stop' must be a string or a list of strings", param="stop")
+    if len(stop) > MAX_STOP_SEQUENCES:
+        raise RequestError(400, f"'stop' takes at most {MAX_STOP_SEQUENCES} sequences", param="stop")
+    return [s for s in stop if s]
+
+
+def _messages(body: dict[str, Any]) -> list[dict[str, str]]:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RequestError(400, "'messages' must be a non-empty list", param="messages")
+    out = []
+    for number, message in enumerate(messages, start=1):
+        if not isinstance(message, dict):
+            raise RequestError(400, f"message {number} must be an object", param="messages")
+        role, content = message.get("role"), message.get("content")
+        if role == "developer":
+            role = "system"
+        if role not in ("system", "user", "assistant"):
+            raise RequestError(400, f"message {number} has role {json.dumps(role)}; this server "
+                                    "takes system, user and assistant messages", param="messages")
+        if isinstance(content, list):  # content parts: text only
+            texts = []
+            for part in content:
+                if not isinstance(part, dict) or part.get("type") != "text" \
+                        or not isinstance(part.get("text"), str):
+                    raise RequestError(400, f"message {number}: only text content is supported",
+                                       param="messages")
+                texts.append(part["text"])
+            content = "".join(texts)
+        if content is None and role == "assistant":
+            content = ""
+        if not isinstance(content, str):
+            raise RequestError(400, f"message {number} content must be text", param="messages")
+        out.append({"role": role, "content": content})
+    return out
+
+
+def _text_prompt(tokenizer: Any, body: dict[str, Any]) -> list[int]:
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
+        prompt = prompt[0]
+    if isinstance(prompt, str):
+        return encode_raw(tokenizer, prompt)
+    if isinstance(prompt, list) and prompt and all(
+            isinstance(t, int) and not isinstance(t, bool) for t in prompt):
+        return list(prompt)  # token ids, used as they are (checked against the model below)
+    raise RequestError(400, "'prompt' must be one string or one list of token ids", param="prompt")
+
+
+def parse_generation(body: Any, kind: str, *, tokenizer: Any, defaults: dict[str, Any],
+                     model_ids: Sequence[str], max_sequence_length: int, vocab_rows: int) -> Generation:
+    """Validate a request body into a Generation; RequestError (4xx) names what is wrong."""
+    if not isinstance(body, dict):
+        raise RequestError(400, "the request body must be a JSON object")
+    model = body.get("model")
+    if model is not None and model not in model_ids:
+        raise RequestError(404, f"the model {json.dumps(model)} does not exist; this server has "
+                                f"{json.dumps(model_ids[0])}", code="model_not_found", param="model")
+    n = body.get("n", 1)
+    if n != 1:
+        raise RequestError(400, "'n' must be 1: this server writes one answer per request", param="n")
+    if body.get("echo"):
+        raise RequestError(400, "'echo' is not supported", param="echo")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise RequestError(400, "'stream' must be true or false", param="stream")
+    options = body.get("stream_options") or {}
+    if not isinstance(options, dict):
+        raise RequestError(400, "'stream_options' must be an object", param="stream_options")
+    frames = body.get("llada_frames", False)
+    if not isinstance(frames, bool):
+        raise RequestError(400, "'llada_frames' must be true or false", param="llada_frames")
+
+    max_tokens = _number(body, "max_tokens", whole=True)
+    if max_tokens is None and kind == "chat":
+        max_tokens = _number(body, "max_completion_tokens", whole=True)
+    if max_tokens is not None and max_tokens < 1:
+        raise RequestError(400, f"'max_tokens' must be at least 1, not {max_tokens}", param="max_tokens")
+    block_length = _number(body, "block_length", whole=True)
+    steps = _number(body, "steps", whole=True)
+    sampler = dict(defaults)
+    try:
+        sampler.update(plan_schedule(max_tokens, defaults, block_length, steps))
+    except ValueError as error:
+        raise RequestError(400, str(error), code="invalid_settings") from error
+    for name, key in (("temperature", "temperature"), ("cfg_scale", "cfg_scale")):
+        value = _number(body, name)
+        if value is not None:
+            sampler[key] = value
+    seed = _number(body, "seed", whole=True)
+    if seed is not None:
+        sampler["seed"] = seed
+    for name in ("mode", "remasking"):
+        if name in body:
+            if not isinstance(body[name], str):
+                raise RequestError(400, f"'{name}' must be a string", param=name)
+            sampler[name] = body[name]
+    if "threshold" in body:  # null keeps the fixed schedule
+        sampler["threshold"] = _number(body, "threshold")
+    try:
+        SamplerSettings(**sampler)
+    except (TypeError, ValueError) as error:
+        raise RequestError(400, str(error), code="invalid_settings") from error
+
+    try:
+        prompt_ids = (encode_prompt(tokenizer, _messages(body)) if kind == "chat"
+                      else _text_prompt(tokenizer, body))
+    except ValueError as error:
+        raise RequestError(400, str(error)) from error
+    bad = [t for t in prompt_ids if not 0 <= t < vocab_rows]
+    if bad:
+        raise RequestError(400, f"prompt token {bad[0]} is not a valid id (the model has ids 0 to "
+                                f"{vocab_rows - 1})", param="prompt")
+    total = len(prompt_ids) + sampler["gen_length"]
+    if total > max_sequence_length:
+        raise RequestError(400, f"the prompt ({len(prompt_ids)} tokens) and the answer "
+                                f"({sampler['gen_length']} tokens) need {total} tokens; this model's "
+                                f"context is {max_sequence_length}", code="context_length_exceeded",
+                           param="messages" if kind == "chat" else "prompt")
+    return Generation(kind=kind, prompt_ids=prompt_ids, sampler=sampler,
+                      max_tokens=max_tokens if max_tokens is not None else sampler["gen_length"],
+                      stop=_stop_sequences(body), stream=stream,
+                      include_usage=bool(options.get("include_usage")), frames=frames)
+
+
+# --- Text that is final: what a stream may send ----------------------------------------------
+
+class AnswerText:
+    """The answer's text as it becomes final, step by step.
+
+    Positions before the first mask are committed and never change, so their text is final, up
+    to a stop token (EOS, end of turn), max_tokens, or a stop sequence. Text is held back while
+    its last character is incomplete (a byte-level token holding part of one) or its end could
+    still grow into a stop sequence, so every delta is final and the deltas join to the answer.
+    """
+
+    def __init__(self, tokenizer: Any, mask_id: int, max_tokens: int, stop: Sequence[str]):
+        self.tokenizer, self.mask_id, self.max_tokens, self.stop = tokenizer, mask_id, max_tokens, list(stop)
+        self.text = ""
+        self.complete = False
+        self.finish_reason: Optional[str] = None
+        self.tokens = 0
+
+    def update(self, tokens: Sequence[int], final: bool) -> str:
+        """The new final text given the answer region's tokens; `final` when the answer is done."""
+        if self.complete:
+            return ""
+        ids = [int(t) for t in tokens]
+        settled = ids if final else ids[:ids.index(self.mask_id)] if self.mask_id in ids else ids
+        visible = visible_answer_ids(self.tokenizer, settled)
+        ended = len(visible) < len(settled)  # a stop token is in the settled prefix
+        cut = len(visible) > self.max_tokens or (len(visible) == self.max_tokens and not ended)
+        visible = visible[:self.max_tokens]
+        text = self._decode(visible)
+        complete = final or ended or cut
+        reason = "length" if cut or (final and not ended) else "stop"
+        hit = self._first_stop(text)
+        if hit is not None:
+            text, complete, reason = text[:hit], True, "stop"
+        if not complete:
+            text = text.rstrip("\ufffd")
+            text = text[:len(text) - self._stop_overlap(text)]
+        if not text.startswith(self.text):  # cannot happen with a byte-level tokenizer
+            text = self.text
+        delta, self.text = text[len(self.text):], text
+        if complete:
+            self.complete, self.finish_reason = True, reason
+            self.tokens = self._count(visible, text, hit is not None)
+        return delta
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(known_ids(self.tokenizer, ids), skip_special_tokens=True)
+
+    def _first_stop(self, text: str) -> Optional[int]:
+        hits = [i for i in (text.find(s) for s in self.stop) if i >= 0]
+        return min(hits) if hits else None
+
+    def _stop_overlap(self, text: str) -> int:
+        """Length of the longest end of `text` that begins a stop sequence."""
+        longest = 0
+        for stop in self.stop:
+            for size in range(min(len(stop) - 1, len(text)), longest, -1):
+                if text.endswith(stop[:size]):
+                    longest = size
+                    break
+        return longest
+
+    def _count(self, visible: list[int], text: str, cut_by_stop: bool) -> int:
+        """Visible tokens: all of them, or (cut by a stop sequence) the fewest that hold the text."""
+        if not cut_by_stop:
+            return len(visible)
+        low, high = 0, len(visible)
+        while low < high:
+            middle = (low + high) // 2
+            if len(self._decode(visible[:middle])) >= len(text):
+                high = middle
+            else:
+                low = middle + 1
+        return low
+
+
+# --- The worker: one thread owns the model ---------------------------------------------------
+
+@dataclass
+class Job:
+    prompt_ids: list[int]
+    sampler: dict[str, Any]
+    deliver: Callable[[str, Any], None]  # (kind, payload): "frame", "end", "error"
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+
+class ModelWorker:
+    """Loads the model on its own thread and runs queued jobs there, one at a time.
+
+    A job's frames go to its `deliver` callback; setting its `cancelled` event stops it at the
+    next step (its generator is closed). `steps_run` and `jobs_cancelled` count what happened.
+    """
+
+    def __init__(self, load: Callable[[], tuple[Any, Any, Any]]):
+        self._load = load
+        self._jobs: "queue.Queue[Optional[Job]]" = queue.Queue()
+        self._ready = threading.Event()
+        self._error: Optional[BaseException] = None
+        self.backend: Any = None
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.steps_run = 0
+        self.jobs_cancelled = 0
+        self.busy = False
+        self._thread = threading.Thread(target=self._main, name="llada-serve-model", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread and wait for the model; a failed load is raised here."""
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, job: Job) -> None:
+        self._jobs.put(job)
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+
+    def _main(self) -> None:
+        try:
+            self.backend, self.model, self.tokenizer = self._load()
+        except BaseException as error:  # noqa: BLE001 - handed to start()
+            self._error = error
+            self._ready.set()
+            return
+        self._ready.set()
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            self.busy = True
+            try:
+                self._run(job)
+            finally:
+                self.busy = False
+
+    def _run(self, job: Job) -> None:
+        if job.cancelled.is_set():
+            self.jobs_cancelled += 1
+            job.deliver("end", None)
+            return
+        try:
+            steps = self.backend.generate_steps(self.model, job.prompt_ids, **job.sampler)
+            try:
+                for frame in steps:
+                    self.steps_run += 1
+                    job.deliver("frame", frame)
+                    if job.cancelled.is_set():
+                        self.jobs_cancelled += 1
+                        break
+            finally:
+                close = getattr(steps, "close", None)
+                if close is not None:
+                    close()
+        except Exception as error:  # noqa: BLE001 - reported to the request that caused it
+            job.deliver("error", error)
+            return
+        job.deliver("end", None)
+
+
+# --- HTTP -------------------------------------------------------------------------------------
+
+class Server:
+    """The ASGI app around a ModelWorker."""
+
+    def __init__(self, worker: ModelWorker, *, model_id: str, defaults: dict[str, Any],
+                 api_key: Optional[str] = None, aliases: Sequence[str] = (), backend_name: str = ""):
+        self.worker, self.model_id, self.defaults = worker, model_id, dict(defaults)
+        self.api_key = api_key or None
+        self.model_ids = [model_id] + [a for a in aliases if a and a != model_id]
+        self.backend_name = backend_name
+        self.created = int(time.time())
+        self.app = self._build_app()
+
+    # Starlette is imported here, not at module level: `llada --help` stays light.
+    def _build_app(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.exceptions import HTTPException
+        from starlette.middleware import Middleware
+        from starlette.routing import Route
+
+        async def http_error(request: Any, error: HTTPException) -> Any:
+            kind = "not_found_error" if error.status_code == 404 else "invalid_request_error"
+            return self._json(error_body(str(error.detail), kind=kind), error.status_code)
+
+        async def request_error(request: Any, error: RequestError) -> Any:
+            return self._json(error.body(), error.status)
+
+        return Starlette(
+            routes=[
+                Route("/v1/models", self.list_models, methods=["GET"]),
+                Route("/v1/models/{model_id:path}", self.get_model, methods=["GET"]),
+                Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+                Route("/v1/completions", self.completions, methods=["POST"]),
+            ],
+            middleware=[Middleware(_AuthMiddleware, server=self)],
+            exception_handlers={HTTPException: http_error, RequestError: request_error},
+        )
+
+    @staticmethod
+    def _json(content: Any, status: int = 200) -> Any:
+        from starlette.responses import JSONResponse
+
+        return JSONResponse(content, status_code=status)
+
+    def _model_card(self) -> dict[str, Any]:
+        return {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "llada"}
+
+    async def list_models(self, request: Any) -> Any:
+        return self._json({"object": "list", "data": [self._model_card()]})
+
+    async def get_model(self, request: Any) -> Any:
+        if request.path_params["model_id"] not in self.model_ids:
+            raise RequestError(404, f"the model {json.dumps(request.path_params['model_id'])} does "
+                                    "not exist", code="model_not_found", param="model")
+        return self._json(self._model_card())
+
+    async def chat_completions(self, request: Any) -> Any:
+        return await self._complete(request, "chat")
+
+    async def completions(self, request: Any) -> Any:
+        return await self._complete(request, "text")
+
+    async def _read_json(self, request: Any) -> Any:
+        size = request.headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) > MAX_BODY_BYTES:
+            raise RequestError(413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > MAX_BODY_BYTES:
+                raise RequestError(413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
+        try:
+            return json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise RequestError(400, f"the request body is not valid JSON: {error}") from error
+
+    async def _complete(self, request: Any, kind: str) -> Any:
+        body = await self._read_json(request)
+        worker = self.worker
+        args = worker.model.args
+        generation = parse_generation(
+            body, kind, tokenizer=worker.tokenizer, defaults=self.defaults, model_ids=self.model_ids,
+            max_sequence_length=args.max_sequence_length, vocab_rows=args.rows)
+        answer = AnswerText(worker.tokenizer, args.mask_token_id, generation.max_tokens, generation.stop)
+        run = _Run(worker, generation)
+        ident = ("chatcmpl-" if kind == "chat" else "cmpl-") + uuid.uuid4().hex
+        if generation.stream:
+            from starlette.responses import StreamingResponse
+
+            return StreamingResponse(self._events(request, run, answer, ident),
+                                     media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        try:
+            async for kind_, payload in run.events(request):
+                if kind_ == "frame":
+                    answer.update(payload.tokens, payload.done)
+                    if answer.complete:
+                        run.cancel()
+                        break
+            if not answer.complete:
+                answer.update(run.final_tokens(), True)
+        finally:
+            run.cancel()
+        return self._json(self._completion_body(ident, kind, answer, generation, run))
+
+    def _usage(self, answer: AnswerText, generation: Generation, run: "_Run") -> dict[str, Any]:
+        return {"prompt_tokens": len(generation.prompt_ids), "completion_tokens": answer.tokens,
+                "total_tokens": len(generation.prompt_ids) + answer.tokens, "nfe": run.nfe,
+                "steps": run.steps}
+
+    def _completion_body(self, ident: str, kind: str, answer: AnswerText, generation: Generation,
+                         run: "_Run") -> dict[str, Any]:
+        if kind == "chat":
+            choice = {"index": 0, "message": {"role": "assistant", "content": answer.text},
+                      "finish_reason": answer.finish_reason, "logprobs": None}
+            obj = "chat.completion"
+        else:
+            choice = {"index": 0, "text": answer.text, "finish_reason": answer.finish_reason,
+                      "logprobs": None}
+            obj = "text_completion"
+        return {"id": ident, "object": obj, "created": int(time.time()), "model": self.model_id,
+                "choices": [choice], "usage": self._usage(answer, generation, run),
+                "llada": {"sampler": generation.sampler, "backend": self.backend_name}}
+
+    def _chunk(self, ident: str, kind: str, delta: Optional[str], finish: Optional[str],
+               first: bool = False) -> dict[str, Any]:
+        if kind == "chat":
+            content: dict[str, Any] = {}
+            if first:
+                content["role"] = "assistant"
+            if delta is not None:
+                content["content"] = delta
+            choice = {"index": 0, "delta": content, "finish_reason": finish, "logprobs": None}
+            obj = "chat.completion.chunk"
+        else:
+            choice = {"index": 0, "text": delta or "", "finish_reason": finish, "logprobs": None}
+            obj = "text_completion"
+        return {"id": ident, "object": obj, "created": int(time.time()), "model": self.model_id,
+                "choices": [choice]}
+
+    async def _events(self, request: Any, run: "_Run", answer: AnswerText,
+                      ident: str) -> AsyncIterator[str]:
+        generation = run.generation
+        kind = generation.kind
+        pieces = None
+        if generation.frames:
+            from app.frame_text import TokenPieces
+
+            pieces = TokenPieces(self.worker.tokenizer, self.worker.model.args.mask_token_id)
+        try:
+            if kind == "chat":
+                yield _sse(self._chunk(ident, kind, "", None, first=True))
+            async for event, payload in run.events(request):
+                if event == "error":
+                    yield _sse(error_body(describe_error(payload), kind="server_error"))
+                    return
+                if event != "frame":
+                    continue
+                if pieces is not None:
+                    frame_chunk = self._chunk(ident, kind, None, None)
+                    frame_chunk["choices"] = []
+                    frame_chunk["llada_frame"] = frame_payload(payload, pieces)
+                    yield _sse(frame_chunk, event="llada.frame")
+                delta = answer.update(payload.tokens, payload.done)
+                if delta:
+                    yield _sse(self._chunk(ident, kind, delta, None))
+                if answer.complete:
+                    run.cancel()
+                    break
+            if run.error is not None:
+                yield _sse(error_body(describe_error(run.error), kind="server_error"))
+                return
+            if not answer.complete:
+                delta = answer.update(run.final_tokens(), True)
+                if delta:
+                    yield _sse(self._chunk(ident, kind, delta, None))
+            yield _sse(self._chunk(ident, kind, None if kind == "chat" else "", answer.finish_reason))
+            if generation.include_usage:
+                usage_chunk = self._chunk(ident, kind, None, None)
+                usage_chunk["choices"] = []
+                usage_chunk["usage"] = self._usage(answer, generation, run)
+                yield _sse(usage_chunk)
+            yield "data: [DONE]\n\n"
+        finally:
+            # A client that went away cancels its answer at the next step.
+            run.cancel()
+
+
+class _AuthMiddleware:
+    """With an API key set, every request needs `Authorization: Bearer KEY` (else 401)."""
+
+    def __init__(self, app: Any, server: Server):
+        self.app, self.server = app, server
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        key = self.server.api_key
+        if scope["type"] == "http" and key is not None:
+            headers = dict(scope.get("headers") or [])
+            given = headers.get(b"authorization", b"").decode("latin-1")
+            scheme, _, token = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                    token.strip().encode("utf-8"), key.encode("utf-8")):
+                from starlette.responses import JSONResponse
+
+                response = JSONResponse(
+                    error_body("Missing or wrong API key: send 'Authorization: Bearer KEY' with the "
+                               "key `llada serve` was started with.", code="invalid_api_key"),
+                    status_code=401, headers={"WWW-Authenticate": "Bearer"})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class _Run:
+    """One queued job seen from the event loop: its frames as an async stream."""
+
+    def __init__(self, worker: ModelWorker, generation: Generation):
+        self.worker, self.generation = worker, generation
+        self.loop = asyncio.get_running_loop()
+        self.inbox: "asyncio.Queue[tuple[str, Any]]" = asyncio.Queue()
+        self.nfe = 0
+        self.steps = 0
+        self.last_tokens: Optional[Sequence[int]] = None
+        self.error: Optional[BaseException] = None
+        self.job = Job(generation.prompt_ids, generation.sampler, self._deliver)
+        worker.submit(self.job)
+
+    def _deliver(self, kind: str, payload: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.inbox.put_nowait, (kind, payload))
+        except RuntimeError:  # the event loop is gone (server shutting down)
+            self.job.cancel()
+
+    def cancel(self) -> None:
+        self.job.cancel()
+
+    def final_tokens(self) -> Sequence[int]:
+        return self.last_tokens if self.last_tokens is not None else []
+
+    async def events(self, request: Any) -> AsyncIterator[tuple[str, Any]]:
+        """Frames until the job ends; a client that disconnects cancels the job."""
+        checked = time.monotonic()
+        while True:
+            try:
+                kind, payload = await asyncio.wait_for(self.inbox.get(), timeout=DISCONNECT_POLL_S)
+            except asyncio.TimeoutError:
+                kind, payload = "", None
+            if time.monotonic() - checked >= DISCONNECT_POLL_S:
+                checked = time.monotonic()
+                if await request.is_disconnected():
+                    self.cancel()
+                    return
+            if not kind:
+                continue
+            if kind == "frame":
+                self.nfe, self.steps, self.last_tokens = payload.nfe, payload.index + 1, payload.tokens
+            elif kind == "error":
+                self.error = payload
+                if not self.generation.stream:
+                    raise RequestError(500, describe_error(payload), kind="server_error")
+                yield kind, payload
+                return
+            elif kind == "end":
+                return
+            yield kind, payload
+
+
+def describe_error(error: BaseException) -> str:
+    from app.errors import GENERATION_OUT_OF_MEMORY, is_out_of_memory
+
+    if is_out_of_memory(error):
+        return GENERATION_OUT_OF_MEMORY
+    if isinstance(error, ValueError):
+        return str(error)
+    return f"the model failed: {type(error).__name__}: {error}"
+
+
+def frame_payload(frame: Any, pieces: Callable[[Sequence[int]], Sequence[str]]) -> dict[str, Any]:
+    """A denoising step for clients that asked for frames: ids (mask id where masked), each
+    position's text (masks as ░) and the step each position was committed at (-1: masked)."""
+    return {"step": int(frame.index), "block": int(frame.block), "nfe": int(frame.nfe),
+            "committed": int(frame.committed), "done": bool(frame.done),
+            "tokens": [int(t) for t in frame.tokens],
+            "committed_at": [int(t) for t in frame.committed_at],
+            "pieces": list(pieces(frame.tokens))}
+
+
+def _sse(data: Any, event: Optional[str] = None) -> str:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+# --- Running it -------------------------------------------------------------------------------
+
+def make_server(load: Callable[[], tuple[Any, Any, Any]], *, model_id: str, defaults: dict[str, Any],
+                api_key: Optional[str] = None, aliases: Sequence[str] = (),
+                backend_name: str = "") -> Server:
+    """Start the worker (loading the model) and build the app around it."""
+    worker = ModelWorker(load)
+    worker.start()
+    return Server(worker, model_id=model_id, defaults=defaults, api_key=api_key, aliases=aliases,
+                  backend_name=backend_name)
+
+
+def uvicorn_server(server: Server, host: str, port: int, log_level: str = "info") -> Any:
+    import uvicorn
+
+    config = uvicorn.Config(server.app, host=host, port=port, log_level=log_level,
+                            access_log=log_level == "debug", lifespan="off",
+                            server_header=False)
+    return uvicorn.Server(config)
