@@ -112,13 +112,19 @@ def test_stop_mid_answer(qtbot, make_window):
         assert window.send("Count to ten")
         qtbot.waitUntil(lambda: len(frames) >= 3, timeout=ANSWER_TIMEOUT)
         window.stop_action.trigger()
+        # said at once, before the worker has finished its step
+        assert window.send_button.text() == "Stopping…" and not window.send_button.isEnabled()
+        assert "Stopping" in window.status.text()
+        frames_at_stop = len(frames)
+    assert len(frames) <= frames_at_stop + 1  # the step being computed, then no more
     assert len(frames) < settings["steps"]
     assert not frames[-1].done
     answer = window.store.message(blocker.args[0])
     assert answer.stats["stopped"] is True and answer.stats["steps"] == len(frames)
     trace = trace_mod.decode(window.store.trace_blob(answer.id))
     assert trace.num_steps == len(frames) and not trace.done
-    assert window.send_button.text() == "Send" and not window.generating
+    assert window.send_button.text() == "Send" and window.send_button.isEnabled()
+    assert not window.generating
     # the app goes on: the next message is answered in full
     more = collect_frames(window)
     send_and_wait(qtbot, window, "Again")

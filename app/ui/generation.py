@@ -95,6 +95,7 @@ class Generation(QObject):
         if self.request is not None:
             self.window.workers.worker.stop(self.request["id"])
             self.window.status.setText("Stopping at the next step…")
+            self.window.set_stopping()
 
     def _current(self, request_id: int) -> bool:
         return self.request is not None and self.request["id"] == request_id

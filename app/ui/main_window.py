@@ -381,6 +381,14 @@ class MainWindow(QMainWindow):
     def set_busy(self, busy: bool) -> None:
         self.send_button.setText("Stop" if busy else "Send")
         self.send_button.setToolTip("Stop this answer (Esc)" if busy else "Send (Enter)")
+        self.send_button.setEnabled(True)
+
+    def set_stopping(self) -> None:
+        """Stop was asked: said at once, though the model finishes the step it is in (with a big
+        model in exact mode, seconds)."""
+        self.send_button.setText("Stopping…")
+        self.send_button.setToolTip("The answer stops after the step being computed")
+        self.send_button.setEnabled(False)
 
     def _send_or_stop(self) -> None:
         if self.generating:
