@@ -1,11 +1,11 @@
 """How many CPU threads a model should use, so a laptop's cores are not oversubscribed.
 
-Measured on this project's 2-core machine (PyTorch CPU, 3 runs each; see README "Threads"):
-the 4.6M-parameter demo model answers 8 steps in 0.05 s on one thread and 0.13-0.22 s on two,
-because splitting tiny matrix products costs more than it saves; a 107M-parameter model is 1.5x
-faster on two threads than one when both cores are idle, but 6x slower (34 s against 5.8 s)
-when another program keeps one core busy, as worker threads then spin-wait for a core. So small
-models get one thread, larger ones every core but one, left to the window and other programs.
+Measured on this project's 2-core machine (benchmarks/bench_threads.py, PyTorch CPU): with
+both cores idle, two threads beat one by about a quarter (demo 0.037 against 0.049 s; a
+107M-parameter model 3.8 against 5.1 s), but with another program spinning on one core two
+threads lose 1.6-2.4x (0.071 against 0.045 s; 12.1 against 5.1 s), as the worker threads
+spin-wait for the busy core. A laptop is rarely idle: small models get one thread, larger ones
+every core but one, left to the window and other programs.
 """
 
 from __future__ import annotations
