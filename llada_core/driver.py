@@ -22,12 +22,23 @@ mode="fast" (spec §4, Fast-dLLM): a KV cache refreshed at each block (dual: lat
 block only; prefix: the block and what follows; none), threshold commits (every masked in-block
 position at least τ confident, at least one per step; or Fast-dLLM's factor rule), and early
 stop when a finished block holds EOS or end of turn (the rest becomes EOS).
+
+Fixed tokens (word constraints, infilling): `fixed` maps answer positions to token ids written
+into the canvas before the first step, as the reference app.py writes its "position:word"
+constraints. Like the reference they are in place before the prompt index is taken (so guidance
+masks them with the prompt in its unconditional pass), they are not masks, so no block's
+schedule counts them and nothing ever re-masks or replaces them, and exact mode skips a block
+they fill completely and stops once no mask is left (the reference app's `continue` and
+`break`). Fast mode's early stop never fills over fixed tokens after the finished block. Frames
+show them from the first frame on: committed at step 0 with confidence 1, counted in that
+frame's `committed` (so a stored trace replays them where the live canvas showed them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, NamedTuple, Optional, Protocol
 
 import numpy as np
@@ -104,14 +115,36 @@ def choose(score: np.ndarray, masked: np.ndarray, s: SamplerSettings, fixed_coun
 class Canvas:
     """The prompt plus the answer region, and what each answer position's commit looked like."""
 
-    def __init__(self, prompt: list[int], gen_length: int, mask_id: int):
+    def __init__(self, prompt: list[int], gen_length: int, mask_id: int,
+                 fixed: Optional[Mapping[int, int]] = None):
         self.mask_id = mask_id
         self.P, self.G = len(prompt), gen_length
         self.x = np.full(self.P + gen_length, mask_id, dtype=np.int64)
         self.x[:self.P] = prompt
-        self.prompt_index = self.x != mask_id
         self.committed_at = np.full(gen_length, -1, dtype=np.int32)
         self.confidence = np.zeros(gen_length, dtype=np.float32)
+        self.fixed = np.zeros(gen_length, dtype=bool)
+        for position, token in (fixed or {}).items():
+            self.x[self.P + position] = token
+            self.fixed[position] = True
+        self.committed_at[self.fixed] = 0
+        self.confidence[self.fixed] = 1.0
+        self.pending_fixed = int(self.fixed.sum())  # reported with the first frame
+        self.prompt_index = self.x != mask_id
+
+    @property
+    def constrained(self) -> bool:
+        return bool(self.fixed.any())
+
+    def fixed_after(self, end: int) -> bool:
+        """Whether a fixed token lies at canvas position `end` or later."""
+        return bool(self.fixed[max(end - self.P, 0):].any())
+
+    def running_blocks(self, s: SamplerSettings) -> list[int]:
+        """The blocks that hold a mask (every block unless fixed tokens fill some)."""
+        B = s.block_length
+        return [b for b in range(s.num_blocks)
+                if (self.x[self.P + b * B:self.P + (b + 1) * B] == self.mask_id).any()]
 
     def batch(self, cfg_scale: float) -> np.ndarray:
         """The canvas (1, N), plus a copy with the prompt masked when guidance is on (2, N)."""
@@ -129,6 +162,7 @@ class Canvas:
         self.confidence[answer[keep]] = np.asarray(probabilities, dtype=np.float32)[keep]
 
     def frame(self, index: int, block: int, committed: int, nfe: int, done: bool) -> StepFrame:
+        committed, self.pending_fixed = committed + self.pending_fixed, 0
         return StepFrame(
             index=index, block=block, tokens=self.x[self.P:].astype(np.int32),
             committed_at=self.committed_at.copy(), confidence=self.confidence.copy(),
@@ -136,9 +170,11 @@ class Canvas:
         )
 
 
-def run(backend: Backend, prompt: list[int], s: SamplerSettings) -> Iterator[StepFrame]:
-    """The frames of one answer; `prompt` holds checked ids, `s` valid settings."""
-    canvas = Canvas(prompt, s.gen_length, backend.mask_id)
+def run(backend: Backend, prompt: list[int], s: SamplerSettings,
+        fixed: Optional[Mapping[int, int]] = None) -> Iterator[StepFrame]:
+    """The frames of one answer; `prompt` holds checked ids, `s` valid settings, `fixed` checked
+    answer position -> token id (llada_core.settings.checked_constraints)."""
+    canvas = Canvas(prompt, s.gen_length, backend.mask_id, fixed)
     if s.mode == "fast":
         return _fast(backend, canvas, s)
     return _exact(backend, canvas, s)
@@ -148,10 +184,13 @@ def _exact(backend: Backend, canvas: Canvas, s: SamplerSettings) -> Iterator[Ste
     x, mask_id, P, B = canvas.x, canvas.mask_id, canvas.P, s.block_length
     passes = 2 if s.cfg_scale > 0 else 1
     nfe, index = 0, 0
-    for block in range(s.num_blocks):
+    blocks = canvas.running_blocks(s) if canvas.constrained else list(range(s.num_blocks))
+    for block in blocks:
         end = P + (block + 1) * B
         schedule = transfer_schedule(int((x[end - B:end] == mask_id).sum()), s.steps_per_block)
         for step in range(s.steps_per_block):
+            if canvas.constrained and not (x == mask_id).any():
+                return
             # Rows that can be committed: masked and before the block's end. Normally the block
             # itself; a prompt holding mask tokens widens it, exactly as the reference does.
             masked = np.flatnonzero(x[:end] == mask_id)
@@ -163,7 +202,8 @@ def _exact(backend: Backend, canvas: Canvas, s: SamplerSettings) -> Iterator[Ste
             chosen = top_k_stable(confidence, schedule[step])
             x[low + chosen] = prediction.x0[chosen]
             canvas.record(low + chosen, index, prediction.shown[chosen])
-            done = block == s.num_blocks - 1 and step == s.steps_per_block - 1
+            done = block == blocks[-1] and (step == s.steps_per_block - 1 or (
+                canvas.constrained and not (x == mask_id).any()))
             yield canvas.frame(index, block, len(chosen), nfe, done)
             index += 1
 
@@ -173,6 +213,7 @@ def _fast(backend: Backend, canvas: Canvas, s: SamplerSettings) -> Iterator[Step
     stops = [backend.eos_id] + ([backend.eot_id] if backend.eot_id is not None else [])
     passes = 2 if s.cfg_scale > 0 else 1
     nfe, index = 0, 0
+    final_block = canvas.running_blocks(s)[-1] if canvas.constrained else s.num_blocks - 1
     for block in range(s.num_blocks):
         start, end = P + block * B, P + (block + 1) * B
         cache = None if s.cache == "none" else KVCache()
@@ -190,9 +231,9 @@ def _fast(backend: Backend, canvas: Canvas, s: SamplerSettings) -> Iterator[Step
             canvas.record(start + chosen, index, prediction.shown[chosen])
             committed = len(chosen)
             finished = not (x[start:end] == mask_id).any()
-            last_block = block == s.num_blocks - 1
+            last_block = block == final_block
             stop = (finished and not last_block and s.early_stop
-                    and bool(np.isin(x[start:end], stops).any()))
+                    and bool(np.isin(x[start:end], stops).any()) and not canvas.fixed_after(end))
             if stop:
                 rest = np.arange(end, len(x))
                 x[end:] = backend.eos_id

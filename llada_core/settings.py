@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Optional
 
@@ -119,6 +119,45 @@ def transfer_schedule(masked: int, steps: int) -> list[int]:
         raise ValueError(f"steps must be at least 1, not {steps}")
     base, extra = divmod(masked, steps)
     return [base + (1 if i < extra else 0) for i in range(steps)]
+
+
+def checked_constraints(constraints: Mapping[int, Sequence[int]], gen_length: int,
+                        vocab_size: Optional[int] = None,
+                        mask_id: Optional[int] = None) -> dict[int, int]:
+    """Answer position -> token id for constraints given as start position -> token ids.
+
+    A constraint's tokens take its position and the ones after it (as in the reference app.py),
+    so each must end inside the answer, no two may share a position and at least one position
+    must be left to generate; every failure is one sentence.
+    """
+    fixed: dict[int, int] = {}
+    owner: dict[int, int] = {}
+    for start in sorted(constraints):
+        tokens = list(constraints[start])
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise ValueError(f"constraint position {start!r} must be a whole number 0 or more")
+        if not tokens:
+            raise ValueError(f"the constraint at position {start} has no tokens")
+        end = start + len(tokens)
+        if end > gen_length:
+            raise ValueError(
+                f"the constraint at position {start} ({len(tokens)} token"
+                f"{'s' if len(tokens) != 1 else ''}) runs past the answer length {gen_length}"
+            )
+        for position, token in zip(range(start, end), tokens):
+            if position in owner:
+                raise ValueError(
+                    f"the constraints at positions {owner[position]} and {start} overlap "
+                    f"at position {position}"
+                )
+            value = operator.index(token)
+            if (vocab_size is not None and not 0 <= value < vocab_size) or value == mask_id:
+                raise ValueError(f"constraint token {token!r} at position {position} is not a valid id")
+            owner[position] = start
+            fixed[position] = value
+    if fixed and len(fixed) >= gen_length:
+        raise ValueError("the constraints fill the whole answer; nothing is left to generate")
+    return fixed
 
 
 def checked_prompt_ids(prompt_ids: Iterable[int], vocab_size: int) -> list[int]:

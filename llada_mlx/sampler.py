@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Optional
 
 import mlx.core as mx
@@ -35,7 +35,7 @@ from llada_core import driver
 from llada_core.driver import Prediction, top_k_stable
 from llada_core.frames import StepFrame
 from llada_core.kv_cache import KVCache
-from llada_core.settings import SamplerSettings, checked_prompt_ids
+from llada_core.settings import SamplerSettings, checked_constraints, checked_prompt_ids
 from llada_mlx.model import Model
 
 __all__ = ["MlxBackend", "clears_cache", "generate_steps", "gumbel_argmax_input", "top_k_stable"]
@@ -123,8 +123,9 @@ def clears_cache(steps: Callable[..., Iterator[StepFrame]]) -> Callable[..., Ite
 
 
 @clears_cache
-def _frames(model: Model, prompt: list[int], settings: SamplerSettings) -> Iterator[StepFrame]:
-    yield from driver.run(MlxBackend(model, settings), prompt, settings)
+def _frames(model: Model, prompt: list[int], settings: SamplerSettings,
+            fixed: Optional[dict[int, int]] = None) -> Iterator[StepFrame]:
+    yield from driver.run(MlxBackend(model, settings), prompt, settings, fixed)
 
 
 def generate_steps(
@@ -145,12 +146,15 @@ def generate_steps(
     logits_eos_inf: bool = False,
     confidence_eos_eot_inf: bool = False,
     factor: Optional[float] = None,
+    constraints: Optional[Mapping[int, Sequence[int]]] = None,
 ) -> Iterator[StepFrame]:
     """Denoise gen_length masks after the prompt, yielding one StepFrame per step.
 
     Invalid settings raise ValueError before any work is done. Stop iterating to cancel.
     `threshold`, `cache`, `early_stop` and `factor` belong to mode="fast"; the exact sampler
     ignores them. With a threshold or factor, the fast sampler takes as many steps as it needs.
+    `constraints` maps answer positions to token ids written there before the first step and
+    never changed (word constraints, infilling; see llada_core.driver).
     """
     settings = SamplerSettings(
         gen_length=gen_length, block_length=block_length, steps=steps, temperature=temperature,
@@ -159,4 +163,6 @@ def generate_steps(
         cache=cache, threshold=threshold, early_stop=early_stop, factor=factor,
     )
     prompt = checked_prompt_ids(prompt_ids, model.args.rows)
-    return _frames(model, prompt, settings)
+    fixed = checked_constraints(constraints or {}, gen_length, model.args.rows,
+                                model.args.mask_token_id)
+    return _frames(model, prompt, settings, fixed)

@@ -20,7 +20,7 @@ reference's tokens; only that one full-canvas float64 tensor is ever alive, and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Optional
 
 import numpy as np
@@ -31,7 +31,7 @@ from llada_core import driver
 from llada_core.driver import Prediction, top_k_stable
 from llada_core.frames import StepFrame
 from llada_core.kv_cache import KVCache
-from llada_core.settings import SamplerSettings, checked_prompt_ids
+from llada_core.settings import SamplerSettings, checked_constraints, checked_prompt_ids
 from llada_torch.model import Model
 
 __all__ = ["TorchBackend", "generate_steps", "gumbel_argmax_input", "has_float64",
@@ -153,6 +153,7 @@ def generate_steps(
     logits_eos_inf: bool = False,
     confidence_eos_eot_inf: bool = False,
     factor: Optional[float] = None,
+    constraints: Optional[Mapping[int, Sequence[int]]] = None,
 ) -> Iterator[StepFrame]:
     """Denoise gen_length masks after the prompt, yielding one StepFrame per step.
 
@@ -160,6 +161,8 @@ def generate_steps(
     `threshold`, `cache`, `early_stop` and `factor` belong to mode="fast"; the exact sampler
     ignores them. With a threshold or factor, the fast sampler takes as many steps as its commits
     need, not `steps`.
+    `constraints` maps answer positions to token ids written there before the first step and
+    never changed (word constraints, infilling; see llada_core.driver).
     """
     settings = SamplerSettings(
         gen_length=gen_length, block_length=block_length, steps=steps, temperature=temperature,
@@ -168,4 +171,6 @@ def generate_steps(
         cache=cache, threshold=threshold, early_stop=early_stop, factor=factor,
     )
     prompt = checked_prompt_ids(prompt_ids, model.args.rows)
-    return driver.run(TorchBackend(model, settings), prompt, settings)
+    fixed = checked_constraints(constraints or {}, gen_length, model.args.rows,
+                                model.args.mask_token_id)
+    return driver.run(TorchBackend(model, settings), prompt, settings, fixed)

@@ -207,3 +207,67 @@ def test_fast_mode_flags(tiny_checkpoint):
     assert data["nfe"] == 8 and isinstance(data["seconds"], float)
     bad = llada("generate", "--model", str(tiny_checkpoint), "--prompt", "hi", "--threshold", "often")
     assert bad.returncode == 2 and "threshold must be a number or 'none'" in bad.stderr
+
+
+# --- word constraints and infilling (issue 15) ---------------------------------------------------
+
+def test_generate_constraints_stay_at_their_positions(tiny_checkpoint):
+    tokenizer = load_tokenizer(tiny_checkpoint)
+    for mode in ("exact", "fast"):
+        result = llada("generate", "--backend", BACKEND, "--model", str(tiny_checkpoint),
+                       "--prompt", "Hi", "--json", "--mode", mode, "--constraint", "0:Once",
+                       "--constraint", "9: upon", *SMALL)
+        assert result.returncode == 0, result.stderr
+        data = json.loads(result.stdout)
+        once = tokenizer(" Once", add_special_tokens=False)["input_ids"]
+        upon = tokenizer(" upon", add_special_tokens=False)["input_ids"]
+        assert data["constraints"] == {"0": once, "9": upon}
+        assert data["answer_ids"][:len(once)] == once
+        assert data["answer_ids"][9:9 + len(upon)] == upon
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--constraint", "16:Once"], "the constraint at position 16 is past the answer (answer length 16)"),
+    (["--constraint", "15:dragons and more"], "runs past the answer length 16"),
+    (["--constraint", "0:Once", "--constraint", "2:upon"], "overlap at position 2"),
+    (["--constraint", "Once"], "is not POS:TEXT"),
+])
+def test_bad_constraints_are_one_line(tiny_checkpoint, extra, message):
+    result = llada("generate", "--backend", BACKEND, "--model", str(tiny_checkpoint),
+                   "--prompt", "Hi", *extra, *SMALL)
+    assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 or "usage:" in result.stderr
+
+
+def test_infill_fills_exactly_the_holes(tiny_checkpoint):
+    from llada_core.constraints import infill_canvas
+
+    tokenizer = load_tokenizer(tiny_checkpoint)
+    text = "The capital of France is [____]. It is [_:3]"
+    canvas = infill_canvas(tokenizer, text)
+    for mode in ("exact", "fast"):
+        result = llada("infill", text, "--backend", BACKEND, "--model", str(tiny_checkpoint),
+                       "--json", "--mode", mode)
+        assert result.returncode == 0, result.stderr
+        data = json.loads(result.stdout)
+        ids = data["canvas_ids"]
+        assert len(ids) == canvas.length
+        assert all(ids[p] == t for p, t in canvas.fixed.items())  # the text is untouched
+        assert [(h["start"], h["length"]) for h in data["holes"]] == canvas.holes
+        mask = json.loads((tiny_checkpoint / "config.json").read_text())["mask_token_id"]
+        assert mask not in ids  # every hole is filled
+        assert data["settings"]["block_length"] == canvas.length
+        if mode == "exact":
+            assert data["steps"] == canvas.hole_tokens == data["nfe"]
+    plain = llada("infill", text, "--backend", BACKEND, "--model", str(tiny_checkpoint))
+    assert plain.returncode == 0 and plain.stdout.startswith("The capital of France is")
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["no holes"], "no hole to fill"),
+    (["a [__]", "--gen-length", "8"], "leave out --gen-length"),
+    (["a [__]", "--steps", "3"], "steps must be 1 to 2"),
+])
+def test_infill_errors_are_one_line(tiny_checkpoint, extra, message):
+    result = llada("infill", *extra, "--backend", BACKEND, "--model", str(tiny_checkpoint))
+    assert result.returncode == 2 and message in result.stderr

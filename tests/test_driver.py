@@ -5,6 +5,8 @@ No torch, no MLX: this file runs in the MLX-only and torch-free passes alike.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -165,3 +167,117 @@ def test_the_backends_share_the_driver():
             assert "transfer_schedule" not in text and "early_stop and" not in text
         fast = (root / name / "fast.py").read_text()
         assert f"from {name}.sampler" not in fast  # the circular import is gone
+
+
+# --- fixed tokens: word constraints and infilling (issue 15) --------------------------------
+
+def position_logits(ids, offset):
+    """Token (canvas position mod 7) predicted with a confidence that falls along the canvas,
+    so the schedule's choices are easy to follow and constraints differ from predictions."""
+    batch, length = ids.shape
+    logits = np.zeros((batch, length, VOCAB))
+    for i in range(length):
+        logits[:, i, (offset + i) % 7] = 10.0 - 0.1 * (offset + i)
+    return logits
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_constraints_are_written_before_the_first_step_and_never_change(mode):
+    backend = NumpyBackend(position_logits)
+    fixed = {0: 12, 5: 11, 6: 10}
+    frames = list(driver.run(backend, [1, 2, 3], SamplerSettings(
+        gen_length=8, block_length=4, steps=8, mode=mode), fixed))
+    for frame in frames:
+        assert [int(frame.tokens[p]) for p in fixed] == list(fixed.values())
+        assert all(frame.committed_at[p] == 0 for p in fixed)
+    # the first frame reports them (with what step 0 committed), as a stored trace replays them
+    assert frames[0].committed == int((frames[0].committed_at == 0).sum())
+    assert frames[-1].done and (frames[-1].tokens != MASK).all()
+    # the first pass already sees them (they are in place before sampling)
+    assert backend.passes and (frames[0].tokens[[0, 5, 6]] == [12, 11, 10]).all()
+    # every other position holds the model's prediction
+    free = [p for p in range(8) if p not in fixed]
+    assert [int(frames[-1].tokens[p]) for p in free] == [(3 + p) % 7 for p in free]
+
+
+def test_exact_schedule_does_not_count_constraints():
+    backend = NumpyBackend(position_logits)
+    frames = list(driver.run(backend, [1, 2, 3], SamplerSettings(
+        gen_length=8, block_length=4, steps=4), {1: 12}))
+    # block 0 has 3 masks over 2 steps (2 + 1), block 1 has 4 (2 + 2); step 0 also shows the
+    # constraint, which the schedule never commits
+    assert [f.committed for f in frames] == [3, 1, 2, 2]
+    assert len(backend.passes) == 4
+
+
+def test_exact_skips_a_block_the_constraints_fill_and_stops_when_no_mask_is_left():
+    backend = NumpyBackend(position_logits)
+    fixed = {0: 12, 1: 12, 2: 12, 3: 12, 4: 11}
+    frames = list(driver.run(backend, [1, 2, 3], SamplerSettings(
+        gen_length=8, block_length=4, steps=8), fixed))
+    # block 0 is skipped (no pass); block 1 has 3 masks for 4 steps: the reference app breaks
+    # when no mask is left anywhere, so 3 passes, the last frame done
+    assert len(backend.passes) == 3 and [f.block for f in frames] == [1, 1, 1]
+    assert frames[-1].done and not any(f.done for f in frames[:-1])
+    assert (frames[-1].tokens != MASK).all()
+
+
+def test_exact_with_a_filled_last_block_ends_done():
+    backend = NumpyBackend(position_logits)
+    frames = list(driver.run(backend, [1, 2, 3], SamplerSettings(
+        gen_length=8, block_length=4, steps=4), {4: 1, 5: 1, 6: 1, 7: 1}))
+    assert [f.block for f in frames] == [0, 0] and frames[-1].done
+
+
+def test_fast_early_stop_never_fills_over_a_later_constraint():
+    backend = NumpyBackend(constant([0.0] * (VOCAB - 2) + [5.0, 0.0]))  # always EOS
+    settings = SamplerSettings(gen_length=8, block_length=4, steps=8, mode="fast", threshold=None)
+    unconstrained = list(driver.run(NumpyBackend(backend.logits_fn), [1], settings))
+    assert unconstrained[-1].block == 0 and unconstrained[-1].done  # stops after block 0
+    frames = list(driver.run(backend, [1], settings, {6: 3}))
+    assert frames[-1].done and int(frames[-1].tokens[6]) == 3
+    assert frames[-1].block == 1 and (frames[-1].tokens != MASK).all()
+
+
+def test_guidance_masks_constraints_with_the_prompt():
+    seen = []
+
+    def logits(ids, offset):
+        seen.append(ids.copy())
+        return position_logits(ids, offset)
+
+    list(driver.run(NumpyBackend(logits), [1, 2], SamplerSettings(
+        gen_length=4, block_length=4, steps=4, cfg_scale=1.0), {2: 9}))
+    conditional, unconditional = seen[0]
+    assert conditional.tolist()[:2] == [1, 2] and conditional[4] == 9
+    assert unconditional[0] == MASK and unconditional[4] == MASK
+
+
+def test_no_constraints_is_the_unconstrained_sampler():
+    for mode in ("exact", "fast"):
+        settings = SamplerSettings(gen_length=8, block_length=4, steps=8, mode=mode)
+        a = [f.tokens.tolist() for f in driver.run(NumpyBackend(position_logits), [1], settings)]
+        b = [f.tokens.tolist() for f in driver.run(NumpyBackend(position_logits), [1], settings, {})]
+        assert a == b
+
+
+@pytest.mark.parametrize("constraints, message", [
+    ({7: [1, 2]}, "the constraint at position 7 (2 tokens) runs past the answer length 8"),
+    ({9: [1]}, "runs past the answer length 8"),
+    ({0: [1, 2, 3], 2: [4]}, "the constraints at positions 0 and 2 overlap at position 2"),
+    ({0: []}, "has no tokens"),
+    ({-1: [1]}, "must be a whole number 0 or more"),
+    ({0: [MASK]}, "is not a valid id"),
+    ({0: [1] * 8}, "nothing is left to generate"),
+])
+def test_bad_constraints_are_one_sentence(constraints, message):
+    from llada_core.settings import checked_constraints
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        checked_constraints(constraints, 8, VOCAB, MASK)
+
+
+def test_checked_constraints_spreads_tokens_over_positions():
+    from llada_core.settings import checked_constraints
+
+    assert checked_constraints({0: [5, 6], 4: [7]}, 8, VOCAB, MASK) == {0: 5, 1: 6, 4: 7}

@@ -291,3 +291,27 @@ def test_stopping_early_is_cancellation(tiny_mlx):
     first = next(steps)
     steps.close()
     assert first.index == 0 and first.committed == 1 and not first.done
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_constrained_answers_equal_torch(tiny_mlx, tiny_torch, mode):
+    prompt = chat_prompt(tiny_mlx[1], PROMPT)
+    settings = dict(gen_length=16, block_length=8, steps=16, mode=mode, cfg_scale=1.0,
+                    constraints={0: [50, 51], 9: [60]})
+    if mode == "fast":
+        settings["threshold"] = 0.15
+    ours = list(llada_mlx.generate_steps(tiny_mlx[0], prompt, **settings))
+    assert_same_frames(ours, torch_frames(tiny_torch, prompt, **settings))
+    assert ours[-1].tokens[[0, 1, 9]].tolist() == [50, 51, 60]
+
+
+def test_bad_constraints_raise_the_same_value_error(tiny_mlx, tiny_torch):
+    from llada_torch import generate_steps as torch_generate
+
+    prompt = chat_prompt(tiny_mlx[1])
+    kwargs = dict(gen_length=8, block_length=8, steps=8, constraints={6: [1, 2, 3]})
+    with pytest.raises(ValueError, match="runs past") as ours:
+        llada_mlx.generate_steps(tiny_mlx[0], prompt, **kwargs)
+    with pytest.raises(ValueError) as theirs:
+        torch_generate(tiny_torch[0], prompt, **kwargs)
+    assert str(ours.value) == str(theirs.value)

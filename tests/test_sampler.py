@@ -381,3 +381,84 @@ def test_temperature_draws_one_full_canvas_of_float64_noise_per_step(monkeypatch
     monkeypatch.setattr(torch, "rand", recording_rand)
     one_step_tokens(0.7, seed=3)
     assert shapes == [((1, 7, VOCAB), torch.float64)]
+
+
+# --- word constraints as the reference app.py applies them (issue 15) ---------------------------
+
+def reference_app_generate(model, prompt, constraints, *, steps, gen_length, block_length,
+                           cfg_scale=0.0):
+    """ML-GSAI/LLaDA app.py's constrained sampler at temperature 0, written out: constraint tokens
+    written into the canvas before the prompt index is taken, a block without masks skipped, the
+    loop left when no mask is left, constraints written again after every step (the stable
+    top-k tie rule in place of torch.topk, as everywhere in our sampler)."""
+    mask_id = model.args.mask_token_id
+    P = len(prompt)
+    x = torch.full((1, P + gen_length), mask_id, dtype=torch.long)
+    x[0, :P] = torch.tensor(prompt)
+    for position, token in constraints.items():
+        x[0, P + position] = token
+    prompt_index = x != mask_id
+    per_block = steps // (gen_length // block_length)
+    for block in range(gen_length // block_length):
+        start, end = P + block * block_length, P + (block + 1) * block_length
+        block_masks = int((x[0, start:end] == mask_id).sum())
+        if block_masks == 0:
+            continue
+        schedule = transfer_schedule(block_masks, per_block)
+        for i in range(per_block):
+            mask_index = x == mask_id
+            if not mask_index.any():
+                break
+            if cfg_scale > 0:
+                un_x = x.clone()
+                un_x[prompt_index] = mask_id
+                cond, un = torch.chunk(model(torch.cat([x, un_x])), 2, dim=0)
+                logits = un + (cfg_scale + 1) * (cond - un)
+            else:
+                logits = model(x)
+            x0 = torch.argmax(logits, dim=-1)
+            x0_p = torch.gather(torch.softmax(logits, dim=-1), -1, x0[..., None])[..., 0]
+            x0_p[:, end:] = -np.inf
+            confidence = torch.where(mask_index, x0_p, -np.inf)
+            chosen = torch.sort(confidence[0], descending=True, stable=True).indices[:schedule[i]]
+            x[0, chosen] = x0[0, chosen]
+            for position, token in constraints.items():
+                x[0, P + position] = token
+    return x[0, P:].tolist()
+
+
+@pytest.mark.parametrize("settings, constraints", [
+    (dict(gen_length=32, block_length=8, steps=32), {0: [50], 12: [60, 61]}),
+    (dict(gen_length=32, block_length=16, steps=16, cfg_scale=1.5), {3: [70], 30: [71, 72]}),
+    (dict(gen_length=16, block_length=8, steps=16), {8: [5, 6, 7, 8, 9, 10, 11, 12], 1: [9]}),
+], ids=["blocks", "cfg", "a-block-filled"])
+def test_constrained_exact_equals_the_reference_app(tiny_torch, settings, constraints):
+    model, _ = tiny_torch
+    fixed = {start + i: t for start, ids in constraints.items() for i, t in enumerate(ids)}
+    prompt = [5, 6, 7, 8]
+    with torch.no_grad():
+        expected = reference_app_generate(model, prompt, fixed, **settings)
+    frames = run(model, prompt, constraints=constraints, **settings)
+    assert frames[-1].tokens.tolist() == expected and frames[-1].done
+    for frame in frames:
+        assert all(int(frame.tokens[p]) == t for p, t in fixed.items())
+
+
+def test_no_constraints_is_the_reference_generate(tiny_torch):
+    model, _ = tiny_torch
+    settings = dict(gen_length=16, block_length=8, steps=16)
+    assert run(model, [5, 6], constraints={}, **settings)[-1].tokens.tolist() == \
+        run(model, [5, 6], **settings)[-1].tokens.tolist()
+    with torch.no_grad():
+        assert run(model, [5, 6], constraints=None, **settings)[-1].tokens.tolist() == \
+            reference_generate(model, [5, 6], **settings)
+
+
+def test_bad_constraints_are_refused_before_any_work():
+    model = ScriptedModel(constant_logits([0.0] * VOCAB))
+    with pytest.raises(ValueError, match="runs past the answer length 8"):
+        generate_steps(model, [1], gen_length=8, block_length=8, steps=8, constraints={7: [1, 2]})
+    with pytest.raises(ValueError, match="overlap at position 3"):
+        generate_steps(model, [1], gen_length=8, block_length=8, steps=8,
+                       constraints={2: [1, 2], 3: [4]})
+    assert model.inputs == []

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from app.cli.options import (
-    add_model_options, add_sampler_options, check_sampler_settings, load_backend_model,
-    sampler_kwargs,
+    add_constraint_option, add_model_options, add_sampler_options, check_sampler_settings,
+    constraints_of, load_backend_model, sampler_kwargs,
 )
 from app.frame_text import TokenPieces, one_line
 from llada_core.chat import answer_text, continue_conversation, is_base_model
@@ -24,6 +24,7 @@ HELP = "Type a message and press Enter. /reset starts over, /quit (or Ctrl-D) le
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("chat", help="chat in the terminal",
                                    description="Multi-turn chat in the terminal. " + HELP)
+    add_constraint_option(parser)
     add_model_options(parser)
     add_sampler_options(parser)
     parser.set_defaults(run=run)
@@ -87,6 +88,7 @@ def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
     _, backend, model, tokenizer = load_backend_model(args)
     live = out.isatty()
     pieces = TokenPieces(tokenizer, model.args.mask_token_id)
+    constraints = constraints_of(args, tokenizer)
     print(f"Answer length {args.gen_length} | steps {args.steps} | block {args.block_length}. {HELP}",
           file=out)
     if is_base_model(tokenizer):
@@ -111,7 +113,8 @@ def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
         frame = None
         try:
             with typing_hidden(sys.stdin):
-                for frame in backend.generate_steps(model, prompt, **sampler_kwargs(args)):
+                for frame in backend.generate_steps(model, prompt, constraints=constraints,
+                                                    **sampler_kwargs(args)):
                     if live:
                         # One column spare: a line that fills the last column wraps in some terminals.
                         width = shutil.get_terminal_size().columns - len(LIVE_PREFIX) - 1

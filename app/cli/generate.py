@@ -9,8 +9,8 @@ import time
 from typing import Any
 
 from app.cli.options import (
-    add_model_options, add_sampler_options, check_sampler_settings, load_backend_model,
-    sampler_kwargs,
+    add_constraint_option, add_model_options, add_sampler_options, check_sampler_settings,
+    constraints_of, load_backend_model, sampler_kwargs,
 )
 from llada_core.chat import answer_text, encode_prompt
 
@@ -24,6 +24,7 @@ def add_parser(subparsers) -> None:
     prompt.add_argument("--prompt-ids", help="comma-separated token ids, used as they are")
     parser.add_argument("--raw", action="store_true", help="tokenize --prompt without the chat template")
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of text")
+    add_constraint_option(parser)
     add_model_options(parser)
     add_sampler_options(parser)
     parser.set_defaults(run=run)
@@ -58,9 +59,11 @@ def run(args: argparse.Namespace) -> int:
         # tokenizer has no chat tokens.
         prompt_ids = encode_prompt(tokenizer, args.prompt)
 
+    constraints = constraints_of(args, tokenizer)
     started = time.perf_counter()
     frame = None
-    for frame in backend.generate_steps(model, prompt_ids, **sampler_kwargs(args)):
+    for frame in backend.generate_steps(model, prompt_ids, constraints=constraints,
+                                        **sampler_kwargs(args)):
         pass
     seconds = time.perf_counter() - started
     answer_ids = [int(t) for t in frame.tokens]
@@ -71,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
             "prompt_ids": prompt_ids, "answer_ids": answer_ids, "text": text,
             "nfe": frame.nfe, "steps": frame.index + 1, "seconds": round(seconds, 4),
             "settings": sampler_kwargs(args),
+            "constraints": {str(start): ids for start, ids in constraints.items()},
         }, sys.stdout)
         sys.stdout.write("\n")
     else:

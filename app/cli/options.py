@@ -62,6 +62,44 @@ def add_sampler_options(parser: argparse.ArgumentParser, *, gen_length: int = 12
     group.add_argument("--seed", type=int, default=None, help="seed for temperature and random remasking")
 
 
+def add_constraint_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--constraint", action="append", default=[], type=parse_constraint,
+                        metavar="POS:TEXT",
+                        help="pin TEXT at answer position POS (0-based tokens; the text is "
+                             "encoded with a leading space, as the reference app does); repeatable")
+
+
+def parse_constraint(text: str) -> tuple[int, str]:
+    position, colon, word = text.partition(":")
+    try:
+        start = int(position.strip())
+    except ValueError:
+        start = -1
+    if not colon or not word.strip() or start < 0:
+        raise argparse.ArgumentTypeError(
+            f"constraint {text!r} is not POS:TEXT with POS a whole number 0 or more (e.g. 0:Once)")
+    return start, word.strip()
+
+
+def check_constraint_positions(args: argparse.Namespace) -> None:
+    """Positions past the answer or given twice are refused before a model loads (how many
+    tokens a text takes needs the tokenizer; the sampler checks that)."""
+    seen: set[int] = set()
+    for start, _ in getattr(args, "constraint", []):
+        if start >= args.gen_length:
+            raise ValueError(f"the constraint at position {start} is past the answer "
+                             f"(answer length {args.gen_length})")
+        if start in seen:
+            raise ValueError(f"position {start} has two constraints")
+        seen.add(start)
+
+
+def constraints_of(args: argparse.Namespace, tokenizer: Any) -> dict[int, list[int]]:
+    from llada_core.constraints import encode_constraints
+
+    return encode_constraints(tokenizer, getattr(args, "constraint", []))
+
+
 def parse_threshold(text: str) -> float | None:
     if text.strip().lower() == "none":
         return None
@@ -156,6 +194,7 @@ def check_sampler_settings(args: argparse.Namespace) -> None:
     take a minute)."""
     resolve_model(args)
     SamplerSettings(**sampler_kwargs(args))
+    check_constraint_positions(args)
 
 
 def load_backend_model(args: argparse.Namespace):
