@@ -83,23 +83,29 @@ def encode_chat(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-# The tokens the chat template needs; a tokenizer without them as added special tokens (LLaDA-8B-Base)
-# would spell the template's headers out as ordinary text.
+# The tokens a chat template needs, per family; a tokenizer without them as added special tokens
+# (LLaDA-8B-Base) would spell the template's headers out as ordinary text.
 CHAT_TOKENS = (tokens.START_HEADER, tokens.END_HEADER, tokens.EOT)
+LING_CHAT_TOKENS = (tokens.ROLE_OPEN, tokens.ROLE_CLOSE, tokens.ROLE_END)
+# Where an answer ends, besides EOS: end of turn in either family.
+END_OF_TURN_TOKENS = (tokens.EOT, tokens.ROLE_END)
 
 
 def is_base_model(tokenizer: Any) -> bool:
-    """True for a base (pre-trained only) model: its tokenizer lacks the chat tokens
-    (<|start_header_id|>, <|end_header_id|>, <|eot_id|>) as added special tokens.
+    """True for a base (pre-trained only) model: its tokenizer has neither family's chat tokens
+    (LLaDA: <|start_header_id|>, <|end_header_id|>, <|eot_id|>; LLaDA-MoE: <role>, </role>,
+    <|role_end|>) as added special tokens.
 
     LLaDA-8B-Base's tokenizer_config.json still carries the Instruct chat template, so the
-    template's presence says nothing; the tokens decide.
+    template's presence says nothing; the tokens decide. (LLaDA-8B's tokenizers also carry
+    <role> and </role>, but not <|role_end|>.)
     """
     special = {
         str(token) for token in getattr(tokenizer, "added_tokens_decoder", {}).values()
         if getattr(token, "special", True)
     }
-    return not all(name in special for name in CHAT_TOKENS)
+    return not any(all(name in special for name in family)
+                   for family in (CHAT_TOKENS, LING_CHAT_TOKENS))
 
 
 def bos_id(tokenizer: Any) -> int | None:
@@ -177,8 +183,9 @@ def continue_conversation(
 
 
 def visible_answer_ids(tokenizer: Any, answer_ids: Sequence[int]) -> list[int]:
-    """The answer up to (not including) the first EOS or <|eot_id|>."""
-    stops = {tokenizer.convert_tokens_to_ids(tokens.EOS), tokenizer.convert_tokens_to_ids(tokens.EOT)}
+    """The answer up to (not including) the first EOS or end of turn (<|eot_id|>, or
+    LLaDA-MoE's <|role_end|>)."""
+    stops = {tokenizer.convert_tokens_to_ids(name) for name in (tokens.EOS, *END_OF_TURN_TOKENS)}
     stops.discard(tokenizer.unk_token_id)
     stops.discard(None)
     visible = []

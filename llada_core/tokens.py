@@ -6,6 +6,8 @@ MASK = "<|mdm_mask|>"
 START_HEADER = "<|start_header_id|>"
 END_HEADER = "<|end_header_id|>"
 EOT = "<|eot_id|>"
+# LLaDA-MoE (the Ling family): roles in <role>...</role>, a turn ends with <|role_end|>.
+ROLE_OPEN, ROLE_CLOSE, ROLE_END = "<role>", "</role>", "<|role_end|>"
 
 # The Instruct tokenizer's added tokens, in id order after the byte-level BPE vocabulary.
 SPECIAL_TOKENS: list[str] = (

@@ -285,3 +285,19 @@ def test_base_history_reads_as_one_text_with_spaces_where_needed():
     assert join_continuations(["Once upon", "a time", " there was", "\nA dragon."]) \
         == "Once upon a time there was\nA dragon."
     assert join_continuations(["", "text", ""]) == "text"
+
+
+def test_llada_moe_instruct_uses_its_own_chat_template(tmp_path):
+    """The Ling family's tokenizer has <role>, </role>, <|role_end|> and no header tokens: an
+    Instruct model, prompted with its own template, whose answers end at <|role_end|>."""
+    from llada_core.chat import encode_prompt, is_base_model, load_tokenizer, visible_answer_ids
+    from llada_train.tiny_moe import TinyMoESpec, make_tiny_moe_checkpoint
+
+    folder = make_tiny_moe_checkpoint(tmp_path / "moe", TinyMoESpec())
+    tokenizer = load_tokenizer(folder)
+    assert not is_base_model(tokenizer)
+    ids = encode_prompt(tokenizer, "Hi")
+    role_end = tokenizer.convert_tokens_to_ids("<|role_end|>")
+    assert tokenizer.convert_tokens_to_ids("<role>") in ids and role_end in ids
+    word = tokenizer("ok", add_special_tokens=False)["input_ids"]
+    assert visible_answer_ids(tokenizer, word + [role_end] + word) == word

@@ -286,3 +286,15 @@ def test_a_mac_fit_check_never_imports_torch(tiny_checkpoint):
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "memory MLX recommends" in result.stdout
+
+
+def test_the_fit_check_reads_a_llada_moe_config(tmp_path):
+    from llada_train.tiny_moe import TinyMoESpec, make_tiny_moe_checkpoint
+
+    folder = make_tiny_moe_checkpoint(tmp_path / "moe", TinyMoESpec())
+    config = json.loads((folder / "config.json").read_text())
+    report = fit.model_needs(folder)
+    assert report.needed_bytes > fit.model_bytes(folder)
+    dims = fit.Dimensions.of(config)
+    assert dims.ffn_width == config["num_experts_per_tok"] * config["expert_intermediate_size"]
+    assert dims.vocab_rows == config["vocab_size"] and dims.width == config["hidden_size"]

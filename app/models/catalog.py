@@ -50,6 +50,13 @@ CATALOG: tuple[CatalogEntry, ...] = (
     CatalogEntry("GSAI-ML/LLaDA-1.5", "LLaDA 1.5 (bf16)", "torch",
                  int(16.03 * GB), int(16.9 * GB),
                  "LLaDA 8B Instruct after preference optimisation (VRPO); same size."),
+    # Computed from the MoE spec's dimensions (7.36B parameters in bf16), not yet checked
+    # against the Hub's files.
+    CatalogEntry("inclusionAI/LLaDA-MoE-7B-A1B-Instruct", "LLaDA-MoE 7B-A1B Instruct (bf16)",
+                 "torch", int(14.7 * GB), int(15.4 * GB),
+                 "The Mixture-of-Experts chat model: about 1.4B of its 7B parameters work per "
+                 "token, so it answers several times faster than LLaDA 8B. PyTorch, or convert "
+                 "it to MLX 8-bit with `llada convert`."),
 )
 # On Apple Silicon the 8-bit model needs about 9.3 GB of a Mac's working set (about two thirds
 # to three quarters of its RAM): Macs with 16 GB or more get it, smaller ones the 4-bit model.

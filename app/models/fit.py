@@ -85,17 +85,43 @@ def working_set(config: dict[str, Any], dtype: str, workload: Workload = Workloa
     - the head's logits over the canvas in the compute dtype, and the float32 rows of the answer
       the sampler keeps (answer rows × vocabulary × 4 bytes).
     """
-    try:
-        args = LLaDAArgs.from_dict(config)
-    except TypeError as error:
-        raise CheckpointError(f"config.json is missing a required field: {error}") from error
+    dims = Dimensions.of(config)
     size = DTYPE_BYTES[dtype]
     batch, rows = workload.batch, workload.rows
-    kv = args.n_layers * 2 * batch * rows * args.kv_heads * args.head_dim * size
-    block = batch * rows * (6 * args.d_model + 3 * args.hidden_size) * size
-    attention = batch * args.n_heads * rows * rows * 4
-    logits = batch * rows * args.rows * size + workload.gen_length * args.rows * 4
+    kv = dims.layers * 2 * batch * rows * dims.kv_heads * dims.head_dim * size
+    block = batch * rows * (6 * dims.width + 3 * dims.ffn_width) * size
+    attention = batch * dims.heads * rows * rows * 4
+    logits = batch * rows * dims.vocab_rows * size + workload.gen_length * dims.vocab_rows * 4
     return WorkingSet(int(kv), int(block + attention), int(logits))
+
+
+@dataclass(frozen=True)
+class Dimensions:
+    """What the working set depends on, for either family's config.json."""
+
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    width: int
+    ffn_width: int    # the MLP's hidden width a token passes through (MoE: top-k experts')
+    vocab_rows: int
+
+    @classmethod
+    def of(cls, config: dict[str, Any]) -> "Dimensions":
+        from llada_core.config import LLaDAMoEArgs, is_moe_config
+
+        try:
+            if is_moe_config(config):
+                moe = LLaDAMoEArgs.from_dict(config)
+                return cls(moe.num_hidden_layers, moe.num_attention_heads, moe.kv_heads,
+                           moe.head_dim, moe.hidden_size,
+                           moe.num_experts_per_tok * moe.expert_intermediate_size, moe.vocab_size)
+            args = LLaDAArgs.from_dict(config)
+        except TypeError as error:
+            raise CheckpointError(f"config.json is missing a required field: {error}") from error
+        return cls(args.n_layers, args.n_heads, args.kv_heads, args.head_dim, args.d_model,
+                   args.hidden_size, args.rows)
 
 
 def loaded_dtype(stored: Optional[str], requested: Optional[str] = None) -> str:
