@@ -79,3 +79,38 @@ def for_answer_length(gen_length: int, block_length: int, steps: int,
     block = nearest(block_length_choices(gen_length), wanted_block)
     wanted_steps = max(1, round(gen_length / per_step))
     return gen_length, block, nearest(steps_choices(gen_length, block), wanted_steps)
+
+
+# --- word constraints (stored with the conversation's settings as the text the user wrote) -------
+
+CONSTRAINTS_KEY = "constraints"
+
+
+def constraints_entry(text: str) -> dict[str, str]:
+    """The settings entry for the constraints field: none when it is empty (so settings without
+    constraints stay what they always were)."""
+    text = text.strip().rstrip(",").strip()
+    return {CONSTRAINTS_KEY: text} if text else {}
+
+
+def sampler_part(settings: dict) -> dict:
+    """The settings the sampler's SamplerSettings takes (everything but the constraints)."""
+    return {key: value for key, value in settings.items() if key != CONSTRAINTS_KEY}
+
+
+def check_constraints_text(text: str, gen_length: int) -> list[tuple[int, str]]:
+    """The (position, word) pairs of the field; a malformed pair, a position past the answer or
+    one given twice is one sentence (how many tokens a word takes is checked with the tokenizer,
+    when the answer starts)."""
+    from llada_core.constraints import parse_constraints
+
+    pairs = parse_constraints(text)
+    seen: set[int] = set()
+    for start, _ in pairs:
+        if start >= gen_length:
+            raise ValueError(f"the constraint at position {start} is past the answer "
+                             f"(answer length {gen_length})")
+        if start in seen:
+            raise ValueError(f"position {start} has two constraints")
+        seen.add(start)
+    return pairs

@@ -17,6 +17,7 @@ from app import conversation
 from app import trace as trace_mod
 from app.errors import generation_error_message, load_error_message
 from app.frame_text import TokenPieces
+from app.settings_logic import CONSTRAINTS_KEY, sampler_part
 
 
 def answer_stats(tokenizer: Any, tokens: list[int], mask_id: int, *, steps: int, nfe: int,
@@ -171,7 +172,12 @@ class Worker(QObject):
                 "limit": self.identity.max_length})
             begin = time.perf_counter()
             stopped = False
-            frames = self.backend.generate_steps(self.model, prompt, **settings)
+            from llada_core.constraints import constraints_from_text
+
+            constraints = constraints_from_text(self.tokenizer,
+                                                settings.get(CONSTRAINTS_KEY, ""))
+            frames = self.backend.generate_steps(self.model, prompt, constraints=constraints,
+                                                 **sampler_part(settings))
             for frame in frames:
                 recorder.add(frame)
                 self.frame.emit(request_id, frame, self.pieces(frame.tokens))

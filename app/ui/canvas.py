@@ -92,6 +92,7 @@ class DenoiseCanvas(QWidget):
     """Paints the latest frame at most once per screen refresh."""
 
     painted = Signal(int)  # the frame index just painted
+    position_clicked = Signal(int)  # an answer position the user clicked
 
     PAD_X = 1.5
     PAD_Y = 2.0
@@ -108,6 +109,7 @@ class DenoiseCanvas(QWidget):
         self.mode = "state"
         self.frame: Optional[CanvasFrame] = None
         self._pending: Optional[CanvasFrame] = None
+        self.blank: Optional[CanvasFrame] = None  # masks shown while no frame is (to click on)
         self._cells: list[Cell] = []
         self._layout_width = -1.0
         self._content_height = 60.0
@@ -145,7 +147,34 @@ class DenoiseCanvas(QWidget):
         self._pending = None
         self.frame = None
         self._cells = []
+        if self.blank is not None:
+            self._relayout()
         self.update()
+
+    def set_blank(self, gen_length: int, block_length: int) -> None:
+        """While no frame is shown, show gen_length masks (positions to click on)."""
+        self.blank = CanvasFrame(index=-1, block=0, committed_at=[-1] * gen_length,
+                                 confidence=[0.0] * gen_length, pieces=[""] * gen_length,
+                                 block_length=block_length, total_steps=1)
+        if self.frame is None:
+            self._relayout()
+            self.update()
+
+    @property
+    def shown(self) -> Optional[CanvasFrame]:
+        return self.frame if self.frame is not None else self.blank
+
+    def position_at(self, x: float, y: float) -> Optional[int]:
+        for cell in self._cells:
+            if cell.rect.contains(x, y):
+                return cell.position
+        return None
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        position = self.position_at(event.position().x(), event.position().y())
+        if position is not None and event.button() == Qt.MouseButton.LeftButton:
+            self.position_clicked.emit(position)
+        super().mousePressEvent(event)
 
     def flush(self) -> None:
         """Show the pending frame now, if any (used when an answer ends)."""
@@ -190,7 +219,7 @@ class DenoiseCanvas(QWidget):
             self.setMinimumHeight(max(60, height))
 
     def layout_cells(self, width: float) -> list[Cell]:
-        frame = self.frame
+        frame = self.shown
         if frame is None:
             return []
         fm = QFontMetricsF(self.font())
@@ -243,7 +272,7 @@ class DenoiseCanvas(QWidget):
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
-        if self.frame is not None and abs(self.width() - self._layout_width) > 0.5:
+        if self.shown is not None and abs(self.width() - self._layout_width) > 0.5:
             self._relayout()
 
     def sizeHint(self) -> QSize:
@@ -252,7 +281,7 @@ class DenoiseCanvas(QWidget):
     # --- painting --------------------------------------------------------------------------
     def colours(self, i: int) -> tuple[Optional[QColor], QColor]:
         """(background, text colour) of position i in the current mode."""
-        frame = self.frame
+        frame = self.shown
         palette = self.palette()
         plain = palette.color(QPalette.ColorRole.Text)
         at = frame.committed_at[i]
@@ -277,7 +306,7 @@ class DenoiseCanvas(QWidget):
         painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
         palette = self.palette()
         painter.fillRect(self.rect(), palette.color(QPalette.ColorRole.Base))
-        frame = self.frame
+        frame = self.shown
         self.paint_count += 1
         if frame is None:
             painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
@@ -313,4 +342,5 @@ class DenoiseCanvas(QWidget):
                 x = cell.rect.left() - 0.5
                 painter.drawLine(QLineF(x, cell.rect.top() - 1, x, cell.rect.bottom() + 1))
         painter.end()
-        self.painted.emit(frame.index)
+        if self.frame is not None:
+            self.painted.emit(frame.index)

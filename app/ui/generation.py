@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Signal
 from app import conversation
 from app import export as export_mod
 from app import trace as trace_mod
+from app.settings_logic import CONSTRAINTS_KEY, check_constraints_text, sampler_part
 from app.ui.canvas import CanvasFrame
 from llada_core.settings import SamplerSettings
 
@@ -54,7 +55,8 @@ class Generation(QObject):
     # --- starting --------------------------------------------------------------------------
     def check_settings(self, settings: dict) -> bool:
         try:
-            SamplerSettings(**settings)
+            SamplerSettings(**sampler_part(settings))
+            check_constraints_text(settings.get(CONSTRAINTS_KEY, ""), settings["gen_length"])
         except ValueError as error:
             self.window.banner.show_message(f"These settings cannot be used: {error}", "error")
             return False

@@ -177,6 +177,8 @@ class MainWindow(QMainWindow):
         self.composer.submitted.connect(self.send)
         self.send_button.clicked.connect(self._send_or_stop)
         self.settings_panel.changed.connect(self._settings_changed)
+        self.live.canvas.position_clicked.connect(self._canvas_clicked)
+        self._show_blank_canvas()
         self.resize(1180, 760)
 
     def _follow_color_scheme(self) -> None:
@@ -217,6 +219,7 @@ class MainWindow(QMainWindow):
             return
         self.current_id = conversation_id
         self.settings_panel.set_settings(conversation.settings or self.default_settings)
+        self._show_blank_canvas()
         self.show_messages()
         if not self.generating:
             self.show_last_answer_on_canvas()
@@ -315,7 +318,18 @@ class MainWindow(QMainWindow):
     def _settings_changed(self, settings: dict) -> None:
         if self.current_id is not None:
             self.store.set_conversation_settings(self.current_id, settings)
+        self._show_blank_canvas()
         self.context.refresh()
+
+    def _show_blank_canvas(self) -> None:
+        """The masks of the next answer, shown while the canvas has no answer on it."""
+        settings = self.settings_panel.settings()
+        self.live.canvas.set_blank(settings["gen_length"], settings["block_length"])
+
+    def _canvas_clicked(self, position: int) -> None:
+        """A click on a masked position of the empty canvas pins a word there."""
+        if not self.generating and self.live.canvas.frame is None:
+            self.settings_panel.add_constraint_position(position)
 
     # --- model (app.ui.model_control) ------------------------------------------------------
     @property

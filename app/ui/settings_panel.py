@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+    QSlider, QSpinBox,
     QVBoxLayout, QWidget,
 )
 
 from app import settings_logic as logic
+from app.settings_logic import constraints_entry
 from llada_core.settings import REMASKING_CHOICES, SamplerSettings
 
 DEFAULTS = SamplerSettings()
@@ -92,6 +94,12 @@ class SettingsPanel(QWidget):
         self.seed = QSpinBox()
         self.seed.setRange(-1, 2_147_483_647)
         self.seed.setSpecialValueText("random")
+        self.constraints = QLineEdit()
+        self.constraints.setObjectName("constraints")
+        self.constraints.setPlaceholderText("0: Once, 12: dragon")
+        self.constraints.setToolTip(
+            "Words pinned at answer positions (0-based tokens), as the reference demo's "
+            "'position: word'; click a position on the empty canvas to add it.")
         self.reset = QPushButton("Reference defaults")
         self.summary = QLabel()
         self.summary.setWordWrap(True)
@@ -108,6 +116,7 @@ class SettingsPanel(QWidget):
         form.addRow("Sampler", self.mode)
         form.addRow("", self.parallel)
         form.addRow("Threshold τ", threshold_row)
+        form.addRow("Constraints", self.constraints)
         outer = QVBoxLayout(self)
         outer.addLayout(form)
         outer.addWidget(self.summary)
@@ -126,6 +135,7 @@ class SettingsPanel(QWidget):
         self.mode.currentIndexChanged.connect(lambda _: self._emit())
         self.parallel.toggled.connect(lambda _: self._emit())
         self.threshold.valueChanged.connect(lambda _: self._emit())
+        self.constraints.textChanged.connect(lambda _: self._emit())
         self.reset.clicked.connect(self._reset)
 
     # --- values ----------------------------------------------------------------------------
@@ -137,7 +147,8 @@ class SettingsPanel(QWidget):
                 "remasking": self.remasking.currentText(),
                 "seed": None if seed < 0 else seed,
                 "mode": self.mode.currentData(),
-                "threshold": self.threshold.value() / 100 if self._threshold_on() else None}
+                "threshold": self.threshold.value() / 100 if self._threshold_on() else None,
+                **constraints_entry(self.constraints.text())}
 
     def _threshold_on(self) -> bool:
         """Threshold decoding ranks by the model's confidence, so random remasking turns it off."""
@@ -168,6 +179,8 @@ class SettingsPanel(QWidget):
             self.parallel.setChecked(threshold is not None)
             if threshold is not None:
                 self.threshold.setValue(min(99, max(50, round(float(threshold) * 100))))
+            constraints = merged.get("constraints")
+            self.constraints.setText(constraints if isinstance(constraints, str) else "")
         finally:
             self._updating = False
         self._show_summary()
@@ -191,6 +204,15 @@ class SettingsPanel(QWidget):
     def _reset(self) -> None:
         self.set_settings(DEFAULTS.to_dict())
         self._emit()
+
+    def add_constraint_position(self, position: int) -> None:
+        """Append 'N: ' to the constraints and put the cursor after it, for the word."""
+        text = self.constraints.text().rstrip()
+        if text and not text.endswith(","):
+            text += ","
+        self.constraints.setText(f"{text} {position}: " if text else f"{position}: ")
+        self.constraints.setFocus()
+        self.constraints.setCursorPosition(len(self.constraints.text()))
 
     def _show_summary(self) -> None:
         fast = self.mode.currentData() == "fast"
