@@ -18,6 +18,10 @@ from app import trace as trace_mod
 from app.errors import generation_error_message, load_error_message
 from app.frame_text import TokenPieces
 from app.settings_logic import CONSTRAINTS_KEY, sampler_part
+from llada_core.chat import bos_id
+from llada_core.constraints import (
+    constraints_from_text, infill_canvas, infill_lengths, infill_text,
+)
 
 
 def answer_stats(tokenizer: Any, tokens: list[int], mask_id: int, *, steps: int, nfe: int,
@@ -154,6 +158,14 @@ class Worker(QObject):
                                     "limit": self.identity.max_length,
                                     "dropped": prompt.dropped})
 
+    def infill_request(self, text: str, settings: dict) -> tuple:
+        """(canvas, prompt, settings, constraints) of filling the holes of `text`: BOS, then the
+        text as one block with its holes masked (llada_core.constraints)."""
+        canvas = infill_canvas(self.tokenizer, text)
+        settings = {**sampler_part(settings), **infill_lengths(canvas, None)}
+        bos = bos_id(self.tokenizer)
+        return canvas, [bos] if bos is not None else [], settings, canvas.constraints()
+
     @Slot(int, dict, dict)
     def generate(self, request_id: int, plan: dict, settings: dict) -> None:
         from llada_core.chat import answer_text
@@ -161,21 +173,26 @@ class Worker(QObject):
         if self.model is None:
             self.failed.emit(request_id, "No model is loaded.")
             return
+        infill = None
         try:
-            built = self.prompt(plan, settings["gen_length"])
-            prompt = built.ids
+            if "infill" in plan:
+                infill, prompt, settings, constraints = self.infill_request(plan["infill"], settings)
+                built = conversation.Prompt(ids=prompt, dropped=0, reencoded=False)
+                started = {"settings": settings}
+            else:
+                built = self.prompt(plan, settings["gen_length"])
+                prompt = built.ids
+                constraints = constraints_from_text(self.tokenizer,
+                                                    settings.get(CONSTRAINTS_KEY, ""))
+                started = {}
             mask_id = int(self.model.args.mask_token_id)
             recorder = trace_mod.TraceRecorder(mask_id, int(settings["block_length"]))
             self.started.emit(request_id, {
                 "prompt_ids": prompt, "dropped": built.dropped, "reencoded": built.reencoded,
                 "used": built.total(settings["gen_length"]),
-                "limit": self.identity.max_length})
+                "limit": self.identity.max_length, **started})
             begin = time.perf_counter()
             stopped = False
-            from llada_core.constraints import constraints_from_text
-
-            constraints = constraints_from_text(self.tokenizer,
-                                                settings.get(CONSTRAINTS_KEY, ""))
             frames = self.backend.generate_steps(self.model, prompt, constraints=constraints,
                                                  **sampler_part(settings))
             for frame in frames:
@@ -201,7 +218,9 @@ class Worker(QObject):
             return
         tokens = [int(t) for t in last.tokens]
         pieces = self.pieces(tokens)
-        if stopped:
+        if infill is not None:
+            text = infill_text(self.tokenizer, [t for t in tokens if t != mask_id])
+        elif stopped:
             text = answer_text(self.tokenizer, [t for t in tokens if t != mask_id])
         else:
             text = answer_text(self.tokenizer, tokens)

@@ -82,3 +82,41 @@ def test_bad_constraints_are_one_sentence_in_the_banner(qtbot, window):
     with qtbot.waitSignal(window.generation.failed, timeout=120_000) as blocker:
         assert window.send("Hi")
     assert "runs past the answer length 16" in blocker.args[0]
+
+
+def test_fill_the_blanks_fills_exactly_the_holes(qtbot, window, tiny_tokenizer):
+    from llada_core.constraints import infill_canvas
+
+    window.show()
+    window.new_conversation()
+    text = "The capital of France is [____]. It is [_:3]"
+    canvas = infill_canvas(tiny_tokenizer, text)
+    frames = []
+    window.frame_received.connect(lambda _rid, frame: frames.append(frame))
+    window.fill_blanks.setChecked(True)
+    with qtbot.waitSignal(window.answer_stored, timeout=120_000) as blocker:
+        assert window.send(text)
+    answer = window.store.messages(window.current_id)[-1]
+    assert answer.id == blocker.args[0]
+    trace = trace_mod.decode(window.store.trace_blob(answer.id))
+    assert trace.gen_length == canvas.length and trace.block_length == canvas.length
+    assert all(trace.tokens[p] == t for p, t in canvas.fixed.items())  # the text stays
+    assert trace.mask_id not in trace.tokens                            # every hole is filled
+    # the text is on the canvas from the first frame; only the holes change afterwards
+    first = frames[0]
+    assert all(int(first.tokens[p]) == t for p, t in canvas.fixed.items())
+    changed = {p for a, b in zip(frames, frames[1:]) for p in range(canvas.length)
+               if a.tokens[p] != b.tokens[p]}
+    holes = {p for start, length in canvas.holes for p in range(start, start + length)}
+    assert changed <= holes
+    assert answer.text.startswith("The capital of France is")
+    assert answer.settings["gen_length"] == canvas.length and answer.settings["steps"] == 7
+    assert len(frames) == 7 and frames[-1].done
+    window.live.canvas.grab().save("/tmp/issue15-infill.png")
+
+
+def test_fill_the_blanks_needs_a_hole(window):
+    window.new_conversation()
+    window.fill_blanks.setChecked(True)
+    assert not window.send("no holes here")
+    assert "no hole to fill" in window.banner.text()

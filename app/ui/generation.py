@@ -18,6 +18,7 @@ from app import conversation
 from app import export as export_mod
 from app import trace as trace_mod
 from app.settings_logic import CONSTRAINTS_KEY, check_constraints_text, sampler_part
+from llada_core.constraints import parse_infill
 from app.ui.canvas import CanvasFrame
 from llada_core.settings import SamplerSettings
 
@@ -62,10 +63,27 @@ class Generation(QObject):
             return False
         return True
 
-    def send(self, conversation_id: int, text: str, settings: dict) -> None:
+    def check_infill(self, text: str, settings: dict) -> bool:
+        """A text to fill needs a hole; its lengths come from the text (the worker sets them)."""
+        try:
+            parse_infill(text)
+            SamplerSettings(**{**sampler_part(settings), "gen_length": 1, "block_length": 1,
+                               "steps": 1})
+        except ValueError as error:
+            self.window.banner.show_message(f"This text cannot be filled: {error}", "error")
+            return False
+        return True
+
+    def send(self, conversation_id: int, text: str, settings: dict, *, infill: bool = False) -> None:
         store = self.window.store
         earlier = store.messages(conversation_id)
-        plan = conversation.plan_prompt(earlier, text, self.window.fingerprint, self.answer_ids)
+        if infill:
+            # The canvas is the text itself after BOS; no conversation history goes in.
+            plan = {"infill": text}
+            settings = sampler_part(settings)
+        else:
+            plan = conversation.plan_prompt(earlier, text, self.window.fingerprint,
+                                            self.answer_ids)
         user_id = store.add_message(conversation_id, "user", text)
         self.start(conversation_id, plan, settings, user_message=(user_id, text))
 
@@ -107,6 +125,8 @@ class Generation(QObject):
         if not self._current(request_id):
             return
         self.request["prompt_ids"] = info["prompt_ids"]
+        if "settings" in info:  # an infilling: lengths from the text
+            self.request["settings"] = info["settings"]
         self.window.context.show_request(info)
 
     def _on_frame(self, request_id: int, frame, pieces) -> None:

@@ -12,8 +12,8 @@ from typing import Optional
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import (
-    QDockWidget, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox, QPushButton,
-    QSplitter, QStackedWidget, QVBoxLayout, QWidget,
+    QCheckBox, QDockWidget, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox,
+    QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget,
 )
 
 from app import export as export_mod
@@ -113,9 +113,19 @@ class MainWindow(QMainWindow):
         self.send_button.setMinimumWidth(84)
         self.send_button.setDefault(True)
 
+        self.fill_blanks = QCheckBox("Fill the blanks")
+        self.fill_blanks.setObjectName("fillBlanks")
+        self.fill_blanks.setToolTip(
+            "Send a text with holes: [____] is one token per underscore, [_:8] is 8 tokens. "
+            "The model fills the holes using the text on both sides; the canvas shows them in "
+            "place.")
+        send_column = QVBoxLayout()
+        send_column.addStretch(1)
+        send_column.addWidget(self.fill_blanks)
+        send_column.addWidget(self.send_button)
         composer_row = QHBoxLayout()
         composer_row.addWidget(self.composer, 1)
-        composer_row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
+        composer_row.addLayout(send_column)
         composer_row.setContentsMargins(0, 0, 0, 0)
         composer_box = QWidget()
         self.composer_column = QVBoxLayout(composer_box)
@@ -422,7 +432,11 @@ class MainWindow(QMainWindow):
                                      "File ▸ Open model folder… (Ctrl+O).", "error")
             return False
         settings = self.settings_panel.settings()
-        if not self.generation.check_settings(settings):
+        infill = self.fill_blanks.isChecked()
+        if infill:
+            if not self.generation.check_infill(text, settings):
+                return False
+        elif not self.generation.check_settings(settings):
             return False
         if self.current_id is None or self.store.conversation(self.current_id) is None:
             self.new_conversation()
@@ -432,7 +446,7 @@ class MainWindow(QMainWindow):
             self.store.rename_conversation(conversation_id,
                                            title[:48] + ("…" if len(title) > 48 else ""))
         self.composer.clear()
-        self.generation.send(conversation_id, text, settings)
+        self.generation.send(conversation_id, text, settings, infill=infill)
         self.refresh_conversations()
         self.show_messages()
         return True
