@@ -196,17 +196,24 @@ def load(path_or_repo_id: str | Path, dtype: Any = None) -> tuple[Model, Any]:
     model = Model(args)
     weights = read_weights(folder)
     check_family(config, weights)
-    weights = Model.sanitize(weights)
-    quantize_like_weights(model, weights, args.quantization)
+    weights = Model.sanitize(weights)  # the only reference: fill_model empties it
+    fill_model(model, weights, args.quantization, mx_dtype)
+    return model, tokenizer
+
+
+def fill_model(model: nn.Module, weights: dict[str, mx.array], quantization: Any,
+               dtype: Optional[mx.Dtype]) -> None:
+    """Quantize `model` as the weights are, load them strictly (cast to dtype), evaluate them
+    one module at a time, and set MLX's memory limits for it."""
+    quantize_like_weights(model, weights, quantization)
     check_weights(model, weights)
-    model.load_weights(list(cast_weights(weights, mx_dtype).items()), strict=True)
+    model.load_weights(list(cast_weights(weights, dtype).items()), strict=True)
     # From here the model holds the only references to the (still lazy) tensors, so evaluating
     # them keeps one copy: a cast's source is freed as soon as its tensor is done.
-    del weights
+    weights.clear()
     model.eval()
     materialize(model)
     memory.wired_limit_for(model)
-    return model, tokenizer
 
 
 def load_moe(folder: Path, config: dict[str, Any], dtype: Any = None) -> tuple[moe.Model, Any]:
@@ -223,13 +230,7 @@ def load_moe(folder: Path, config: dict[str, Any], dtype: Any = None) -> tuple[m
     weights = read_weights(folder)
     check_family(config, weights)
     weights = moe.Model.sanitize(weights, args.num_experts)
-    quantize_like_weights(model, weights, args.quantization)
-    check_weights(model, weights)
-    model.load_weights(list(cast_weights(weights, mx_dtype).items()), strict=True)
-    del weights
-    model.eval()
-    materialize(model)
-    memory.wired_limit_for(model)
+    fill_model(model, weights, args.quantization, mx_dtype)
     return model, tokenizer
 
 
