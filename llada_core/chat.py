@@ -159,10 +159,16 @@ def join_continuations(texts: Iterable[str]) -> str:
 def continue_conversation(
     tokenizer: Any, history_ids: Sequence[int] | None, user_message: str
 ) -> list[int]:
-    """The prompt for the next turn, as the reference chat.py builds it.
+    """The prompt for the next turn: the history's ids kept as they are, then what the
+    checkpoint's own chat template writes after an answer.
 
-    history_ids is the previous turn's prompt plus its whole generated region; every EOS is
-    dropped from it (<|eot_id|> stays) and the new user turn is appended without its BOS.
+    history_ids is the previous turn's prompt plus its whole generated region. For an Instruct
+    model the result is the previous prompt + the visible answer (up to its first EOS or end of
+    turn) + the template's tail after an assistant message (end of turn, the new user turn, the
+    assistant header), so a second turn equals rendering the whole conversation with the
+    template, for LLaDA-8B (<|eot_id|>) and LLaDA-MoE (<|role_end|>) alike. When the history does
+    not end in a turn the template wrote, it falls back to the reference chat.py: every EOS
+    dropped, the new user turn appended without its BOS.
     A base model has no turns: the first prompt is BOS + the text, and each later text is
     appended to the history as a continuation (after a space when neither side has one).
     """
@@ -170,8 +176,13 @@ def continue_conversation(
     turn = encode_prompt(tokenizer, user_message)
     if not history_ids:
         return turn
+    history = [int(t) for t in history_ids]
+    if not base:
+        templated = _continue_with_template(tokenizer, history, user_message)
+        if templated is not None:
+            return templated
     eos = tokenizer.convert_tokens_to_ids(tokens.EOS)
-    kept = [int(t) for t in history_ids if int(t) != eos]
+    kept = [t for t in history if t != eos]
     bos = bos_id(tokenizer)
     if turn and turn[0] == bos:
         turn = turn[1:]
@@ -180,6 +191,65 @@ def continue_conversation(
         if tail and not tail[-1].isspace():
             turn = list(tokenizer(" " + user_message, add_special_tokens=False)["input_ids"])
     return kept + turn
+
+
+# Stand-in message contents, found again in the rendered template to cut it into pieces. Plain
+# words: a template that trims or escapes content leaves them as they are.
+_USER_MARK = "LLADAUSERMARK"
+_ANSWER_MARK = "LLADAANSWERMARK"
+
+
+def _template_pieces(tokenizer: Any, user_message: str) -> tuple[list[int], list[int]] | None:
+    """(assistant header, next turn) as ids, read from the tokenizer's own chat template.
+
+    The assistant header is what the template writes after a user message's content (for
+    LLaDA-8B <|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n, for LLaDA-MoE
+    <|role_end|><role>ASSISTANT</role>): every prompt ends with it. The next turn is what it
+    writes after an answer's content: end of turn, the user's turn with `user_message`, the
+    assistant header. None when the template does not render the marks back (no way to cut it).
+    """
+    first = render_chat(tokenizer, [{"role": "user", "content": _USER_MARK}])
+    second = render_chat(tokenizer, [{"role": "user", "content": _USER_MARK},
+                                     {"role": "assistant", "content": _ANSWER_MARK},
+                                     {"role": "user", "content": user_message}])
+    if first.count(_USER_MARK) != 1 or second.count(_ANSWER_MARK) != 1:
+        return None
+    header = first[first.index(_USER_MARK) + len(_USER_MARK):]
+    following = second[second.index(_ANSWER_MARK) + len(_ANSWER_MARK):]
+    if not header or not following:
+        return None
+    encode = lambda text: list(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    return encode(header), encode(following)
+
+
+def _continue_with_template(tokenizer: Any, history: list[int],
+                            user_message: str) -> list[int] | None:
+    """Previous prompt + visible answer + the template's next turn; None when the history holds
+    no assistant header to tell the prompt from the answer.
+
+    The previous prompt ends at the last assistant header before the generated region's first
+    EOS (a prompt the template wrote holds no EOS; a generated region ends in EOS padding), or
+    at the last assistant header when the region was filled without one.
+    """
+    pieces = _template_pieces(tokenizer, user_message)
+    if pieces is None:
+        return None
+    header, following = pieces
+    eos = tokenizer.convert_tokens_to_ids(tokens.EOS)
+    searched = history[:history.index(eos)] if eos in history else history
+    end = _last_end_of(searched, header)
+    if end is None:
+        return None
+    return history[:end] + visible_answer_ids(tokenizer, history[end:]) + following
+
+
+def _last_end_of(ids: Sequence[int], part: Sequence[int]) -> int | None:
+    """The index just past the last occurrence of `part` in `ids`; None when absent."""
+    size = len(part)
+    for start in range(len(ids) - size, -1, -1):
+        if list(ids[start:start + size]) == list(part):
+            return start + size
+    return None
 
 
 def visible_answer_ids(tokenizer: Any, answer_ids: Sequence[int]) -> list[int]:
