@@ -24,7 +24,7 @@ import shutil
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -56,13 +56,16 @@ class SourceTensor:
 
 
 def convert(source: str | Path, out: str | Path, *, bits: Optional[int] = 8, group_size: int = 64,
-            dtype: str = "bfloat16", shard_bytes: int = SHARD_BYTES) -> Path:
+            dtype: str = "bfloat16", shard_bytes: int = SHARD_BYTES,
+            on_tensor: Optional[Callable[[int, int], None]] = None) -> Path:
     """Write `source` (folder or Hub repo id, float weights) to `out` in the MLX layout.
 
     bits 8 or 4 (2, 3, 5, 6 work too) quantizes; bits None only renames and casts to `dtype`.
     dtype (bfloat16, float16, float32) is that of the scales, biases and norms. Output shards
     hold at most `shard_bytes` (a bigger tensor gets a shard of its own). `out` must not exist
     or be an empty folder. Returns the output folder.
+    on_tensor(done, total), when given, is called after each source tensor is converted; an
+    exception it raises (a cancel) stops the conversion, and the output is removed as on any error.
     """
     _check_options(bits, group_size, dtype, shard_bytes)
     folder = resolve_checkpoint(source)
@@ -89,7 +92,8 @@ def convert(source: str | Path, out: str | Path, *, bits: Optional[int] = 8, gro
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        write_weights(out, sources, quantized, bits, group_size, DTYPES[dtype], shard_bytes)
+        write_weights(out, sources, quantized, bits, group_size, DTYPES[dtype], shard_bytes,
+                      on_tensor)
         new_config = dict(config)
         if bits is not None:
             new_config["quantization"] = {"group_size": group_size, "bits": bits}
@@ -236,13 +240,16 @@ def convert_tensor(name: str, value: mx.array, quantize: bool, bits: Optional[in
 
 
 def write_weights(out: Path, sources: dict[str, SourceTensor], quantized: set[str],
-                  bits: Optional[int], group_size: int, dtype: mx.Dtype, shard_bytes: int) -> None:
-    """Convert tensor by tensor into shards of at most shard_bytes, plus the index mlx-lm writes."""
+                  bits: Optional[int], group_size: int, dtype: mx.Dtype, shard_bytes: int,
+                  on_tensor: Optional[Callable[[int, int], None]] = None) -> None:
+    """Convert tensor by tensor into shards of at most shard_bytes, plus the index mlx-lm writes;
+    on_tensor(done, total) after each tensor."""
     sizes = {name: converted_bytes(info.shape, name in quantized, bits, group_size, dtype.size)
              for name, info in sources.items()}
     shards = plan_shards(sizes, shard_bytes)
     reader = SourceReader()
     weight_map: dict[str, str] = {}
+    done = 0
     for number, group in enumerate(shards, start=1):
         filename = ("model.safetensors" if len(shards) == 1
                     else f"model-{number:05d}-of-{len(shards):05d}.safetensors")
@@ -252,6 +259,9 @@ def write_weights(out: Path, sources: dict[str, SourceTensor], quantized: set[st
             part.update(convert_tensor(name, value, name in quantized, bits, group_size, dtype))
             del value
             mx.clear_cache()  # the source tensor's bytes go back now, not at the end
+            done += 1
+            if on_tensor is not None:
+                on_tensor(done, len(sources))
         mx.save_safetensors(str(out / filename), part, metadata={"format": "mlx"})
         weight_map.update({name: filename for name in part})
         del part

@@ -55,8 +55,9 @@ CATALOG: tuple[CatalogEntry, ...] = (
     CatalogEntry("inclusionAI/LLaDA-MoE-7B-A1B-Instruct", "LLaDA-MoE 7B-A1B Instruct (bf16)",
                  "torch", int(14.7 * GB), int(15.4 * GB),
                  "The Mixture-of-Experts chat model: about 1.4B of its 7B parameters work per "
-                 "token, so it answers several times faster than LLaDA 8B. PyTorch, or convert "
-                 "it to MLX 8-bit with `llada convert`."),
+                 "token, so it answers several times faster than LLaDA 8B. PyTorch; once "
+                 "downloaded, File > Models > Convert to MLX 8-bit… (or `llada convert`) makes "
+                 "an MLX copy of about half the size."),
 )
 # On Apple Silicon the 8-bit model needs about 9.3 GB of a Mac's working set (about two thirds
 # to three quarters of its RAM): Macs with 16 GB or more get it, smaller ones the 4-bit model.

@@ -54,7 +54,9 @@ def detect_layout(folder: Path, files: list[Path]) -> str:
     if not keys:
         for file in files:
             keys.extend(safetensors_keys(file))
-    if any(k.startswith("model.transformer.") for k in keys):
+    # LLaDA-8B's own names are model.transformer.*; LLaDA-MoE's are model.layers.* with the head
+    # at the top (lm_head.*), which the MLX layout moves under model.
+    if any(k.startswith(("model.transformer.", "lm_head.")) for k in keys):
         return "hf"
     if any(k.startswith(("model.embed_tokens.", "model.layers.", "model.lm_head.")) for k in keys):
         return "mlx"

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QMessageBox, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
+from app.models import convert as conversion
 from app.models import local
 from app.models.catalog import (
     CATALOG, CatalogEntry, bundled_demo_model, catalog_entry, format_bytes, recommended_entry,
@@ -56,6 +57,132 @@ class DownloadThread(QThread):
             self.failed.emit(f"The download failed: {type(error).__name__}: {error}")
         else:
             self.succeeded.emit(str(folder))
+
+
+class ConvertThread(QThread):
+    """Runs one ModelConversion off the GUI thread; its signals arrive queued in the GUI thread."""
+
+    progress = Signal(object)       # ConversionProgress
+    succeeded = Signal(str)         # the converted folder
+    failed = Signal(str)            # one sentence
+    cancelled = Signal(str)
+
+    def __init__(self, source: str, target: str, parent=None):
+        super().__init__(parent)
+        self.conversion = conversion.ModelConversion(source, target,
+                                                     on_progress=self.progress.emit)
+
+    def cancel(self) -> None:
+        self.conversion.cancel()
+
+    def run(self) -> None:  # noqa: D401 - QThread override, runs in the new thread
+        try:
+            folder = self.conversion.run()
+        except conversion.ConversionCancelled as error:
+            self.cancelled.emit(str(error))
+        except conversion.ConversionError as error:
+            self.failed.emit(str(error))
+        except Exception as error:  # noqa: BLE001 - never a traceback in the window
+            self.failed.emit(f"The conversion failed: {type(error).__name__}: {error}.")
+        else:
+            self.succeeded.emit(str(folder))
+
+
+class ConvertDialog(QDialog):
+    """Converting a PyTorch checkpoint to MLX 8-bit: progress by tensor, Cancel, Retry."""
+
+    converted = Signal(str)         # the finished folder
+
+    def __init__(self, source: str, target: str, name: str, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.source, self.target = source, target
+        self.thread_: Optional[ConvertThread] = None
+        self.folder: Optional[str] = None
+        self.setWindowTitle("Convert to MLX 8-bit — LLaDA Desktop")
+        self.setMinimumWidth(520)
+        title = QLabel(f"<b>{name}</b> to MLX 8-bit")
+        title.setTextFormat(Qt.TextFormat.RichText)
+        where = QLabel(f"Into {target}")
+        where.setWordWrap(True)
+        where.setStyleSheet("color: palette(placeholder-text);")
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setFormat("%p%")
+        self.detail = QLabel("Reading the checkpoint…")
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.retry_button = QPushButton("Retry")
+        self.retry_button.hide()
+        self.close_button = QPushButton("Close")
+        self.close_button.hide()
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        for button in (self.retry_button, self.cancel_button, self.close_button):
+            buttons.addWidget(button)
+        column = QVBoxLayout(self)
+        for widget in (title, where, self.bar, self.detail, self.message):
+            column.addWidget(widget)
+        column.addLayout(buttons)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.retry_button.clicked.connect(self.start)
+        self.close_button.clicked.connect(self.reject)
+
+    @property
+    def running(self) -> bool:
+        return self.thread_ is not None and self.thread_.isRunning()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        for widget in (self.message, self.retry_button, self.close_button):
+            widget.hide()
+        self.cancel_button.show()
+        self.cancel_button.setEnabled(True)
+        self.bar.setValue(0)
+        thread = ConvertThread(self.source, self.target, parent=self)
+        thread.progress.connect(self.show_progress)
+        thread.succeeded.connect(self._succeeded)
+        thread.failed.connect(self._stopped)
+        thread.cancelled.connect(self._stopped)
+        self.thread_ = thread
+        thread.start()
+
+    def cancel(self) -> None:
+        if self.running:
+            self.thread_.cancel()
+            self.cancel_button.setEnabled(False)
+            self.detail.setText("Cancelling…")
+
+    def show_progress(self, progress: conversion.ConversionProgress) -> None:
+        self.bar.setValue(int(progress.fraction * 1000))
+        if self.cancel_button.isEnabled():
+            self.detail.setText(progress.text())
+
+    def _succeeded(self, folder: str) -> None:
+        self.folder = folder
+        self.bar.setValue(1000)
+        self.converted.emit(folder)
+        self.accept()
+
+    def _stopped(self, text: str) -> None:
+        self.detail.setText("Stopped.")
+        self.message.setText(text)
+        self.message.show()
+        self.cancel_button.hide()
+        self.retry_button.show()
+        self.close_button.show()
+
+    def wait(self, ms: int = 60000) -> None:
+        if self.thread_ is not None:
+            self.thread_.wait(ms)
+
+    def reject(self) -> None:
+        if self.running:
+            self.thread_.cancel()
+            self.thread_.wait(60000)
+        super().reject()
 
 
 class DownloadDialog(QDialog):
@@ -277,7 +404,8 @@ def ask_to_continue(parent: QWidget, report: FitReport) -> bool:
 
 
 class ModelManager(QDialog):
-    """Known models and added folders: download, use, delete from disk, add/remove folders."""
+    """Known models and added folders: download, use, delete from disk, add/remove folders, and
+    convert a PyTorch checkpoint to MLX 8-bit when the MLX backend is installed."""
 
     use_requested = Signal(str)         # folder to load
     download_requested = Signal(str)    # repo id
@@ -302,13 +430,20 @@ class ModelManager(QDialog):
         self.delete_button = QPushButton("Delete from disk…")
         self.add_button = QPushButton("Add a folder…")
         self.remove_button = QPushButton("Remove from list")
+        self.convert_button = QPushButton("Convert to MLX 8-bit…")
+        self.convert_button.setToolTip(
+            "Write an 8-bit MLX copy of this PyTorch checkpoint into the app's data folder: "
+            "about half the size, and it runs on the MLX backend.")
+        self.convert_button.setVisible(conversion.mlx_available())
+        self.convert_dialog: Optional[ConvertDialog] = None
         self.status = QLabel()
         self.status.setWordWrap(True)
         row = QHBoxLayout()
         for button in (self.add_button, self.remove_button):
             row.addWidget(button)
         row.addStretch(1)
-        for button in (self.delete_button, self.download_button, self.use_button):
+        for button in (self.convert_button, self.delete_button, self.download_button,
+                       self.use_button):
             row.addWidget(button)
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         close.rejected.connect(self.reject)
@@ -322,6 +457,7 @@ class ModelManager(QDialog):
         self.delete_button.clicked.connect(lambda: self.delete_selected())
         self.add_button.clicked.connect(self._choose_folder)
         self.remove_button.clicked.connect(self._remove)
+        self.convert_button.clicked.connect(lambda: self.convert_selected())
         self.table.itemSelectionChanged.connect(self._update_buttons)
         self.table.doubleClicked.connect(lambda _=None: self._use())
         self.refresh()
@@ -382,6 +518,10 @@ class ModelManager(QDialog):
         self.delete_button.setEnabled(bool(row and row["kind"] == "hub"
                                            and cached_model(row["id"], self.cache_dir)))
         self.remove_button.setEnabled(bool(row and row["kind"] == "local"))
+        self.convert_button.setEnabled(bool(
+            row and row["kind"] in ("hub", "local") and conversion.mlx_available()
+            and not (self.convert_dialog is not None and self.convert_dialog.running)
+            and conversion.is_convertible(row["folder"])))
 
     def _use(self) -> None:
         row = self.selected()
@@ -412,6 +552,35 @@ class ModelManager(QDialog):
         self.status.setText(f"Deleted {row['id']}: {format_bytes(freed)} freed.")
         self.refresh()
         return freed
+
+    def data_dir(self) -> Path:
+        """The app's data folder: the one that holds the history database."""
+        return Path(self.store.path).parent
+
+    def convert_selected(self) -> Optional[ConvertDialog]:
+        """Start converting the selected PyTorch checkpoint to MLX 8-bit; the finished folder is
+        added to the list. Returns the progress dialog, None when nothing can be converted."""
+        row = self.selected()
+        if not row or not conversion.is_convertible(row["folder"]):
+            return None
+        name = row["id"].split("/")[-1] if row["kind"] == "hub" else Path(row["folder"]).name
+        target = conversion.target_folder(self.data_dir(), name)
+        if target.exists():
+            self.status.setText(f"{target} already exists; it is added to the list.")
+            self.add_folder(str(target))
+            return None
+        dialog = ConvertDialog(str(row["folder"]), str(target), row["cells"][0], self)
+        dialog.converted.connect(self._converted)
+        dialog.finished.connect(lambda _=None: self._update_buttons())
+        self.convert_dialog = dialog
+        dialog.show()
+        dialog.start()
+        self._update_buttons()
+        return dialog
+
+    def _converted(self, folder: str) -> None:
+        if self.add_folder(folder):
+            self.status.setText(f"Converted to MLX 8-bit: {folder}. Select it and press Use.")
 
     def add_folder(self, folder: str) -> bool:
         try:
