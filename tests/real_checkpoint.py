@@ -155,34 +155,16 @@ def shrunk_weight_map(real_map: dict[str, str], layers: list[int]) -> dict[str, 
 
 
 def random_weights(config: dict[str, Any], spec: RealSpec) -> dict[str, np.ndarray]:
-    """Every tensor the config implies, official names, [out, in] Linear layout, seeded."""
-    rng = np.random.default_rng(spec.seed)
-    d, hidden, rows = config["d_model"], config["mlp_hidden_size"], config["embedding_size"]
-    kv = config["n_kv_heads"] * (d // config["n_heads"])
+    """Every tensor the config implies, official names, [out, in] Linear layout, seeded: the
+    project's tiny builder at the shrunk config's sizes and the real number of rows."""
+    from llada_train.tiny import TinySpec
+    from llada_train.tiny import random_weights as tiny_random_weights
 
-    def linear(out_features: int, in_features: int) -> np.ndarray:
-        return rng.normal(0.0, 1.0 / np.sqrt(in_features), (out_features, in_features))
-
-    def norm() -> np.ndarray:
-        return 1.0 + rng.normal(0.0, 0.1, d)
-
-    weights = {"model.transformer.wte.weight": rng.normal(0.0, 1.0, (rows, d))}
-    for i in range(config["n_layers"]):
-        prefix = f"{BLOCK_PREFIX}{i}."
-        weights[prefix + "attn_norm.weight"] = norm()
-        weights[prefix + "q_proj.weight"] = linear(d, d)
-        weights[prefix + "k_proj.weight"] = linear(kv, d)
-        weights[prefix + "v_proj.weight"] = linear(kv, d)
-        weights[prefix + "attn_out.weight"] = linear(d, d)
-        weights[prefix + "ff_norm.weight"] = norm()
-        weights[prefix + "ff_proj.weight"] = linear(hidden, d)
-        weights[prefix + "up_proj.weight"] = linear(hidden, d)
-        weights[prefix + "ff_out.weight"] = linear(d, hidden)
-    weights["model.transformer.ln_f.weight"] = norm()
-    weights["model.transformer.ff_out.weight"] = linear(rows, d)
-    from llada_train.tiny import cast_weights
-
-    return {name: cast_weights(value, spec.dtype) for name, value in weights.items()}
+    sizes = TinySpec(d_model=config["d_model"], n_layers=config["n_layers"],
+                     n_heads=config["n_heads"], n_kv_heads=config["n_kv_heads"],
+                     mlp_hidden_size=config["mlp_hidden_size"], seed=spec.seed, dtype=spec.dtype,
+                     head_scale=1.0)
+    return tiny_random_weights(sizes, config["embedding_size"])
 
 
 def write_real_shards(folder: Path, weights: dict[str, np.ndarray], weight_map: dict[str, str]) -> None:
