@@ -493,3 +493,195 @@ def run_report(out: str | Path, model_path: Optional[str], backend_name: Optiona
     print(format_report(report))
     print(f"wrote {markdown} and {data}")
     return report
+
+
+# --- `llada bench --random-moe`: a random LLaDA-MoE against dense models of equal size ---------
+
+# Sizes of the comparison: a MoE (experts of width expert_width, top_k of them per token) and two
+# dense LLaDAs with the same width, depth and heads, whose MLP is experts·expert_width wide (equal
+# total parameters) or top_k·expert_width wide (equal parameters touched per token).
+MOE_COMPARISON = {"hidden": 512, "layers": 4, "heads": 8, "experts": 16, "top_k": 2,
+                  "expert_width": 512}
+
+# One full-canvas forward pass (an NFE of exact mode) in a fresh process, so that each model's
+# peak memory is its own: timed after a warm-up, the median of the repeats.
+ONE_FORWARD = r"""
+import json, statistics, sys, time
+import numpy as np
+backend, path, canvas, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+def peak_rss():
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+    value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return value if sys.platform == "darwin" else value * 1024
+
+ids = np.random.default_rng(0).integers(0, 200, (1, canvas))
+if backend == "torch":
+    import torch
+    from llada_torch import load
+    model, _ = load(path, device="cpu", dtype="float32")
+    ids = torch.from_numpy(ids)
+    def forward():
+        with torch.inference_mode():
+            model(ids)
+    peak = lambda: None
+else:
+    import mlx.core as mx
+    from llada_mlx import load
+    model, _ = load(path, dtype="float32")
+    ids = mx.array(ids)
+    def forward():
+        mx.eval(model.model(ids))
+    mx.reset_peak_memory()
+    peak = mx.get_peak_memory
+forward()
+times = []
+for _ in range(repeats):
+    started = time.perf_counter()
+    forward()
+    times.append(time.perf_counter() - started)
+print(json.dumps({"ms_per_nfe": 1000 * statistics.median(times), "peak_backend": peak(),
+                  "peak_rss": peak_rss()}))
+"""
+
+
+def _tensor_sizes(folder: Path) -> dict[str, int]:
+    """Element count of every tensor in the folder's safetensors files, from their headers."""
+    import struct
+
+    from llada_core.checkpoint import weight_files
+
+    sizes: dict[str, int] = {}
+    for path in weight_files(folder):
+        with open(path, "rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(length))
+        for name, info in header.items():
+            if name != "__metadata__":
+                count = 1
+                for dim in info["shape"]:
+                    count *= int(dim)
+                sizes[name] = count
+    return sizes
+
+
+def layer_parameters(folder: Path) -> tuple[int, int]:
+    """(total, active per token) parameters of the transformer layers, embedding and head left
+    out, read from the checkpoint: a MoE's experts count k/E of their size as active."""
+    import re
+
+    config = json.loads((folder / "config.json").read_text())
+    layers = {name: n for name, n in _tensor_sizes(folder).items()
+              if re.search(r"\.(layers|blocks)\.\d+\.", name)}
+    total = sum(layers.values())
+    experts = sum(n for name, n in layers.items() if ".experts." in name)
+    if not experts:
+        return total, total
+    share = config["num_experts_per_tok"] / config["num_experts"]
+    return total, total - experts + round(experts * share)
+
+
+def build_moe_comparison(root: Path, sizes: Optional[dict[str, int]] = None) -> dict[str, Path]:
+    """The three random float32 checkpoints of the comparison, by name, in `root`."""
+    from llada_train.tiny import TinySpec, make_tiny_checkpoint
+    from llada_train.tiny_moe import TinyMoESpec, make_tiny_moe_checkpoint
+
+    s = dict(MOE_COMPARISON, **(sizes or {}))
+    d, layers, heads = s["hidden"], s["layers"], s["heads"]
+    experts, k, inner = s["experts"], s["top_k"], s["expert_width"]
+    if not 0 < k <= experts:
+        raise ValueError(f"top-k {k} must be between 1 and the number of experts {experts}")
+
+    def dense(name: str, width: int) -> Path:
+        return make_tiny_checkpoint(root / name, TinySpec(
+            d_model=d, n_layers=layers, n_heads=heads, mlp_hidden_size=width, shards=1))
+
+    return {
+        f"MoE {experts} experts top-{k}": make_tiny_moe_checkpoint(root / "moe", TinyMoESpec(
+            hidden_size=d, num_hidden_layers=layers, num_attention_heads=heads,
+            num_experts=experts, num_experts_per_tok=k, expert_intermediate_size=inner,
+            shards=1)),
+        f"dense, equal total (MLP {experts * inner})": dense("dense_total", experts * inner),
+        f"dense, equal active (MLP {k * inner})": dense("dense_active", k * inner),
+    }
+
+
+def measure_forward(backend: str, folder: Path, canvas: int, repeats: int) -> dict[str, Any]:
+    """ms per NFE and peak memory of one model in a fresh process (see ONE_FORWARD)."""
+    import subprocess
+
+    run_ = subprocess.run([sys.executable, "-c", ONE_FORWARD, backend, str(folder), str(canvas),
+                           str(repeats)], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    if run_.returncode:
+        lines = run_.stderr.strip().splitlines()
+        raise RuntimeError(f"{backend} on {folder.name} failed: {lines[-1] if lines else run_.returncode}")
+    return json.loads(run_.stdout.strip().splitlines()[-1])
+
+
+def installed_backends() -> list[str]:
+    import importlib.util
+
+    def has(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            return False
+
+    return [name for name, module in (("torch", "torch"), ("mlx", "mlx.core")) if has(module)]
+
+
+def run_moe_comparison(backends: Optional[list[str]] = None, canvas: int = 96, repeats: int = 5,
+                       sizes: Optional[dict[str, int]] = None,
+                       as_json: bool = False) -> list[dict[str, Any]]:
+    """Each (backend, model) of the comparison: ms per NFE over a `canvas`-token sequence and peak
+    memory (MLX: its peak allocation; both: the process's peak RSS); prints a table or JSON.
+    Ratios are against the dense model of equal total size, measured in the same run."""
+    backends = backends or installed_backends()
+    if not backends:
+        raise RuntimeError("neither torch nor mlx is installed")
+    if canvas < 1 or repeats < 1:
+        raise ValueError("the canvas and the repeats must be at least 1")
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        models = build_moe_comparison(Path(scratch), sizes)
+        counts = {name: layer_parameters(folder) for name, folder in models.items()}
+        for backend in backends:
+            for name, folder in models.items():
+                row = measure_forward(backend, folder, canvas, repeats)
+                total, active = counts[name]
+                row.update(backend=backend, model=name, layer_parameters=total,
+                           active_parameters=active)
+                results.append(row)
+    if as_json:
+        print(json.dumps({"canvas": canvas, "repeats": repeats,
+                          "sizes": dict(MOE_COMPARISON, **(sizes or {})), "results": results}))
+    else:
+        print(format_moe_table(results, canvas, repeats, dict(MOE_COMPARISON, **(sizes or {}))))
+    return results
+
+
+def format_moe_table(results: list[dict[str, Any]], canvas: int, repeats: int,
+                     sizes: dict[str, int]) -> str:
+    lines = [f"canvas {canvas} tokens, hidden {sizes['hidden']}, {sizes['layers']} layers, "
+             f"median of {repeats}, float32 on the CPU (layer parameters: embedding and head "
+             "left out)",
+             f"{'backend':7} {'model':34} {'total':>9} {'active':>9} {'ms/NFE':>8} "
+             f"{'vs total':>9} {'MLX peak MB':>12} {'peak RSS MB':>12}"]
+    for backend in dict.fromkeys(r["backend"] for r in results):
+        rows = [r for r in results if r["backend"] == backend]
+        base = next((r["ms_per_nfe"] for r in rows if "equal total" in r["model"]), None)
+        for r in rows:
+            ratio = f"{r['ms_per_nfe'] / base:.2f}x" if base else "-"
+            mlx_peak = f"{r['peak_backend'] / 2**20:.0f}" if r["peak_backend"] else "-"
+            lines.append(
+                f"{backend:7} {r['model']:34} {r['layer_parameters'] / 1e6:>7.1f} M "
+                f"{r['active_parameters'] / 1e6:>7.1f} M {r['ms_per_nfe']:>8.1f} {ratio:>9} "
+                f"{mlx_peak:>12} {r['peak_rss'] / 2**20:>12.0f}")
+    return "\n".join(lines)

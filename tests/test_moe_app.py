@@ -1,25 +1,28 @@
-"""The app's MLX path for PyTorch checkpoints (LLaDA-MoE and dense): the model manager's
-"Convert to MLX 8-bit…" runs off the GUI thread with progress, writes into the app's data
-folder, lists the result and it loads and answers; a cancel or a full disk keeps nothing."""
+"""LLaDA-MoE in the app. The MLX path for PyTorch checkpoints (LLaDA-MoE and dense): the model
+manager's "Convert to MLX 8-bit…" runs off the GUI thread with progress, writes into the app's
+data folder, lists the result and it loads and answers; a cancel or a full disk keeps nothing.
+`llada bench --random-moe`: a random MoE against dense models of equal total and active size."""
 
 from __future__ import annotations
 
 import errno
 import gc
+import json
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QThread, Qt
 
-pytest.importorskip("mlx.core")
-pytest.importorskip("pytestqt")
+from app.bench import format_moe_table
+from app.models import convert as conversion
+from app.models import local
+from app.store import Store
+from app.ui.models_ui import ModelManager
+from backend_choice import BACKEND, HAS_MLX
+from llada_train.tiny_moe import TinyMoESpec, make_tiny_moe_checkpoint
+from test_cli import llada
 
-from PySide6.QtCore import QThread, Qt  # noqa: E402
-
-from app.models import convert as conversion  # noqa: E402
-from app.models import local  # noqa: E402
-from app.store import Store  # noqa: E402
-from app.ui.models_ui import ModelManager  # noqa: E402
-from llada_train.tiny_moe import TinyMoESpec, make_tiny_moe_checkpoint  # noqa: E402
+requires_mlx = pytest.mark.skipif(not HAS_MLX, reason="the conversion runs on MLX")
 
 # Experts 64 wide: the app converts with mlx-community's group size of 64, as for the real model.
 SPEC = TinyMoESpec(expert_intermediate_size=64, dtype="bfloat16", seed=3)
@@ -48,6 +51,7 @@ def manager(qtbot, tmp_path):
     return make
 
 
+@requires_mlx
 def test_a_pytorch_checkpoint_converts_in_a_thread_and_is_listed_and_usable(
         qtbot, manager, moe_checkpoint, tmp_path):
     window = manager(moe_checkpoint)
@@ -87,6 +91,7 @@ def test_a_pytorch_checkpoint_converts_in_a_thread_and_is_listed_and_usable(
     assert len(frames) == 4 and (frames[-1].tokens != model.args.mask_token_id).all()
 
 
+@requires_mlx
 def test_a_cancel_keeps_nothing_and_says_so(qtbot, manager, moe_checkpoint):
     window = manager(moe_checkpoint)
     window.select(str(moe_checkpoint.resolve()))
@@ -105,6 +110,7 @@ def test_a_cancel_keeps_nothing_and_says_so(qtbot, manager, moe_checkpoint):
     assert dialog.retry_button.isVisible()
 
 
+@requires_mlx
 def test_a_full_disk_is_one_sentence_and_keeps_nothing(moe_checkpoint, tmp_path, monkeypatch):
     import importlib
 
@@ -127,6 +133,7 @@ def test_a_full_disk_is_one_sentence_and_keeps_nothing(moe_checkpoint, tmp_path,
     assert not target.exists() and not job.partial.exists()
 
 
+@requires_mlx
 def test_too_little_free_space_is_refused_before_writing(moe_checkpoint, tmp_path, monkeypatch):
     monkeypatch.setattr(conversion, "free_space", lambda folder: 1000)
     target = conversion.target_folder(tmp_path / "data", "m")
@@ -137,6 +144,7 @@ def test_too_little_free_space_is_refused_before_writing(moe_checkpoint, tmp_pat
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*"))
 
 
+@requires_mlx
 def test_the_estimate_is_close_to_what_is_written(moe_checkpoint, tmp_path):
     target = conversion.ModelConversion(moe_checkpoint, tmp_path / "out-mlx-8bit").run()
     written = sum(p.stat().st_size for p in target.glob("*.safetensors"))
@@ -144,6 +152,7 @@ def test_the_estimate_is_close_to_what_is_written(moe_checkpoint, tmp_path):
     assert 0.8 < written / estimate < 1.25
 
 
+@requires_mlx
 def test_the_dense_family_converts_too(tiny_checkpoint, tmp_path):
     assert conversion.is_convertible(tiny_checkpoint)
     target = conversion.ModelConversion(tiny_checkpoint, tmp_path / "dense-mlx-8bit").run()
@@ -157,3 +166,40 @@ def test_only_float_hugging_face_folders_are_convertible(moe_checkpoint, tmp_pat
     assert not conversion.is_convertible(None)
     assert conversion.target_folder(tmp_path, "inclusionAI/LLaDA MoE").name == \
         "inclusionAI-LLaDA-MoE-mlx-8bit"
+
+
+# --- llada bench --random-moe ------------------------------------------------------------------
+TINY_BENCH = ["--random-d-model", "64", "--random-layers", "2", "--random-heads", "4",
+              "--moe-experts", "4", "--moe-top-k", "2", "--moe-expert-width", "32",
+              "--prompt-length", "8", "--gen-length", "8"]
+
+
+def test_bench_random_moe_against_dense_of_equal_total_and_active_size():
+    result = llada("bench", "--random-moe", "--backend", BACKEND, "--json", *TINY_BENCH,
+                   timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    rows = {r["model"].split(",")[-1].split("(")[0].strip(): r for r in report["results"]}
+    assert report["canvas"] == 16 and set(rows) == {"MoE 4 experts top-2", "equal total",
+                                                     "equal active"}
+    sizes = report["sizes"]
+    d, layers, experts = sizes["hidden"], sizes["layers"], sizes["experts"]
+    head_dim = d // sizes["heads"]
+    # Counted from the checkpoints' tensors: the MoE has the dense model's weights plus a router
+    # and the per-head q/k norms in each layer, and k of E experts are active.
+    extra = layers * (experts * d + 2 * head_dim)
+    moe = rows["MoE 4 experts top-2"]
+    assert moe["layer_parameters"] == rows["equal total"]["layer_parameters"] + extra
+    assert moe["active_parameters"] == rows["equal active"]["layer_parameters"] + extra
+    for row in report["results"]:
+        assert row["backend"] == BACKEND and row["ms_per_nfe"] > 0 and row["peak_rss"] > 0
+        assert (row["peak_backend"] or 0) > 0 if BACKEND == "mlx" else row["peak_backend"] is None
+    table = format_moe_table(report["results"], report["canvas"], report["repeats"], sizes)
+    assert table.count("1.00x") == 1 and "equal active" in table
+
+
+def test_bench_random_moe_refuses_a_model_and_bad_sizes(tiny_checkpoint):
+    result = llada("bench", "--random-moe", "--model", str(tiny_checkpoint))
+    assert result.returncode != 0 and "--random-moe builds its own models" in result.stderr
+    result = llada("bench", "--random-moe", "--backend", BACKEND, *TINY_BENCH, "--moe-top-k", "5")
+    assert result.returncode != 0 and "top-k 5" in result.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from app.bench import REPORT_ANSWERS, VARIANTS, run, run_report
+from app.bench import MOE_COMPARISON, REPORT_ANSWERS, VARIANTS, run, run_moe_comparison, run_report
 
 
 def add_parser(subparsers) -> None:
@@ -43,10 +43,32 @@ def add_parser(subparsers) -> None:
                              "--model or the default model, and write FILE.md and FILE.json "
                              "(machine, backend, versions, tokens/s, ms per NFE, tokens per pass, "
                              "peak memory)")
+    moe = parser.add_argument_group(
+        "LLaDA-MoE", "--random-moe: a random MoE against dense models of equal total and of equal "
+        "active size (ms per NFE over prompt + answer tokens, peak memory), on --backend or on "
+        "every installed backend; --random-d-model, --random-layers and --random-heads size all "
+        f"three (default {MOE_COMPARISON['hidden']}, {MOE_COMPARISON['layers']}, "
+        f"{MOE_COMPARISON['heads']})")
+    moe.add_argument("--random-moe", action="store_true",
+                     help="benchmark a random MoE against dense models of equal size")
+    moe.add_argument("--moe-experts", type=int, default=MOE_COMPARISON["experts"])
+    moe.add_argument("--moe-top-k", type=int, default=MOE_COMPARISON["top_k"])
+    moe.add_argument("--moe-expert-width", type=int, default=MOE_COMPARISON["expert_width"])
     parser.set_defaults(run=main)
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.random_moe:
+        if args.model:
+            raise ValueError("--random-moe builds its own models; leave out --model")
+        sizes = {key: value for key, value in {
+            "hidden": args.random_d_model, "layers": args.random_layers,
+            "heads": args.random_heads, "experts": args.moe_experts, "top_k": args.moe_top_k,
+            "expert_width": args.moe_expert_width}.items() if value is not None}
+        run_moe_comparison([args.backend] if args.backend else None,
+                           args.prompt_length + args.gen_length, max(args.repeats, 1), sizes,
+                           args.json)
+        return 0
     if args.report:
         run_report(args.report, args.model, args.backend, args.dtype, args.repeats)
         return 0
