@@ -14,6 +14,7 @@ class TrainConfig:
     batch_size: int = 32
     seq_len: int = 48
     answer_length: int = 8  # SFT answer region; written to sampler_defaults.json as gen_length
+    block_length: int = 0  # sampler_defaults.json's block; 0: the whole answer is one block
     lr: float = 1e-3
     min_lr_ratio: float = 0.1
     warmup: int = 100

@@ -48,9 +48,23 @@ def start_checkpoint(out: Path, config: TrainConfig, text: str) -> None:
         spec = TinySpec(**config.model, seed=config.seed, shards=1, split_digits=True,
                         head_scale=1.0)
         make_tiny_checkpoint(out, spec, corpus=text + "\n" + task_corpus(seed=config.seed))
-    length = config.answer_length
+    write_sampler_defaults(out, config)
+
+
+def write_sampler_defaults(out: Path, config: TrainConfig) -> None:
+    """The answer region the model was trained to fill, in blocks of config.block_length, one
+    token per step."""
+    length, block = config.answer_length, check_block_length(config)
     (out / SAMPLER_DEFAULTS_FILE).write_text(json.dumps(
-        {"gen_length": length, "block_length": length, "steps": length}, indent=2) + "\n")
+        {"gen_length": length, "block_length": block, "steps": length}, indent=2) + "\n")
+
+
+def check_block_length(config: TrainConfig) -> int:
+    """The default block length, which must divide the answer length, as the samplers require."""
+    length, block = config.answer_length, config.block_length or config.answer_length
+    if block < 1 or length % block:
+        raise ValueError(f"the block length {block} must divide the answer length {length}")
+    return block
 
 
 def copy_checkpoint(source: Path, out: Path) -> None:
@@ -114,8 +128,11 @@ def check_same_recipe(out: Path, config: TrainConfig) -> None:
     """A resumed run must keep the recipe it started with, or the result reproduces neither."""
     saved = json.loads((out / STATE_DIR / "state.json").read_text())["config"]
     given = json.loads(json.dumps(asdict(config)))
-    changed = [f"{name} (started with {saved.get(name)!r}, now {given[name]!r})"
-               for name in given if name not in RUN_ONLY_FIELDS and saved.get(name) != given[name]]
+    # A field added since the run started counts as its default (block_length came later).
+    default = json.loads(json.dumps(asdict(TrainConfig())))
+    changed = [f"{name} (started with {saved.get(name, default[name])!r}, now {given[name]!r})"
+               for name in given if name not in RUN_ONLY_FIELDS
+               and saved.get(name, default[name]) != given[name]]
     if changed:
         raise ValueError(f"{out} was started with another recipe; resume it with the same "
                          f"settings or train into a new folder. Changed: {'; '.join(changed)}")
@@ -140,6 +157,7 @@ def train(out: str | Path, config: TrainConfig,
     same command without it, or with a larger one, carries on).
     """
     out = Path(out)
+    check_block_length(config)
     if config.threads:
         torch.set_num_threads(config.threads)
     resuming = (out / STATE_DIR / "state.json").is_file()

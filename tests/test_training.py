@@ -156,3 +156,30 @@ def test_a_second_stage_starts_from_the_first_stages_weights(tmp_path):
     assert (second / "tokenizer.json").read_text() == (first / "tokenizer.json").read_text()
     with pytest.raises(FileNotFoundError, match="not a checkpoint folder"):
         train(tmp_path / "third", TrainConfig(steps=1, init_from=str(tmp_path / "nothing")), text=text)
+
+
+def test_the_block_length_is_part_of_the_recipe_and_written_to_the_defaults(tmp_path):
+    from llada_train.config import TrainConfig
+    from llada_train.trainer import STATE_DIR, train
+
+    text = " ".join(["In the beginning God created the heaven and the earth."] * 200)
+    model = {"d_model": 32, "n_layers": 1, "n_heads": 2, "mlp_hidden_size": 64, "bpe_vocab": 300}
+    config = TrainConfig(steps=2, batch_size=4, seq_len=40, warmup=1, pretrain_fraction=1.0,
+                         answer_length=16, block_length=8, model=model)
+    out = train(tmp_path / "run", config, text=text, stop_after=1)
+    assert json.loads((out / "sampler_defaults.json").read_text()) == {
+        "gen_length": 16, "block_length": 8, "steps": 16}
+    with pytest.raises(ValueError, match=r"block_length \(started with 8, now 16\)"):
+        train(out, replace(config, block_length=16), text=text)
+    # A run saved before block_length existed resumes as if it had the default (one block).
+    state = out / STATE_DIR / "state.json"
+    saved = json.loads(state.read_text())
+    del saved["config"]["block_length"]
+    state.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"block_length \(started with 0, now 8\)"):
+        train(out, config, text=text)
+    train(out, replace(config, block_length=0), text=text)
+    assert json.loads(state.read_text())["step"] == 2
+    with pytest.raises(ValueError, match="block length 6 must divide the answer length 16"):
+        train(tmp_path / "bad", replace(config, block_length=6), text=text)
+    assert not (tmp_path / "bad").exists()  # refused before anything is written

@@ -1,4 +1,5 @@
-"""`llada eval`: score a model on held-out demo tasks (arithmetic, word lists, books), or on
+"""`llada eval`: score a model on held-out demo tasks (arithmetic, word lists, books; counting,
+spelling and verses for a model with a 64-token answer), or on
 lm-evaluation-harness tasks with `--lm-eval TASKS` (app/lm_eval_llada.py)."""
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--answer-length", type=int, default=DEFAULTS.answer_length,
                         help="SFT answer region in tokens; also the folder's default answer "
                              "length, block and steps (sampler_defaults.json)")
+    parser.add_argument("--block-length", type=int, default=DEFAULTS.block_length,
+                        help="the folder's default block length; must divide --answer-length "
+                             "(0 = one block, the whole answer)")
     parser.add_argument("--save-dtype", choices=["bfloat16", "float32"], default=DEFAULTS.save_dtype,
                         help="dtype of model.safetensors (training runs in float32 regardless)")
     parser.add_argument("--lr", type=float, default=DEFAULTS.lr)
@@ -75,8 +78,9 @@ def run(args: argparse.Namespace) -> int:
 
     config = TrainConfig(
         steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
-        answer_length=args.answer_length, save_dtype=args.save_dtype, lr=args.lr,
-        warmup=args.warmup, pretrain_fraction=args.pretrain_fraction, seed=args.seed,
+        answer_length=args.answer_length, block_length=args.block_length,
+        save_dtype=args.save_dtype, lr=args.lr, warmup=args.warmup,
+        pretrain_fraction=args.pretrain_fraction, seed=args.seed,
         save_every=args.save_every, threads=args.threads,
         model={"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads,
                "mlp_hidden_size": args.hidden, "bpe_vocab": args.bpe_vocab,
