@@ -4,6 +4,7 @@ local fake Hub, fit check, model manager. Screenshots go to out/ (git-ignored) f
 from __future__ import annotations
 
 import gc
+import json
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,21 @@ def test_model_manager_lists_downloads_and_deletes(qtbot, make_window, hub, tmp_
     assert downloaded_snapshot(REPO, tmp_path / "hub") is None
     # the welcome page then offers the model that is still here: the added folder
     assert window.model_on_disk()[1] == str(tiny_checkpoint.resolve())
+
+
+def test_on_a_mac_a_download_is_converted_to_mlx_8bit_before_it_loads(qtbot, make_window, hub,
+                                                                       tmp_path, monkeypatch):
+    pytest.importorskip("mlx.core")
+    import app.backends
+
+    monkeypatch.setattr(app.backends, "is_apple_silicon", lambda: True)
+    window = make_window(endpoint=hub.url)
+    requested = []
+    monkeypatch.setattr(window, "request_model", requested.append)  # the folder it would load
+    dialog = window.download_model(REPO)
+    qtbot.waitUntil(lambda: bool(requested), timeout=LOAD_TIMEOUT)
+    assert dialog.bar.value() == 1000
+    converted = Path(requested[0])
+    assert converted.name.endswith("-mlx-8bit") and converted.parent.name == "models"
+    config = json.loads((converted / "config.json").read_text())
+    assert config["quantization"]["bits"] == 8

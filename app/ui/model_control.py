@@ -113,8 +113,18 @@ class ModelControl(QObject):
         return dialog
 
     def _downloaded(self, folder: str) -> None:
+        from app.models.convert import converts_after_download
+
         if self.manager is not None:
             self.manager.refresh()
+        repo_id = self.download_dialog.repo_id if self.download_dialog is not None else None
+        if repo_id and converts_after_download(folder):
+            manager = self.show_manager()
+            manager.select(repo_id)
+            converting = manager.convert_selected()
+            if converting is not None:
+                converting.converted.connect(self.window.request_model)
+                return
         self.window.request_model(folder)
 
     def show_manager(self) -> ModelManager:
