@@ -167,9 +167,10 @@ def test_replay_reproduces_the_live_frames(qtbot, make_window):
         np.testing.assert_array_equal(live.committed_at, replayed.committed_at)
         np.testing.assert_array_equal(live.confidence, replayed.confidence)
 
-    dialog = window.replay_message(message_id)
-    qtbot.addWidget(dialog)
-    canvas = dialog.panel.canvas
+    dialog = window.replay_message(message_id)   # in place, inside the answer's own message
+    view = window.transcript.view_of(message_id)
+    assert view.replay is dialog and view.body.isHidden()
+    canvas = dialog.canvas
     for k in (5, 0, len(frames) - 1, 9):   # scrub back and forth
         dialog.timeline.setValue(k)
         shown = canvas.frame
@@ -187,6 +188,8 @@ def test_replay_reproduces_the_live_frames(qtbot, make_window):
     qtbot.waitUntil(lambda: dialog.timeline.value() == len(frames) - 1, timeout=10_000)
     qtbot.waitUntil(lambda: not dialog.timer.isActive(), timeout=5_000)
     assert canvas.frame.done
+    dialog.done_button.click()                    # back to the rendered text
+    assert view.replay is None and not view.body.isHidden()
 
 
 def test_sliders_never_offer_an_invalid_combination(qtbot, make_window):

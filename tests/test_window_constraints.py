@@ -47,6 +47,7 @@ def test_settings_logic_without_qt():
 def test_constraints_are_stored_sent_and_kept_in_the_answer(qtbot, window, tiny_tokenizer):
     window.show()
     window.new_conversation()
+    window.show_inspector()   # the detailed canvas, from View ▸ Inspector
     canvas = window.live.canvas
     assert canvas.frame is None and canvas.blank is not None
     cells = canvas.layout_cells(600)

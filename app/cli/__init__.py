@@ -9,10 +9,12 @@ from typing import Optional
 
 from app import __version__
 from app.cli import (
-    app_cmd, bench, chat, convert, download, evaluate, generate, infill, make_tiny, serve, train,
+    app_cmd, bench, chat, convert, download, evaluate, export_animation, generate, infill,
+    make_tiny, serve, train,
 )
 
-SUBCOMMANDS = [app_cmd, generate, infill, chat, download, bench, evaluate, serve, convert, train, make_tiny]
+SUBCOMMANDS = [app_cmd, generate, infill, chat, download, bench, evaluate, serve, convert, train, make_tiny,
+               export_animation]
 
 
 def build_parser() -> argparse.ArgumentParser:

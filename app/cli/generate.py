@@ -6,13 +6,16 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.cli.options import (
     add_constraint_option, add_model_options, add_sampler_options, check_sampler_settings,
     constraints_of, load_backend_model, sampler_kwargs,
 )
 from llada_core.chat import answer_text, encode_prompt
+
+if TYPE_CHECKING:
+    from app.trace import TraceRecorder
 
 
 def add_parser(subparsers) -> None:
@@ -24,6 +27,9 @@ def add_parser(subparsers) -> None:
     prompt.add_argument("--prompt-ids", help="comma-separated token ids, used as they are")
     parser.add_argument("--raw", action="store_true", help="tokenize --prompt without the chat template")
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of text")
+    parser.add_argument("--animation", metavar="PATH",
+                        help="also write the denoising as an animation: out.gif, out.png "
+                             "(animated PNG) or DIR/ (one PNG per step and a contact sheet)")
     add_constraint_option(parser)
     add_model_options(parser)
     add_sampler_options(parser)
@@ -46,8 +52,24 @@ def dtype_name(model: Any) -> str:
     return str(model.dtype).rsplit(".", 1)[-1]
 
 
+def write_animation(recorder: "TraceRecorder", tokenizer: Any, model: Any, path: str) -> None:
+    """The answer's trace drawn by the window's canvas painter, offscreen."""
+    from app.frame_text import TokenPieces
+    from app.ui.animation_render import export_trace
+
+    pieces = TokenPieces(tokenizer, int(model.args.mask_token_id), glyph="")
+    trace = recorder.trace(pieces([int(t) for t in recorder.last.tokens]))
+    written = export_trace(trace, path)
+    print(f"llada generate: animation written to {written[0] if len(written) == 1 else path}",
+          file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     check_sampler_settings(args)
+    if args.animation:
+        from app.animation import kind_of
+
+        kind_of(args.animation)  # a file type we cannot write is refused before loading
     prompt_ids_given = parse_ids(args.prompt_ids) if args.prompt_ids is not None else None
     backend_name, backend, model, tokenizer = load_backend_model(args)
     if prompt_ids_given is not None:
@@ -60,12 +82,21 @@ def run(args: argparse.Namespace) -> int:
         prompt_ids = encode_prompt(tokenizer, args.prompt)
 
     constraints = constraints_of(args, tokenizer)
+    recorder = None
+    if args.animation:
+        from app.trace import TraceRecorder
+
+        recorder = TraceRecorder(int(model.args.mask_token_id),
+                                 int(sampler_kwargs(args)["block_length"]))
     started = time.perf_counter()
     frame = None
     for frame in backend.generate_steps(model, prompt_ids, constraints=constraints,
                                         **sampler_kwargs(args)):
-        pass
+        if recorder is not None:
+            recorder.add(frame)
     seconds = time.perf_counter() - started
+    if recorder is not None:
+        write_animation(recorder, tokenizer, model, args.animation)
     answer_ids = [int(t) for t in frame.tokens]
     text = answer_text(tokenizer, answer_ids)
     if args.json:

@@ -164,6 +164,11 @@ class DenoiseCanvas(QWidget):
     def shown(self) -> Optional[CanvasFrame]:
         return self.frame if self.frame is not None else self.blank
 
+    @property
+    def cells(self) -> list[Cell]:
+        """The shown frame's cells as laid out at the widget's width."""
+        return list(self._cells)
+
     def position_at(self, x: float, y: float) -> Optional[int]:
         for cell in self._cells:
             if cell.rect.contains(x, y):

@@ -1,8 +1,9 @@
-"""The canvas with its caption (step, block, NFE) and colour-mode picker."""
+"""The inspector (View ▸ Inspector): the canvas with its caption (step, block, NFE), the
+colour-mode picker and the legend, and per-step details (what the step committed, how sure)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from app.ui.canvas import MODES, CanvasFrame, DenoiseCanvas
@@ -15,6 +16,8 @@ LEGENDS = {
 
 
 class CanvasPanel(QWidget):
+    mode_changed = Signal(str)
+
     def __init__(self, title: str = "Denoising", parent: QWidget | None = None):
         super().__init__(parent)
         self.canvas = DenoiseCanvas()
@@ -34,6 +37,11 @@ class CanvasPanel(QWidget):
         top.addWidget(self.caption, 1)
         top.addWidget(self.legend)
         top.addWidget(self.mode)
+        self.details = QLabel()
+        self.details.setObjectName("canvasDetails")
+        self.details.setTextFormat(Qt.TextFormat.PlainText)
+        self.details.setWordWrap(True)
+        self.details.setFont(font)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -42,12 +50,14 @@ class CanvasPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
         layout.addWidget(self.scroll, 1)
+        layout.addWidget(self.details)
         self.mode.currentIndexChanged.connect(self._mode_changed)
 
     def _mode_changed(self, _index: int) -> None:
         key = self.mode.currentData()
         self.canvas.set_mode(key)
         self.legend.setText(LEGENDS[key])
+        self.mode_changed.emit(key)
 
     def set_mode(self, key: str) -> None:
         self.mode.setCurrentIndex(list(MODES).index(key))
@@ -57,6 +67,7 @@ class CanvasPanel(QWidget):
         self.caption.setText(
             f"{self.title} — step {frame.index + 1}/{frame.total_steps} · "
             f"block {frame.block + 1}/{blocks} · NFE {frame.nfe}")
+        self.details.setText(step_report(frame))
 
     def set_frame(self, frame: CanvasFrame) -> None:
         self.canvas.set_frame(frame)
@@ -65,3 +76,21 @@ class CanvasPanel(QWidget):
     def show_now(self, frame: CanvasFrame) -> None:
         self.canvas.show_now(frame)
         self.describe(frame)
+
+
+def step_report(frame: CanvasFrame, shown: int = 8) -> str:
+    """What one step did: how many tokens it committed, how sure it was of each (the most sure
+    first), and how many masks are left."""
+    new = [i for i, at in enumerate(frame.committed_at) if at == frame.index]
+    masked = sum(1 for at in frame.committed_at if at < 0)
+    if frame.index < 0:
+        return f"{masked} positions masked"
+    new.sort(key=lambda i: -frame.confidence[i])
+    words = ", ".join(
+        f"{i}: {frame.pieces[i].strip() or '·'!r} {frame.confidence[i]:.2f}"
+        for i in new[:shown] if i < len(frame.pieces))
+    more = f" and {len(new) - shown} more" if len(new) > shown else ""
+    mean = sum(frame.confidence[i] for i in new) / len(new) if new else 0.0
+    return (f"This step committed {len(new)} token{'s' if len(new) != 1 else ''}"
+            + (f" (mean confidence {mean:.2f}): {words}{more}" if new else "")
+            + f" · {masked} still masked")

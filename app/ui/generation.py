@@ -107,6 +107,8 @@ class Generation(QObject):
         window = self.window
         window.live.canvas.clear()
         window.live.caption.setText("Denoising — starting…")
+        window.transcript.begin_live()  # the answer denoises in place, in its own message
+        window.transcript.set_live_visible(conversation_id == window.current_id)
         window.set_busy(True)
         window.status.setText("Regenerating…" if replaces else "Generating…")
         window.workers.request_generate.emit(request_id, plan, settings)
@@ -134,8 +136,9 @@ class Generation(QObject):
             return
         self.request["frames"] += 1
         settings = self.request["settings"]
-        self.window.live.set_frame(CanvasFrame.of(frame, pieces, settings["block_length"],
-                                                  settings["steps"]))
+        shown = CanvasFrame.of(frame, pieces, settings["block_length"], settings["steps"])
+        self.window.live.set_frame(shown)
+        self.window.transcript.live_frame(shown)
         self.frame_received.emit(request_id, frame)
 
     def _on_finished(self, request_id: int, result: dict) -> None:
@@ -144,6 +147,7 @@ class Generation(QObject):
         request, self.request = self.request, None
         window = self.window
         window.live.canvas.flush()
+        window.transcript.end_live()
         window.set_busy(False)
         store = window.store
         if store.conversation(request["conversation_id"]) is None:
@@ -171,6 +175,7 @@ class Generation(QObject):
             return
         request, self.request = self.request, None
         window = self.window
+        window.transcript.end_live()
         window.set_busy(False)
         self._take_back(request)
         window.banner.show_message(message, "error")

@@ -1,5 +1,6 @@
-"""The main window: wiring. Conversations on the left, transcript, live denoising canvas and
-composer in the centre, settings on the right. The work lives elsewhere: model loading and
+"""The main window: wiring. Conversations on the left, the transcript (the answer being
+generated denoises in place there) and composer in the centre, settings on the right, the
+inspector (the detailed canvas) from View ▸ Inspector. The work lives elsewhere: model loading and
 switching (model_control), generation requests (generation), the context line (context),
 menus (menus), export/import (transfer), and the conversation rules, free of Qt
 (app.conversation)."""
@@ -12,8 +13,8 @@ from typing import Optional
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import (
-    QCheckBox, QDockWidget, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox,
-    QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget,
+    QCheckBox, QDockWidget, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow,
+    QMessageBox, QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget,
 )
 
 from app import export as export_mod
@@ -31,7 +32,8 @@ from app.ui.generation import Generation
 from app.ui.menus import build_menus, shortcut
 from app.ui.model_control import NO_MODEL, ModelControl
 from app.ui.models_ui import DownloadDialog, ModelManager, WelcomePage
-from app.ui.replay import ReplayDialog
+from app.ui.animation_render import AnimationExport
+from app.ui.replay import ReplayView
 from app.ui.settings_panel import SettingsPanel
 from app.ui.transcript import Composer, Transcript
 from app.worker import WorkerThread
@@ -68,7 +70,8 @@ class MainWindow(QMainWindow):
         given = given_settings(default_settings, model)
         self.default_settings = window_defaults(model, given)
         self.current_id: Optional[int] = None
-        self.replays: list[ReplayDialog] = []
+        self.colour_mode = "state"
+        self.exports: list[AnimationExport] = []
 
         self.workers = WorkerThread(step_delay, self)
         self._build()
@@ -105,7 +108,7 @@ class MainWindow(QMainWindow):
         self.notice = Banner(name="notice")     # the history's notices: never covered by others
         self.banner = Banner()                  # errors, the demo's note
         self.transcript = Transcript()
-        self.live = CanvasPanel("Denoising")
+        self.live = CanvasPanel("Denoising")   # the inspector
         self.live.setMinimumHeight(110)
         self.composer = Composer()
         self.send_button = QPushButton("Send")
@@ -135,11 +138,7 @@ class MainWindow(QMainWindow):
 
         self.centre_split = QSplitter(Qt.Orientation.Vertical)
         self.centre_split.addWidget(self.transcript)
-        self.centre_split.addWidget(self.live)
-        self.centre_split.setStretchFactor(0, 3)
-        self.centre_split.setStretchFactor(1, 2)
         self.centre_split.setChildrenCollapsible(False)
-        self.centre_split.setSizes([430, 230])
 
         self.welcome = WelcomePage()
         self.welcome.download_requested.connect(self.download_model)
@@ -174,6 +173,15 @@ class MainWindow(QMainWindow):
                                        | QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.settings_dock)
 
+        self.inspector_dock = QDockWidget("Inspector", self)
+        self.inspector_dock.setObjectName("inspectorDock")
+        self.inspector_dock.setWidget(self.live)
+        self.inspector_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetClosable
+                                        | QDockWidget.DockWidgetFeature.DockWidgetMovable
+                                        | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.inspector_dock)
+        self.inspector_dock.hide()
+
         self.status = QLabel()
         self.statusBar().addWidget(self.status, 1)
 
@@ -184,6 +192,8 @@ class MainWindow(QMainWindow):
         self.conversations.search_changed.connect(lambda _: self.refresh_conversations())
         self.transcript.copy_requested.connect(self.copy_message)
         self.transcript.replay_requested.connect(self.replay_message)
+        self.transcript.export_requested.connect(self.choose_export_animation)
+        self.live.mode_changed.connect(self._colour_mode_changed)
         self.composer.submitted.connect(self.send)
         self.send_button.clicked.connect(self._send_or_stop)
         self.settings_panel.changed.connect(self._settings_changed)
@@ -241,7 +251,24 @@ class MainWindow(QMainWindow):
     def show_messages(self) -> None:
         self.transcript.set_messages(self.store.messages(self.current_id)
                                      if self.current_id is not None else [])
+        request = self.request if getattr(self, "generation", None) is not None else None
+        self.transcript.set_live_visible(
+            request is not None and request["conversation_id"] == self.current_id)
         self.update_welcome()
+
+    # --- colour mode and inspector ---------------------------------------------------------
+    def set_colour_mode(self, mode: str) -> None:
+        """One colour mode for every canvas: the inspector's, the live answer's, replays'."""
+        self.live.set_mode(mode)
+
+    def _colour_mode_changed(self, mode: str) -> None:
+        self.colour_mode = mode
+        self.transcript.set_mode(mode)
+
+    def show_inspector(self, visible: bool = True) -> None:
+        self.inspector_dock.setVisible(visible)
+        if visible:
+            self.inspector_dock.raise_()
 
     # --- welcome page ----------------------------------------------------------------------
     @property
@@ -252,7 +279,7 @@ class MainWindow(QMainWindow):
         """With no model (and none loading) and an empty chat, the welcome page takes the centre."""
         if not hasattr(self, "centre_stack"):
             return
-        empty = self.current_id is None or not self.transcript.views
+        empty = self.current_id is None or not (self.transcript.views or self.transcript.live)
         show = self.model_info is None and not self.loading and empty
         if show and not self.welcome_shown:
             self.welcome.refresh(self.model_on_disk())
@@ -478,23 +505,84 @@ class MainWindow(QMainWindow):
         if answers:
             self.copy_message(answers[-1].id)
 
-    def replay_message(self, message_id: int) -> Optional[ReplayDialog]:
+    def stored_trace(self, message_id: int, doing: str) -> Optional[trace_mod.Trace]:
+        """The message's trace, or None with one sentence in the banner."""
         blob = self.store.trace_blob(message_id)
         if blob is None:
+            self.banner.show_message(f"This answer has no stored denoising to {doing}.", "error")
             return None
         try:
-            trace = trace_mod.decode(blob)
+            return trace_mod.decode(blob)
         except ValueError as error:
-            self.banner.show_message(f"This answer's trace cannot be replayed: {error}")
+            self.banner.show_message(f"This answer's trace cannot be used to {doing}: {error}",
+                                     "error")
             return None
-        dialog = ReplayDialog(trace, "Replay — LLaDA Desktop", self)
-        dialog.panel.set_mode(self.live.mode.currentData())
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.destroyed.connect(lambda *_: self.replays.remove(dialog)
-                                 if dialog in self.replays else None)
-        self.replays.append(dialog)
-        dialog.show()
-        return dialog
+
+    def replay_message(self, message_id: int) -> Optional[ReplayView]:
+        """Replay the answer in place: its message becomes the canvas with a timeline."""
+        view = self.transcript.view_of(message_id)
+        if view is None:
+            return None
+        trace = self.stored_trace(message_id, "replay")
+        if trace is None or trace.num_steps == 0:
+            return None
+        replay = view.start_replay(trace, self.colour_mode)
+        replay.frame_shown.connect(self._replay_frame)
+        self._replay_frame(replay.canvas.frame)
+        return replay
+
+    def _replay_frame(self, frame: CanvasFrame) -> None:
+        """The inspector follows a replay (unless an answer is being generated)."""
+        if not self.generating and frame is not None:
+            self.live.show_now(frame)
+
+    def export_animation(self, message_id: int, path: str | Path,
+                         mode: Optional[str] = None) -> Optional[AnimationExport]:
+        """Write the answer's denoising to `path` (.gif, .png for APNG, or a folder of PNGs)
+        with the canvas's painter; the drawing is spread over event-loop turns and the encoding
+        runs off the GUI thread. Returns the running export (its `finished`/`failed` signals)."""
+        trace = self.stored_trace(message_id, "export")
+        if trace is None:
+            return None
+        export = AnimationExport(trace, path, mode or self.colour_mode, self)
+        self.exports.append(export)
+
+        def finished(paths: list) -> None:
+            shown = paths[0] if len(paths) == 1 else f"{len(paths)} files in {Path(path)}"
+            self.status.setText(f"Animation written: {shown}")
+            self._forget_export(export)
+
+        def failed(message: str) -> None:
+            self.banner.show_message(message, "error")
+            self._forget_export(export)
+
+        export.finished.connect(finished)
+        export.failed.connect(failed)
+        self.status.setText("Drawing the animation…")
+        export.start()
+        return export
+
+    def _forget_export(self, export: AnimationExport) -> None:
+        if export in self.exports:
+            self.exports.remove(export)
+        export.deleteLater()
+
+    def choose_export_animation(self, message_id: int) -> None:
+        gif = "Animated GIF (*.gif)"
+        apng = "Animated PNG (*.png)"
+        folder = "One PNG per step and a contact sheet (folder)"
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export animation", str(Path.home() / f"llada-answer-{message_id}.gif"),
+            ";;".join((gif, apng, folder)))
+        if not path:
+            return
+        if chosen == folder:
+            path = str(Path(path).with_suffix("")) + "/"
+        elif chosen == apng and not path.lower().endswith((".png", ".apng")):
+            path += ".png"
+        elif chosen == gif and not path.lower().endswith(".gif"):
+            path += ".gif"
+        self.export_animation(message_id, path)
 
     def show_settings(self) -> None:
         self.settings_dock.show()
@@ -526,8 +614,8 @@ class MainWindow(QMainWindow):
             dialog.reject()       # cancels; the partial file stays for a resume
         self.generation.stop()
         self.context.timer.stop()
-        for replay in list(self.replays):
-            replay.close()
+        for view in self.transcript.views:
+            view.end_replay()
         self.workers.shutdown()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override

@@ -54,7 +54,13 @@ def build_menus(window: "MainWindow") -> None:
     w.settings_action = action(view_menu, "Settings", w.show_settings,
                                shortcut(K.Preferences, "Ctrl+,"))
     w.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+    w.inspector_action = w.inspector_dock.toggleViewAction()
+    w.inspector_action.setText("Inspector")
+    w.inspector_action.setToolTip("The detailed canvas: colour modes, legend, per-step details")
+    w.inspector_action.setShortcut(QKeySequence("Ctrl+I"))
+    view_menu.addAction(w.inspector_action)
+    window.addAction(w.inspector_action)
     view_menu.addSeparator()
     for key, label in (("state", "Colour by state"), ("confidence", "Colour by confidence"),
                        ("reveal", "Colour by reveal order")):
-        action(view_menu, label, lambda k=key: w.live.set_mode(k))
+        action(view_menu, label, lambda k=key: w.set_colour_mode(k))

@@ -1,50 +1,77 @@
-"""Replay a stored answer: its frames rebuilt from the trace, a timeline slider, 0.25×–4×."""
+"""Replay a stored answer in place, inside its own message: its frames rebuilt from the trace on
+the message's canvas, a timeline slider to scrub, Play at 0.25×–4×, Done to go back to the text."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QDialog, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget,
+    QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QToolButton, QVBoxLayout, QWidget,
 )
 
 from app.trace import Trace
-from app.ui.canvas import CanvasFrame
-from app.ui.canvas_panel import CanvasPanel
+from app.ui.canvas import CanvasFrame, DenoiseCanvas
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
 BASE_INTERVAL_MS = 120  # one step per 120 ms at 1×
 
 
-class ReplayDialog(QDialog):
-    def __init__(self, trace: Trace, title: str = "Replay", parent: QWidget | None = None):
+def step_details(frame: CanvasFrame) -> str:
+    """'step 3/8 · block 1/2 · NFE 3 · 2 new · 5 masked': what one step did."""
+    blocks = max(1, len(frame.committed_at) // max(1, frame.block_length))
+    new = sum(1 for at in frame.committed_at if at == frame.index)
+    masked = sum(1 for at in frame.committed_at if at < 0)
+    return (f"step {frame.index + 1}/{frame.total_steps} · block {frame.block + 1}/{blocks} · "
+            f"NFE {frame.nfe} · {new} new · {masked} masked")
+
+
+class ReplayView(QWidget):
+    """The canvas and its timeline, put in a message's place while it is replayed."""
+
+    frame_shown = Signal(object)  # CanvasFrame: the step now on the canvas
+    closed = Signal()
+
+    def __init__(self, trace: Trace, mode: str = "state", parent: QWidget | None = None):
         super().__init__(parent)
-        self.setWindowTitle(title)
+        self.setObjectName("replayView")
         self.trace = trace
-        self.panel = CanvasPanel("Replay")
+        self.canvas = DenoiseCanvas()
+        self.canvas.set_mode(mode)
+        self.details = QLabel()
+        self.details.setObjectName("replayDetails")
+        self.details.setTextFormat(Qt.TextFormat.PlainText)
         self.timeline = QSlider(Qt.Orientation.Horizontal)
         self.timeline.setRange(0, max(0, trace.num_steps - 1))
         self.timeline.setPageStep(max(1, trace.num_steps // 10))
+        self.timeline.setToolTip("Scrub through the steps")
         self.play_button = QPushButton("Play")
         self.speed = QComboBox()
         for value in SPEEDS:
             self.speed.addItem(f"{value:g}×", value)
         self.speed.setCurrentIndex(SPEEDS.index(1.0))
+        self.speed.setToolTip("Replay speed")
         self.position = QLabel()
+        self.done_button = QToolButton()
+        self.done_button.setText("Done")
+        self.done_button.setToolTip("Stop replaying and show the answer's text again")
         controls = QHBoxLayout()
+        controls.setContentsMargins(0, 0, 0, 0)
         controls.addWidget(self.play_button)
         controls.addWidget(self.timeline, 1)
         controls.addWidget(self.position)
-        controls.addWidget(QLabel("Speed"))
         controls.addWidget(self.speed)
+        controls.addWidget(self.done_button)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.panel, 1)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(3)
+        layout.addWidget(self.canvas)
+        layout.addWidget(self.details)
         layout.addLayout(controls)
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._advance)
         self.timeline.valueChanged.connect(self.seek)
         self.play_button.clicked.connect(self.toggle)
         self.speed.currentIndexChanged.connect(self._speed_changed)
-        self.resize(760, 420)
+        self.done_button.clicked.connect(self.close_replay)
         self._speed_changed()
         self.seek(self.timeline.value())
 
@@ -53,8 +80,14 @@ class ReplayDialog(QDialog):
                               self.trace.num_steps)
 
     def seek(self, k: int) -> None:
-        self.panel.show_now(self.canvas_frame(k))
+        frame = self.canvas_frame(k)
+        self.canvas.show_now(frame)
         self.position.setText(f"{k + 1}/{self.trace.num_steps}")
+        self.details.setText(step_details(frame))
+        self.frame_shown.emit(frame)
+
+    def set_mode(self, mode: str) -> None:
+        self.canvas.set_mode(mode)
 
     def set_speed(self, speed: float) -> None:
         self.speed.setCurrentIndex(SPEEDS.index(speed))
@@ -84,6 +117,6 @@ class ReplayDialog(QDialog):
             return
         self.timeline.setValue(self.timeline.value() + 1)
 
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+    def close_replay(self) -> None:
         self.timer.stop()
-        super().closeEvent(event)
+        self.closed.emit()

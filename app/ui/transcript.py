@@ -1,36 +1,66 @@
-"""The transcript (messages rendered as Markdown, code in monospace) and the composer."""
+"""The transcript (messages rendered as Markdown, code in monospace) and the composer.
+
+The answer being generated denoises in place: a message of its own at the end of the transcript
+holds a DenoiseCanvas (mask glyphs, block boundaries, the window's colour mode) until the stored
+answer replaces it with rendered Markdown. Replay puts the canvas back into a stored answer's
+message, with its timeline (app.ui.replay).
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QUrl, Signal
+import html
+from typing import Optional
+
+from PySide6.QtCore import QPoint, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QKeyEvent, QPalette, QTextDocument
 from PySide6.QtWidgets import (
-    QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QScrollArea, QSizePolicy, QToolButton,
+    QFrame, QHBoxLayout, QLabel, QMenu, QPlainTextEdit, QScrollArea, QSizePolicy, QToolButton,
     QVBoxLayout, QWidget,
 )
 
 from app.export import settings_line, speaker, stats_line
 from app.links import is_web_link
 from app.store import Message
+from app.trace import Trace
+from app.ui.canvas import CanvasFrame, DenoiseCanvas
+from app.ui.replay import ReplayView, step_details
+
+
+def style_message(frame: QFrame, role: str) -> None:
+    frame.setObjectName("userMessage" if role == "user" else "assistantMessage")
+    frame.setFrameShape(QFrame.Shape.StyledPanel)
+    frame.setAutoFillBackground(True)
+    palette = frame.palette()
+    background = (QPalette.ColorRole.AlternateBase if role == "user"
+                  else QPalette.ColorRole.Base)
+    palette.setColor(QPalette.ColorRole.Window, palette.color(background))
+    frame.setPalette(palette)
+
+
+def small_label(text: str = "") -> QLabel:
+    label = QLabel(text)
+    label.setObjectName("messageMeta")
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setWordWrap(True)
+    label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+    font = label.font()
+    font.setPointSizeF(font.pointSizeF() * 0.85)
+    label.setFont(font)
+    return label
 
 
 class MessageView(QFrame):
     copy_requested = Signal(int)
     replay_requested = Signal(int)
+    export_requested = Signal(int)
 
     def __init__(self, message: Message, parent: QWidget | None = None):
         super().__init__(parent)
         self.message = message
-        self.setObjectName("userMessage" if message.role == "user" else "assistantMessage")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setAutoFillBackground(True)
-        palette = self.palette()
-        role = (QPalette.ColorRole.AlternateBase if message.role == "user"
-                else QPalette.ColorRole.Base)
-        palette.setColor(QPalette.ColorRole.Window, palette.color(role))
-        self.setPalette(palette)
+        style_message(self, message.role)
+        self.replay: Optional[ReplayView] = None
 
-        who = QLabel(f"<b>{speaker(message)}</b>")
+        who = QLabel(f"<b>{html.escape(speaker(message))}</b>")
         header = QHBoxLayout()
         header.addWidget(who)
         header.addStretch(1)
@@ -46,6 +76,16 @@ class MessageView(QFrame):
             self.replay_button.setToolTip("Watch this answer unmask again, and scrub through it")
             self.replay_button.clicked.connect(lambda: self.replay_requested.emit(message.id))
             header.addWidget(self.replay_button)
+        self.export_button = None
+        if message.has_trace:
+            self.export_button = QToolButton()
+            self.export_button.setText("Export animation…")
+            self.export_button.setToolTip("Save this answer's denoising as a GIF, an animated "
+                                          "PNG or one PNG per step")
+            self.export_button.clicked.connect(lambda: self.export_requested.emit(message.id))
+            header.addWidget(self.export_button)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._context_menu)
 
         self.body = QLabel()
         self.body.setTextFormat(Qt.TextFormat.RichText)
@@ -56,22 +96,87 @@ class MessageView(QFrame):
         self.body.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.body.setText(markdown_html(message.text if message.text else "*(empty answer)*"))
 
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 6, 10, 8)
-        layout.setSpacing(4)
-        layout.addLayout(header)
-        layout.addWidget(self.body)
+        self.column = QVBoxLayout(self)
+        self.column.setContentsMargins(10, 6, 10, 8)
+        self.column.setSpacing(4)
+        self.column.addLayout(header)
+        self.column.addWidget(self.body)
         if message.role == "assistant":
             meta = " · ".join(x for x in (stats_line(message.stats),
                                           settings_line(message.settings)) if x)
-            self.meta = QLabel(meta)
-            self.meta.setObjectName("messageMeta")
-            self.meta.setWordWrap(True)
-            self.meta.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-            font = self.meta.font()
-            font.setPointSizeF(font.pointSizeF() * 0.85)
-            self.meta.setFont(font)
-            layout.addWidget(self.meta)
+            self.meta = small_label(meta)
+            self.column.addWidget(self.meta)
+
+    def menu(self) -> QMenu:
+        """The message's menu (right click): Copy, and for an answer with a trace Replay and
+        Export animation…"""
+        menu = QMenu(self)
+        menu.addAction("Copy", lambda: self.copy_requested.emit(self.message.id))
+        if self.message.has_trace:
+            menu.addAction("Replay", lambda: self.replay_requested.emit(self.message.id))
+            menu.addAction("Export animation…",
+                           lambda: self.export_requested.emit(self.message.id))
+        return menu
+
+    def _context_menu(self, point: QPoint) -> None:
+        menu = self.menu()
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        menu.popup(self.mapToGlobal(point))
+
+    # --- replay in place -------------------------------------------------------------------
+    def start_replay(self, trace: Trace, mode: str) -> ReplayView:
+        """The canvas and its timeline take the text's place (a replay already here restarts)."""
+        self.end_replay()
+        self.replay = ReplayView(trace, mode)
+        self.replay.closed.connect(self.end_replay)
+        self.column.insertWidget(self.column.indexOf(self.body), self.replay)
+        self.body.hide()
+        if self.replay_button is not None:
+            self.replay_button.setEnabled(False)
+        return self.replay
+
+    def end_replay(self) -> None:
+        """Back to the rendered text."""
+        if self.replay is None:
+            return
+        replay, self.replay = self.replay, None
+        replay.timer.stop()
+        self.column.removeWidget(replay)
+        replay.hide()
+        replay.deleteLater()
+        self.body.show()
+        if self.replay_button is not None:
+            self.replay_button.setEnabled(True)
+
+
+class LiveAnswerView(QFrame):
+    """The answer being generated, denoising in its own message until it is stored."""
+
+    def __init__(self, mode: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        style_message(self, "assistant")
+        self.setObjectName("liveAnswer")
+        header = QHBoxLayout()
+        header.addWidget(QLabel("<b>LLaDA</b>"))
+        header.addStretch(1)
+        self.canvas = DenoiseCanvas()
+        self.canvas.set_mode(mode)
+        self.details = small_label("Starting…")
+        self.canvas.painted.connect(self._painted)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(10, 6, 10, 8)
+        column.setSpacing(4)
+        column.addLayout(header)
+        column.addWidget(self.canvas)
+        column.addWidget(self.details)
+
+    def set_frame(self, frame: CanvasFrame) -> None:
+        self.canvas.set_frame(frame)
+
+    def _painted(self, _index: int) -> None:
+        # Described when painted, so the line changes at the screen's rate like the canvas.
+        if self.canvas.frame is not None:
+            self.details.setText(step_details(self.canvas.frame) + " · denoising…")
 
 
 def open_link(url: str) -> bool:
@@ -92,6 +197,7 @@ def markdown_html(text: str) -> str:
 class Transcript(QScrollArea):
     copy_requested = Signal(int)
     replay_requested = Signal(int)
+    export_requested = Signal(int)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -104,6 +210,8 @@ class Transcript(QScrollArea):
         self.column.addStretch(1)
         self.setWidget(self.container)
         self.views: list[MessageView] = []
+        self.live: Optional[LiveAnswerView] = None
+        self.mode = "state"
         self.placeholder = QLabel("Type a message below. LLaDA answers by unmasking every "
                                   "position of its answer at once, step by step.")
         self.placeholder.setWordWrap(True)
@@ -120,14 +228,61 @@ class Transcript(QScrollArea):
             view = MessageView(message)
             view.copy_requested.connect(self.copy_requested)
             view.replay_requested.connect(self.replay_requested)
+            view.export_requested.connect(self.export_requested)
             self.column.insertWidget(self.column.count() - 1, view)
             self.views.append(view)
-        self.placeholder.setVisible(not messages)
+        if self.live is not None:  # the answer being generated stays last
+            self.column.removeWidget(self.live)
+            self.column.insertWidget(self.column.count() - 1, self.live)
+        self.placeholder.setVisible(not messages and self.live is None)
         self.scroll_to_end()
 
-    def scroll_to_end(self) -> None:
-        from PySide6.QtCore import QTimer
+    def view_of(self, message_id: int) -> Optional[MessageView]:
+        return next((v for v in self.views if v.message.id == message_id), None)
 
+    # --- the answer being generated --------------------------------------------------------
+    def begin_live(self) -> LiveAnswerView:
+        self.end_live()
+        self.live = LiveAnswerView(self.mode)
+        self.column.insertWidget(self.column.count() - 1, self.live)
+        self.placeholder.hide()
+        self.scroll_to_end()
+        return self.live
+
+    def live_frame(self, frame: CanvasFrame) -> None:
+        if self.live is None:
+            return
+        bar = self.verticalScrollBar()
+        following = bar.value() >= bar.maximum() - 24
+        self.live.set_frame(frame)
+        if following and self.live.isVisible():
+            self.scroll_to_end()
+
+    def set_live_visible(self, visible: bool) -> None:
+        """The live answer shows in its own conversation only."""
+        if self.live is not None:
+            self.live.setVisible(visible)
+            self.placeholder.setVisible(not self.views and not visible)
+
+    def end_live(self) -> None:
+        if self.live is None:
+            return
+        live, self.live = self.live, None
+        live.canvas.flush()
+        self.column.removeWidget(live)
+        live.hide()
+        live.deleteLater()
+
+    def set_mode(self, mode: str) -> None:
+        """The colour mode of every canvas in the transcript (live answer, replays)."""
+        self.mode = mode
+        if self.live is not None:
+            self.live.canvas.set_mode(mode)
+        for view in self.views:
+            if view.replay is not None:
+                view.replay.set_mode(mode)
+
+    def scroll_to_end(self) -> None:
         QTimer.singleShot(0, lambda: self.verticalScrollBar().setValue(
             self.verticalScrollBar().maximum()))
 
