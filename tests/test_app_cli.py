@@ -171,3 +171,21 @@ def test_data_folder_from_the_environment(tmp_path, monkeypatch):
     assert default_data_dir() == tmp_path / "elsewhere"
     monkeypatch.delenv(ENV_DATA_DIR)
     assert default_data_dir().name == "LLaDA Desktop"
+
+
+@pytest.mark.slow
+def test_scripted_screenshot_mid_answer_shows_the_message_denoising(tiny_checkpoint, tmp_path):
+    from PySide6.QtGui import QImage
+
+    out = tmp_path / "mid.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "app", "--model", str(tiny_checkpoint),
+         "--backend", BACKEND, "--prompt", "Hello", "--screenshot", str(out),
+         "--data-dir", str(tmp_path / "data"), "--gen-length", "32", "--steps", "16",
+         "--block-length", "8", "--mode", "exact", "--screenshot-step", "4", "--timeout", "300"],
+        cwd=ROOT, env=app_env(), capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stderr
+    image = QImage(str(out))
+    masked = sum(1 for y in range(0, image.height(), 2) for x in range(0, image.width(), 2)
+                 if image.pixelColor(x, y).name() == "#444444")
+    assert masked > 100, "no masked cells painted in the screenshot taken at step 4"

@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             if shot["taken"]:
                 app.exit(outcome["code"])
                 return
-            window.live.canvas.flush()
+            show_pending_frames(window)
             app.processEvents()
             if not window.grab().save(args.screenshot):
                 print(f"llada app: could not write {args.screenshot}", file=sys.stderr)
@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         def frame(_request_id: int, step_frame) -> None:
             if args.screenshot_step is not None and step_frame.index == args.screenshot_step - 1:
                 # the worker is throttled by nothing here, so save now, before the next frame
-                window.live.canvas.flush()
+                show_pending_frames(window)
                 window.grab().save(args.screenshot)
                 shot["taken"] = True
 
@@ -161,6 +161,16 @@ def run(args: argparse.Namespace) -> int:
     window.shutdown()
     store.close()
     return code or outcome["code"]
+
+
+def show_pending_frames(window) -> None:
+    """Canvases paint at the screen's rate: put their latest frame up now, for a screenshot (the
+    answer denoising in its message, and the inspector)."""
+    window.live.canvas.flush()
+    live_answer = window.transcript.live
+    if live_answer is not None:
+        live_answer.canvas.flush()
+        live_answer.canvas.repaint()
 
 
 def gui_main(argv: Optional[Sequence[str]] = None) -> int:
