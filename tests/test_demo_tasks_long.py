@@ -218,3 +218,18 @@ def test_the_command_lines_take_the_new_task_names():
     assert set(LONG_TASKS) <= set(parser.parse_args(["eval"]).tasks.split(","))
     with pytest.raises(ValueError, match="unknown task"):
         held_out_items(["counting"], 3)
+
+
+def test_the_readmes_next_demo_recipe_parses_with_known_tasks():
+    from app.cli import train as train_cli
+
+    readme = (DEMO.parent.parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Next demo model", 1)[1]
+    command = re.search(r"llada train (.*?)\n(?!    )", section, re.S).group(1)
+    words = command.replace("\\\n", " ").split()
+    parser = argparse.ArgumentParser()
+    train_cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["train", *words])
+    assert set(args.task_weights) <= set(TASKS) and args.task_weights["count"] > 0
+    assert (args.answer_length, args.block_length, args.seq_len) == (64, 32, 128)
+    assert args.init_from == "app/resources/llada-demo" and args.threads == 1
