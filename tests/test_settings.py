@@ -111,3 +111,28 @@ def test_factor_flag(tmp_path):
     args = _resolved("generate", "--prompt", "hi", "--model", str(tmp_path), "--factor", "1.5")
     assert args.factor == 1.5
     assert SamplerSettings(mode="fast", factor=args.factor).factor == 1.5
+
+
+def test_an_answer_length_alone_keeps_a_valid_schedule_at_the_models_pace(tmp_path):
+    import json
+
+    from llada_core.checkpoint import SAMPLER_DEFAULTS_FILE
+
+    (tmp_path / SAMPLER_DEFAULTS_FILE).write_text(json.dumps(
+        {"gen_length": 8, "block_length": 8, "steps": 8}))
+    args = _resolved("generate", "--prompt", "hi", "--model", str(tmp_path), "--gen-length", "12")
+    assert (args.gen_length, args.block_length, args.steps) == (12, 12, 12)
+    args = _resolved("generate", "--prompt", "hi", "--model", str(tmp_path), "--gen-length", "64")
+    assert (args.gen_length, args.block_length, args.steps) == (64, 32, 64)
+    # a block length the user gave is theirs to get right
+    with pytest.raises(ValueError, match="does not divide"):
+        args = _resolved("generate", "--prompt", "hi", "--model", str(tmp_path),
+                         "--gen-length", "12", "--block-length", "8")
+        SamplerSettings(**__import__("app.cli.options", fromlist=["x"]).sampler_kwargs(args))
+
+
+def test_help_shows_the_demo_lengths_in_force():
+    from app.cli import build_parser
+
+    text = build_parser()._subparsers._group_actions[0].choices["generate"].format_help()
+    assert "the bundled demo: 8" in " ".join(text.split())

@@ -26,18 +26,36 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", default=None, help="torch device (default: cuda, mps, then cpu)")
 
 
+def demo_lengths() -> dict[str, str]:
+    """' (the bundled demo: 8)'-style help fragments: with no model downloaded, the demo is the
+    default model and its lengths are the ones in force."""
+    from app.models.catalog import bundled_demo_model
+    from app.models.defaults import sampler_defaults
+
+    demo = bundled_demo_model()
+    own = sampler_defaults(str(demo)) if demo is not None else {}
+    return {key: f" (the bundled demo: {value})" for key, value in own.items()
+            if key in ("gen_length", "steps", "block_length")}
+
+
 def add_sampler_options(parser: argparse.ArgumentParser, *, gen_length: int = 128,
                         steps: int = 128, block_length: int = 32) -> None:
     group = parser.add_argument_group("sampler")
     # None until the model is known: a model folder may recommend its own (sampler_defaults.json).
     parser.set_defaults(length_fallback={"gen_length": gen_length, "steps": steps,
                                          "block_length": block_length})
+    demo = demo_lengths()
     group.add_argument("--gen-length", type=int, default=None,
-                       help=f"answer length in tokens (default {gen_length})")
+                       help="answer length in tokens (default: the model's own"
+                            f"{demo.get('gen_length', '')}, else {gen_length}); given alone, the "
+                            "block length and steps follow at the model's pace")
     group.add_argument("--steps", type=int, default=None,
-                       help=f"denoising steps (forward passes) (default {steps})")
+                       help="denoising steps (forward passes) (default: the model's own"
+                            f"{demo.get('steps', '')}, else {steps})")
     group.add_argument("--block-length", type=int, default=None,
-                       help="semi-autoregressive block length; must divide --gen-length")
+                       help="semi-autoregressive block length; must divide --gen-length "
+                            f"(default: the model's own{demo.get('block_length', '')}, "
+                            f"else {block_length})")
     group.add_argument("--temperature", type=float, default=_DEFAULTS.temperature)
     group.add_argument("--cfg-scale", type=float, default=_DEFAULTS.cfg_scale,
                        help="classifier-free guidance scale (0 = off; each step then costs 2 passes)")
@@ -176,6 +194,13 @@ def resolve_model(args: argparse.Namespace) -> None:
     for key, value in lengths.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
+    if args.lengths_given == {"gen_length"}:
+        # An answer length alone keeps the model's pace (tokens per step) in a schedule that
+        # fits, rather than failing on a block length the user never set.
+        from app.settings_logic import for_answer_length
+
+        _, args.block_length, args.steps = for_answer_length(
+            args.gen_length, lengths["block_length"], lengths["steps"], lengths["gen_length"])
     choices = folder_sampler_choices(getattr(args, "model", None))
     if hasattr(args, "mode"):
         if args.mode is None:
