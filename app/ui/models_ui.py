@@ -88,46 +88,55 @@ class ConvertThread(QThread):
             self.succeeded.emit(str(folder))
 
 
-class ConvertDialog(QDialog):
-    """Converting a PyTorch checkpoint to MLX 8-bit: progress by tensor, Cancel, Retry."""
+class JobDialog(QDialog):
+    """The progress of one background job that ends in a model folder (a download, a
+    conversion): a bar, a line of detail, Cancel; after a stop, the reason, a button to go again
+    and Close. The job is a QThread with progress, succeeded, failed and cancelled signals and a
+    cancel() method, made by make_thread(); subclasses say what the folder means (finish())."""
 
-    converted = Signal(str)         # the finished folder
+    WAIT_MS = 30000  # how long closing waits for a cancelled job to stop
 
-    def __init__(self, source: str, target: str, name: str, parent: Optional[QWidget] = None):
+    def __init__(self, window_title: str, header: list[QWidget], detail: str, again: str,
+                 parent: Optional[QWidget] = None):
         super().__init__(parent)
-        self.source, self.target = source, target
-        self.thread_: Optional[ConvertThread] = None
+        self.thread_: Optional[QThread] = None
         self.folder: Optional[str] = None
-        self.setWindowTitle("Convert to MLX 8-bit — LLaDA Desktop")
+        self.setWindowTitle(window_title)
         self.setMinimumWidth(520)
-        title = QLabel(f"<b>{name}</b> to MLX 8-bit")
-        title.setTextFormat(Qt.TextFormat.RichText)
-        where = QLabel(f"Into {target}")
-        where.setWordWrap(True)
-        where.setStyleSheet("color: palette(placeholder-text);")
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
+        self.bar.setTextVisible(True)
         self.bar.setFormat("%p%")
-        self.detail = QLabel("Reading the checkpoint…")
+        self.detail = QLabel(detail)
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.hide()
         self.cancel_button = QPushButton("Cancel")
-        self.retry_button = QPushButton("Retry")
-        self.retry_button.hide()
+        self.again_button = QPushButton(again)
+        self.again_button.hide()
         self.close_button = QPushButton("Close")
         self.close_button.hide()
         buttons = QHBoxLayout()
         buttons.addStretch(1)
-        for button in (self.retry_button, self.cancel_button, self.close_button):
+        for button in (self.again_button, self.cancel_button, self.close_button):
             buttons.addWidget(button)
-        column = QVBoxLayout(self)
-        for widget in (title, where, self.bar, self.detail, self.message):
-            column.addWidget(widget)
-        column.addLayout(buttons)
+        self.column = QVBoxLayout(self)
+        for widget in header:
+            self.column.addWidget(widget)
+        self.column.addSpacing(6)
+        for widget in (self.bar, self.detail, self.message):
+            self.column.addWidget(widget)
+        self.column.addLayout(buttons)
         self.cancel_button.clicked.connect(self.cancel)
-        self.retry_button.clicked.connect(self.start)
+        self.again_button.clicked.connect(self.start)
         self.close_button.clicked.connect(self.reject)
+
+    def make_thread(self) -> QThread:
+        raise NotImplementedError
+
+    def finish(self, folder: str) -> None:
+        """The job succeeded with `folder`."""
+        raise NotImplementedError
 
     @property
     def running(self) -> bool:
@@ -136,16 +145,15 @@ class ConvertDialog(QDialog):
     def start(self) -> None:
         if self.running:
             return
-        for widget in (self.message, self.retry_button, self.close_button):
+        for widget in (self.message, self.again_button, self.close_button):
             widget.hide()
         self.cancel_button.show()
         self.cancel_button.setEnabled(True)
-        self.bar.setValue(0)
-        thread = ConvertThread(self.source, self.target, parent=self)
+        thread = self.make_thread()
         thread.progress.connect(self.show_progress)
         thread.succeeded.connect(self._succeeded)
-        thread.failed.connect(self._stopped)
-        thread.cancelled.connect(self._stopped)
+        thread.failed.connect(self._failed)
+        thread.cancelled.connect(self._cancelled)
         self.thread_ = thread
         thread.start()
 
@@ -155,118 +163,115 @@ class ConvertDialog(QDialog):
             self.cancel_button.setEnabled(False)
             self.detail.setText("Cancelling…")
 
-    def show_progress(self, progress: conversion.ConversionProgress) -> None:
+    def show_progress(self, progress) -> None:
         self.bar.setValue(int(progress.fraction * 1000))
-        if self.cancel_button.isEnabled():
+        if self.cancel_button.isEnabled():  # "Cancelling…" stays until the job stops
             self.detail.setText(progress.text())
 
     def _succeeded(self, folder: str) -> None:
         self.folder = folder
         self.bar.setValue(1000)
-        self.converted.emit(folder)
+        self.cancel_button.hide()
+        self.finish(folder)
         self.accept()
 
-    def _stopped(self, text: str) -> None:
-        self.detail.setText("Stopped.")
+    def _failed(self, text: str) -> None:
+        self.stopped(text)
+
+    def _cancelled(self, text: str) -> None:
+        self.stopped(text)
+
+    def stopped(self, text: str, detail: str = "Stopped.") -> None:
+        self.detail.setText(detail)
         self.message.setText(text)
         self.message.show()
         self.cancel_button.hide()
-        self.retry_button.show()
+        self.again_button.show()
         self.close_button.show()
 
-    def wait(self, ms: int = 60000) -> None:
+    def wait(self, ms: Optional[int] = None) -> None:
         if self.thread_ is not None:
-            self.thread_.wait(ms)
+            self.thread_.wait(ms or self.WAIT_MS)
 
     def reject(self) -> None:
         if self.running:
             self.thread_.cancel()
-            self.thread_.wait(60000)
+            self.thread_.wait(self.WAIT_MS)
         super().reject()
 
 
-class DownloadDialog(QDialog):
+class ConvertDialog(JobDialog):
+    """Converting a PyTorch checkpoint to MLX 8-bit: progress by tensor, Cancel, Retry."""
+
+    converted = Signal(str)         # the finished folder
+    WAIT_MS = 60000
+
+    def __init__(self, source: str, target: str, name: str, parent: Optional[QWidget] = None):
+        self.source, self.target = source, target
+        title = QLabel(f"<b>{name}</b> to MLX 8-bit")
+        title.setTextFormat(Qt.TextFormat.RichText)
+        where = QLabel(f"Into {target}")
+        where.setWordWrap(True)
+        where.setStyleSheet("color: palette(placeholder-text);")
+        super().__init__("Convert to MLX 8-bit — LLaDA Desktop", [title, where],
+                         "Reading the checkpoint…", "Retry", parent)
+        self.retry_button = self.again_button
+
+    def start(self) -> None:
+        if not self.running:
+            self.bar.setValue(0)
+        super().start()
+
+    def make_thread(self) -> ConvertThread:
+        return ConvertThread(self.source, self.target, parent=self)
+
+    def finish(self, folder: str) -> None:
+        self.converted.emit(folder)
+
+
+class DownloadDialog(JobDialog):
     """Progress (bytes, speed, time left), Cancel, and Resume/Retry after a cancel or an error."""
 
     downloaded = Signal(str)        # the snapshot folder, once complete
 
     def __init__(self, repo_id: str, parent: Optional[QWidget] = None, *, cache_dir=None,
                  endpoint=None):
-        super().__init__(parent)
         self.repo_id = repo_id
         self.cache_dir, self.endpoint = cache_dir, endpoint
-        self.thread_: Optional[DownloadThread] = None
-        self.folder: Optional[str] = None
+        self.last_progress: Optional[DownloadProgress] = None
         entry = catalog_entry(repo_id)
-        self.setWindowTitle("Download model — LLaDA Desktop")
-        self.setMinimumWidth(520)
         title = QLabel(f"<b>{entry.name if entry else repo_id}</b>")
         title.setTextFormat(Qt.TextFormat.RichText)
         subtitle = QLabel(repo_id + (f" · {entry.size_text} on disk · needs about "
                                      f"{entry.memory_text} of memory" if entry else ""))
         subtitle.setWordWrap(True)
         subtitle.setStyleSheet("color: palette(placeholder-text);")
-        self.last_progress: Optional[DownloadProgress] = None
-        self.bar = QProgressBar()
-        self.bar.setRange(0, 1000)
-        self.bar.setTextVisible(True)
-        self.bar.setFormat("%p%")
-        self.detail = QLabel("Asking the Hugging Face Hub for the model's files…")
+        super().__init__("Download model — LLaDA Desktop", [title, subtitle],
+                         "Asking the Hugging Face Hub for the model's files…", "Resume", parent)
+        self.resume_button = self.again_button
         self.detail.setObjectName("downloadDetail")
-        self.message = QLabel()
-        self.message.setWordWrap(True)
-        self.message.hide()
-        self.cancel_button = QPushButton("Cancel")
-        self.resume_button = QPushButton("Resume")
-        self.resume_button.hide()
-        self.close_button = QPushButton("Close")
-        self.close_button.hide()
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        for button in (self.resume_button, self.cancel_button, self.close_button):
-            buttons.addWidget(button)
-        column = QVBoxLayout(self)
-        column.addWidget(title)
-        column.addWidget(subtitle)
-        column.addSpacing(6)
-        column.addWidget(self.bar)
-        column.addWidget(self.detail)
-        column.addWidget(self.message)
-        column.addLayout(buttons)
         note = QLabel("Files go to the Hugging Face cache and are shared with other tools; "
                       "an interrupted download resumes where it stopped.")
         note.setWordWrap(True)
         note.setStyleSheet("color: palette(placeholder-text); font-size: 11px;")
-        column.addWidget(note)
+        self.column.addWidget(note)
         # speed and time left stay honest while the connection stalls (no chunks, no signals)
         self.refresh_timer = QTimer(self)
         self.refresh_timer.setInterval(1000)
         self.refresh_timer.timeout.connect(self._refresh)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.resume_button.clicked.connect(self.start)
-        self.close_button.clicked.connect(self.reject)
-
-    @property
-    def running(self) -> bool:
-        return self.thread_ is not None and self.thread_.isRunning()
 
     def start(self) -> None:
         if self.running:
             return
-        self.message.hide()
-        self.resume_button.hide()
-        self.close_button.hide()
-        self.cancel_button.show()
-        self.cancel_button.setEnabled(True)
-        thread = DownloadThread(self.repo_id, cache_dir=self.cache_dir, endpoint=self.endpoint,
-                                parent=self)
-        thread.progress.connect(self.show_progress)
-        thread.succeeded.connect(self._succeeded)
-        thread.failed.connect(lambda text: self._stopped(text, "Retry"))
-        thread.cancelled.connect(lambda text: self._stopped(text, "Resume"))
-        self.thread_ = thread
-        thread.start()
+        super().start()
         self.refresh_timer.start()
+
+    def make_thread(self) -> DownloadThread:
+        return DownloadThread(self.repo_id, cache_dir=self.cache_dir, endpoint=self.endpoint,
+                              parent=self)
+
+    def finish(self, folder: str) -> None:
+        self.downloaded.emit(folder)
 
     def _refresh(self) -> None:
         if not self.running:
@@ -274,48 +279,26 @@ class DownloadDialog(QDialog):
         elif self.last_progress is not None and self.cancel_button.isEnabled():
             self.show_progress(self.thread_.download.progress())
 
-    def cancel(self) -> None:
-        if self.running:
-            self.thread_.cancel()
-            self.cancel_button.setEnabled(False)
-            self.detail.setText("Cancelling…")
-
     def show_progress(self, progress: DownloadProgress) -> None:
         self.last_progress = progress
         self.bar.setValue(int(progress.fraction * 1000))
         self.detail.setText(progress.text())
 
-    def _succeeded(self, folder: str) -> None:
-        self.folder = folder
-        self.bar.setValue(1000)
-        self.cancel_button.hide()
-        self.downloaded.emit(folder)
-        self.accept()
+    def _failed(self, text: str) -> None:
+        self.stopped_download(text, "Retry")
 
-    def _stopped(self, text: str, again: str) -> None:
+    def _cancelled(self, text: str) -> None:
+        self.stopped_download(text, "Resume")
+
+    def stopped_download(self, text: str, again: str) -> None:
         progress = self.last_progress
-        self.detail.setText(
-            f"Stopped at {format_bytes(progress.done)} of {format_bytes(progress.total)}"
-            if progress and progress.total else "Not started.")
-        self.message.setText(text)
+        self.stopped(text, f"Stopped at {format_bytes(progress.done)} of "
+                           f"{format_bytes(progress.total)}"
+                     if progress and progress.total else "Not started.")
         self.message.setStyleSheet("color: #b3261e;" if again == "Retry" else "")
-        self.message.show()
-        self.cancel_button.hide()
-        self.resume_button.setText(again)
-        self.resume_button.show()
-        self.close_button.show()
+        self.again_button.setText(again)
         self.message.setMinimumHeight(self.message.heightForWidth(max(self.message.width(), 400)))
         self.adjustSize()
-
-    def wait(self, ms: int = 30000) -> None:
-        if self.thread_ is not None:
-            self.thread_.wait(ms)
-
-    def reject(self) -> None:
-        if self.running:
-            self.thread_.cancel()
-            self.thread_.wait(30000)
-        super().reject()
 
 
 class WelcomePage(QWidget):
