@@ -182,14 +182,20 @@ def _word_list(rng: random.Random) -> list[str]:
     return rng.sample(WORDS, rng.randint(3, 5))
 
 
-def _reverse(rng: random.Random) -> tuple[str, str]:
-    words = _word_list(rng)
+def _reversed_words(words: list[str]) -> tuple[str, str]:
     return f"Reverse the words: {' '.join(words)}", " ".join(reversed(words))
 
 
-def _sort(rng: random.Random) -> tuple[str, str]:
-    words = _word_list(rng)
+def _sorted_words(words: list[str]) -> tuple[str, str]:
     return f"Sort the words: {' '.join(words)}", " ".join(sorted(words))
+
+
+def _reverse(rng: random.Random) -> tuple[str, str]:
+    return _reversed_words(_word_list(rng))
+
+
+def _sort(rng: random.Random) -> tuple[str, str]:
+    return _sorted_words(_word_list(rng))
 
 
 def _next_book(rng: random.Random) -> tuple[str, str]:
@@ -215,13 +221,11 @@ def _long_list(rng: random.Random) -> list[str]:
 
 
 def _reverse_long(rng: random.Random) -> tuple[str, str]:
-    words = _long_list(rng)
-    return f"Reverse the words: {' '.join(words)}", " ".join(reversed(words))
+    return _reversed_words(_long_list(rng))
 
 
 def _sort_long(rng: random.Random) -> tuple[str, str]:
-    words = _long_list(rng)
-    return f"Sort the words: {' '.join(words)}", " ".join(sorted(words))
+    return _sorted_words(_long_list(rng))
 
 
 def _verse(rng: random.Random) -> tuple[str, str]:
