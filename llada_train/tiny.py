@@ -9,6 +9,7 @@ template, special_tokens_map.json and generation_config.json. Only sizes and ids
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -97,8 +98,10 @@ def official_config(spec: TinySpec, vocab_size: int, ids: dict[str, int]) -> dic
     }
 
 
-def train_tokenizer(corpus: str, bpe_vocab: int, split_digits: bool = False):
-    """A byte-level BPE tokenizer trained on `corpus`, then LLaDA's special tokens in order."""
+def train_tokenizer(corpus: str, bpe_vocab: int, split_digits: bool = False,
+                    special_tokens: Sequence[str] = tokens.SPECIAL_TOKENS):
+    """A byte-level BPE tokenizer trained on `corpus`, then `special_tokens` in order (LLaDA's,
+    unless a family with other tokens asks)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.BPE())
@@ -116,10 +119,10 @@ def train_tokenizer(corpus: str, bpe_vocab: int, split_digits: bool = False):
     tokenizer.train_from_iterator(corpus.splitlines(), trainer=trainer)
     base = tokenizer.get_vocab_size()
     tokenizer.add_special_tokens(
-        [AddedToken(t, special=True, normalized=False) for t in tokens.SPECIAL_TOKENS]
+        [AddedToken(t, special=True, normalized=False) for t in special_tokens]
     )
-    ids = {t: tokenizer.token_to_id(t) for t in tokens.SPECIAL_TOKENS}
-    assert ids[tokens.BOS] == base and ids[tokens.EOT] == base + len(tokens.SPECIAL_TOKENS) - 1
+    ids = {t: tokenizer.token_to_id(t) for t in special_tokens}
+    assert ids[special_tokens[0]] == base and ids[special_tokens[-1]] == base + len(special_tokens) - 1
     return tokenizer, ids
 
 
@@ -229,19 +232,20 @@ def make_tiny_checkpoint(out_dir: str | Path, spec: TinySpec = TinySpec(),
     vocab_size = -(-max(tokenizer.get_vocab_size(), spec.min_rows) // 64) * 64
 
     tokenizer.save(str(folder / "tokenizer.json"))
-    _write_json(folder / "tokenizer_config.json", tokenizer_config(ids))
-    _write_json(folder / "special_tokens_map.json", {
+    write_json(folder / "tokenizer_config.json", tokenizer_config(ids))
+    write_json(folder / "special_tokens_map.json", {
         "bos_token": tokens.BOS, "eos_token": tokens.EOS, "pad_token": tokens.EOS,
     })
-    _write_json(folder / "generation_config.json", {
+    write_json(folder / "generation_config.json", {
         "_from_model_config": True, "bos_token_id": ids[tokens.BOS],
         "eos_token_id": ids[tokens.EOS], "pad_token_id": ids[tokens.EOS],
         "transformers_version": "4.46.3",
     })
-    _write_json(folder / "config.json", official_config(spec, vocab_size, ids))
+    write_json(folder / "config.json", official_config(spec, vocab_size, ids))
     write_shards(folder, random_weights(spec, vocab_size), spec.shards)
     return folder
 
 
-def _write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict) -> None:
+    """A checkpoint's json file, as the Hub has them (indented, UTF-8, newline at the end)."""
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -10,14 +10,13 @@ role chat template in tokenizer_config.json. Only sizes and ids differ from the 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from llada_core.config import MOE_EOS, MOE_EOT, MOE_MASK
-from llada_train.tiny import DEFAULT_CORPUS, cast_weights, write_shards
+from llada_train.tiny import DEFAULT_CORPUS, cast_weights, train_tokenizer, write_json, write_shards
 
 if TYPE_CHECKING:
     import numpy as np
@@ -112,21 +111,6 @@ def official_config(spec: TinyMoESpec, vocab_size: int, ids: dict[str, int]) -> 
     return config
 
 
-def train_tokenizer(corpus: str, bpe_vocab: int):
-    """A byte-level BPE tokenizer trained on `corpus`, then the Ling special tokens in order."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=bpe_vocab, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tokenizer.train_from_iterator(corpus.splitlines(), trainer=trainer)
-    tokenizer.add_special_tokens(
-        [AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
-    return tokenizer, {t: tokenizer.token_to_id(t) for t in SPECIAL_TOKENS}
-
-
 def tokenizer_config(ids: dict[str, int]) -> dict:
     return {
         "add_bos_token": False,
@@ -195,22 +179,19 @@ def make_tiny_moe_checkpoint(out_dir: str | Path, spec: TinyMoESpec = TinyMoESpe
     folder.mkdir(parents=True, exist_ok=True)
     if corpus is None:
         corpus = resources.files("llada_train").joinpath("data", DEFAULT_CORPUS).read_text("utf-8")
-    tokenizer, ids = train_tokenizer(corpus, spec.bpe_vocab)
+    tokenizer, ids = train_tokenizer(corpus, spec.bpe_vocab, special_tokens=SPECIAL_TOKENS)
     vocab_size = -(-max(tokenizer.get_vocab_size(), spec.min_rows) // 64) * 64
 
     tokenizer.save(str(folder / "tokenizer.json"))
-    _write_json(folder / "tokenizer_config.json", tokenizer_config(ids))
-    _write_json(folder / "special_tokens_map.json", {
+    write_json(folder / "tokenizer_config.json", tokenizer_config(ids))
+    write_json(folder / "special_tokens_map.json", {
         "bos_token": BOS, "eos_token": MOE_EOS, "mask_token": MOE_MASK, "pad_token": MOE_EOS,
     })
-    _write_json(folder / "generation_config.json", {
+    write_json(folder / "generation_config.json", {
         "_from_model_config": True, "eos_token_id": ids[MOE_EOS], "pad_token_id": ids[MOE_EOS],
         "transformers_version": "4.52.4",
     })
-    _write_json(folder / "config.json", official_config(spec, vocab_size, ids))
+    write_json(folder / "config.json", official_config(spec, vocab_size, ids))
     write_shards(folder, random_weights(spec, vocab_size), spec.shards)
     return folder
 
-
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
