@@ -2,58 +2,39 @@
 
 from __future__ import annotations
 
-import gc
 import random
 import time
 
 import numpy as np
 import pytest
 from PySide6.QtCore import QThread, Qt, QTimer
-from PySide6.QtGui import QGuiApplication, QKeySequence
+from PySide6.QtGui import QGuiApplication
 
 from app import trace as trace_mod
 from app.store import DB_NAME, Store
 from app.ui.canvas import EARLIER, HIGH, LOW, MASKED, MID, NEW, CanvasFrame, DenoiseCanvas
-from app.ui.main_window import MainWindow
 from backend_choice import BACKEND
 from llada_core.chat import answer_text, continue_conversation
 from llada_core.settings import SamplerSettings
+from window_support import FailsAfterFirstStep, Windows, collect_earlier_windows  # noqa: F401
 
 SMALL = {"gen_length": 16, "block_length": 8, "steps": 8}
 LOAD_TIMEOUT = 120_000
 ANSWER_TIMEOUT = 120_000
 
 
-@pytest.fixture(autouse=True)
-def collect_earlier_windows():
-    """Windows of earlier tests are garbage in reference cycles (signals, controllers): collect
-    them now, in the GUI thread. A collection that happens to start in the model worker's
-    thread would destroy their widgets there, which crashes Qt."""
-    gc.collect()
-
-
 @pytest.fixture
 def make_window(qtbot, tmp_path, tiny_checkpoint):
-    made = []
+    windows = Windows(qtbot, tmp_path / "data")
 
     def make(model="tiny", step_delay=0.0, settings=None, data=None, wait=True):
-        store = Store.in_folder(data or tmp_path / "data")
         path = str(tiny_checkpoint) if model == "tiny" else model
         # The reference sampler unless a test says otherwise (real models default to fast).
-        asked = {"mode": "exact", **(settings or SMALL)}
-        window = MainWindow(store, model=path, backend=BACKEND, load_options={"device": "cpu"},
-                            default_settings=asked, step_delay=step_delay)
-        qtbot.addWidget(window)
-        made.append((window, store))
-        if wait and path:
-            with qtbot.waitSignal(window.model_loaded, timeout=LOAD_TIMEOUT):
-                pass
-        return window
+        return windows.open(path, settings={"mode": "exact", **(settings or SMALL)},
+                            step_delay=step_delay, data=data, wait=wait)
 
     yield make
-    for window, store in made:
-        window.shutdown()
-        store.close()
+    windows.close_all()
 
 
 def collect_frames(window):
@@ -543,27 +524,14 @@ def test_fast_mode_from_the_settings_panel(qtbot, make_window):
     assert "tokens/pass" in window.transcript.views[-1].meta.text()
 
 
-class RunsOutOfMemory:
-    """The loaded backend, except that answers fail after their first step as Metal does."""
-
-    def __init__(self, backend):
-        self.backend = backend
-
-    def __getattr__(self, name):
-        return getattr(self.backend, name)
-
-    def generate_steps(self, *args, **kwargs):
-        for frame in self.backend.generate_steps(*args, **kwargs):
-            yield frame
-            raise RuntimeError("[METAL] Command buffer execution failed: Insufficient Memory "
-                               "(00000008:kIOGPUCommandBufferCallbackErrorOutOfMemory)")
-
-
 def test_out_of_memory_mid_answer_is_one_sentence_and_the_app_goes_on(qtbot, make_window):
     window = make_window()
     worker = window.workers.worker
     real = worker.backend
-    worker.backend = RunsOutOfMemory(real)
+    # answers fail after their first step as Metal does
+    worker.backend = FailsAfterFirstStep(real, RuntimeError(
+        "[METAL] Command buffer execution failed: Insufficient Memory "
+        "(00000008:kIOGPUCommandBufferCallbackErrorOutOfMemory)"))
     with qtbot.waitSignal(window.generation_failed, timeout=ANSWER_TIMEOUT) as blocker:
         assert window.send("A long answer, please")
     message = blocker.args[0]

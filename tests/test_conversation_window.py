@@ -3,7 +3,6 @@ context length, and nothing lost (broken folders, failed answers, regenerate, li
 
 from __future__ import annotations
 
-import gc
 import json
 import shutil
 from pathlib import Path
@@ -15,45 +14,26 @@ from app import conversation as conv
 from app.models import local
 from app.models.catalog import bundled_demo_model
 from app.models.defaults import DEMO_NOTE, window_defaults
-from app.store import DB_NAME, Store
+from app.store import DB_NAME
 from app.ui.context import BASE_LINE
-from app.ui.main_window import MainWindow
-from backend_choice import BACKEND
 from llada_core.chat import encode_chat, encode_prompt, load_tokenizer
+from window_support import FailsAfterFirstStep, Windows, collect_earlier_windows  # noqa: F401
 
 SMALL = {"gen_length": 16, "block_length": 8, "steps": 8, "mode": "exact"}
 TIMEOUT = 120_000
 SCREENSHOT = Path("/tmp/issue12-switch.png")
 
 
-@pytest.fixture(autouse=True)
-def collect_earlier_windows():
-    """Windows of earlier tests are garbage in reference cycles (signals, controllers): collect
-    them now, in the GUI thread. A collection that happens to start in the model worker's
-    thread would destroy their widgets there, which crashes Qt."""
-    gc.collect()
-
-
 @pytest.fixture
 def make_window(qtbot, tmp_path):
-    made = []
+    windows = Windows(qtbot, tmp_path / "data")
 
     def make(model, settings=None, data=None, step_delay=0.0, wait=True):
-        store = Store.in_folder(data or tmp_path / "data")
-        window = MainWindow(store, model=str(model) if model else None, backend=BACKEND,
-                            load_options={"device": "cpu"}, default_settings=settings,
-                            step_delay=step_delay)
-        qtbot.addWidget(window)
-        made.append((window, store))
-        if wait and model:
-            with qtbot.waitSignal(window.model_loaded, timeout=TIMEOUT):
-                pass
-        return window
+        return windows.open(str(model) if model else None, settings=settings, data=data,
+                            step_delay=step_delay, wait=wait)
 
     yield make
-    for window, store in made:
-        window.shutdown()
-        store.close()
+    windows.close_all()
 
 
 def send_and_wait(qtbot, window, text):
@@ -142,25 +122,12 @@ def test_a_broken_folder_keeps_the_working_model(qtbot, make_window, tiny_checkp
     assert send_and_wait(qtbot, window, "Still here?").stats["model"] == str(tiny_checkpoint)
 
 
-class FailsAfterOneStep:
-    def __init__(self, backend):
-        self.backend = backend
-
-    def __getattr__(self, name):
-        return getattr(self.backend, name)
-
-    def generate_steps(self, *args, **kwargs):
-        for frame in self.backend.generate_steps(*args, **kwargs):
-            yield frame
-            raise MemoryError()
-
-
 def test_a_failed_answer_leaves_no_orphan_turn(qtbot, make_window, tiny_checkpoint):
     window = make_window(tiny_checkpoint, SMALL)
     first = send_and_wait(qtbot, window, "First")
     worker = window.workers.worker
     real = worker.backend
-    worker.backend = FailsAfterOneStep(real)
+    worker.backend = FailsAfterFirstStep(real, MemoryError())
     with qtbot.waitSignal(window.generation_failed, timeout=TIMEOUT):
         assert window.send("This one fails")
     messages = window.store.messages(window.current_id)

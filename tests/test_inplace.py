@@ -3,48 +3,32 @@ animation export from the window."""
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from app import trace as trace_mod
-from app.store import Store
 from app.ui.canvas import MASKED
 from app.ui.main_window import MainWindow
 from app.ui.transcript import LiveAnswerView, MessageView
-from backend_choice import BACKEND
+from window_support import Windows, collect_earlier_windows  # noqa: F401
 
 SETTINGS = {"mode": "exact", "gen_length": 32, "block_length": 8, "steps": 16}
 TIMEOUT = 120_000
 SCREENSHOT = Path("/tmp/issue15-inplace.png")
 
 
-@pytest.fixture(autouse=True)
-def collect_earlier_windows():
-    gc.collect()  # as tests/test_app_window.py: windows of earlier tests go on the GUI thread
-
-
 @pytest.fixture
 def make_window(qtbot, tmp_path, tiny_checkpoint):
-    made = []
+    windows = Windows(qtbot, tmp_path / "data")
 
     def make(step_delay: float = 0.0, settings: dict | None = None) -> MainWindow:
-        store = Store.in_folder(tmp_path / "data")
-        window = MainWindow(store, model=str(tiny_checkpoint), backend=BACKEND,
-                            load_options={"device": "cpu"},
-                            default_settings=settings or SETTINGS, step_delay=step_delay)
-        qtbot.addWidget(window)
-        made.append((window, store))
-        with qtbot.waitSignal(window.model_loaded, timeout=TIMEOUT):
-            pass
-        return window
+        return windows.open(str(tiny_checkpoint), settings=settings or SETTINGS,
+                            step_delay=step_delay)
 
     yield make
-    for window, store in made:
-        window.shutdown()
-        store.close()
+    windows.close_all()
 
 
 def test_the_answer_denoises_in_its_own_message(qtbot, make_window):

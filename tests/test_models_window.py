@@ -3,7 +3,6 @@ local fake Hub, fit check, model manager. Screenshots go to out/ (git-ignored) f
 
 from __future__ import annotations
 
-import gc
 import json
 from pathlib import Path
 
@@ -13,9 +12,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.models import catalog, fit, local
 from app.models.download import cached_model, downloaded_snapshot
-from app.store import Store
-from backend_choice import BACKEND
-from app.ui.main_window import MainWindow
+from window_support import Windows, collect_earlier_windows  # noqa: F401
 
 SMALL = {"gen_length": 16, "block_length": 8, "steps": 8}
 REPO = "GSAI-ML/LLaDA-8B-Instruct"       # served by the fake Hub with the tiny checkpoint
@@ -35,33 +32,19 @@ def hub(fake_hub):
     return fake_hub(REPO)
 
 
-@pytest.fixture(autouse=True)
-def collect_earlier_windows():
-    """Windows of earlier tests are garbage in reference cycles (signals, controllers): collect
-    them now, in the GUI thread. A collection that happens to start in the model worker's
-    thread would destroy their widgets there, which crashes Qt."""
-    gc.collect()
-
-
 @pytest.fixture
 def make_window(qtbot, tmp_path, monkeypatch):
-    made = []
+    windows = Windows(qtbot, tmp_path / "data")
     monkeypatch.setattr("app.backends.is_apple_silicon", lambda: False)
 
     def make(model=None, endpoint=None):
-        store = Store.in_folder(tmp_path / "data")
-        window = MainWindow(store, model=model, backend=BACKEND, load_options={"device": "cpu"},
-                            default_settings=SMALL, hub_cache_dir=str(tmp_path / "hub"),
-                            hub_endpoint=endpoint)
-        qtbot.addWidget(window)
+        window = windows.open(model, settings=SMALL, wait=False,
+                              hub_cache_dir=str(tmp_path / "hub"), hub_endpoint=endpoint)
         window.show()
-        made.append((window, store))
         return window
 
     yield make
-    for window, store in made:
-        window.shutdown()
-        store.close()
+    windows.close_all()
 
 
 def test_first_run_shows_the_welcome_page(qtbot, make_window, monkeypatch):

@@ -6,7 +6,6 @@ data folder, lists the result and it loads and answers; a cancel or a full disk 
 from __future__ import annotations
 
 import errno
-import gc
 import json
 from pathlib import Path
 
@@ -21,17 +20,13 @@ from app.ui.models_ui import ModelManager
 from backend_choice import BACKEND, HAS_MLX
 from llada_train.tiny_moe import TinyMoESpec, make_tiny_moe_checkpoint
 from test_cli import llada
+from window_support import collect_earlier_windows  # noqa: F401
 
 requires_mlx = pytest.mark.skipif(not HAS_MLX, reason="the conversion runs on MLX")
 
 # Experts 64 wide: the app converts with mlx-community's group size of 64, as for the real model.
 SPEC = TinyMoESpec(expert_intermediate_size=64, dtype="bfloat16", seed=3)
 CONVERT_TIMEOUT = 120_000
-
-
-@pytest.fixture(autouse=True)
-def collect_earlier_windows():
-    gc.collect()
 
 
 @pytest.fixture(scope="module")

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import gc
 
 import pytest
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import Qt
 
 from app import trace as trace_mod
 from app.settings_logic import check_constraints_text, constraints_entry, sampler_part
 from app.store import Store
 from app.ui.main_window import MainWindow
 from backend_choice import BACKEND
+from window_support import collect_earlier_windows  # noqa: F401
 
 SMALL = {"gen_length": 16, "block_length": 8, "steps": 8, "mode": "exact"}
-
-
-@pytest.fixture(autouse=True)
-def collect_earlier_windows():
-    gc.collect()
 
 
 @pytest.fixture

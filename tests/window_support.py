@@ -1,0 +1,65 @@
+"""What the window tests share: opening MainWindows on a store and closing them, collecting the
+garbage of earlier windows on the GUI thread, and a backend that fails mid-answer."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from app.store import Store
+from app.ui.main_window import MainWindow
+from backend_choice import BACKEND
+
+LOAD_TIMEOUT = 120_000
+
+
+@pytest.fixture(autouse=True)
+def collect_earlier_windows():
+    """Windows of earlier tests are garbage in reference cycles (signals, controllers): collect
+    them now, in the GUI thread. A collection that happens to start in the model worker's
+    thread would destroy their widgets there, which crashes Qt."""
+    gc.collect()
+
+
+class Windows:
+    """Opens windows on the installed backend (CPU for torch) and closes them all at the end."""
+
+    def __init__(self, qtbot, data: Path):
+        self.qtbot, self.data = qtbot, data
+        self.made: list[tuple[MainWindow, Store]] = []
+
+    def open(self, model: Optional[str], *, settings: Optional[dict] = None,
+             step_delay: float = 0.0, data: Optional[Path] = None, wait: bool = True,
+             **options) -> MainWindow:
+        store = Store.in_folder(data or self.data)
+        window = MainWindow(store, model=model, backend=BACKEND, load_options={"device": "cpu"},
+                            default_settings=settings, step_delay=step_delay, **options)
+        self.qtbot.addWidget(window)
+        self.made.append((window, store))
+        if wait and model:
+            with self.qtbot.waitSignal(window.model_loaded, timeout=LOAD_TIMEOUT):
+                pass
+        return window
+
+    def close_all(self) -> None:
+        for window, store in self.made:
+            window.shutdown()
+            store.close()
+
+
+class FailsAfterFirstStep:
+    """The loaded backend, except that every answer raises `error` after its first step."""
+
+    def __init__(self, backend, error: BaseException):
+        self.backend, self.error = backend, error
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def generate_steps(self, *args, **kwargs):
+        for frame in self.backend.generate_steps(*args, **kwargs):
+            yield frame
+            raise self.error
