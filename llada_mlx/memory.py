@@ -12,6 +12,7 @@ limit is left alone.
 
 from __future__ import annotations
 
+import gc
 import threading
 import warnings
 from typing import Any, Optional
@@ -78,11 +79,16 @@ def wired_limit_for(model: Any) -> Optional[int]:
         return working_set
 
 
-def release() -> None:
+def release(*, collect_garbage: bool = True) -> None:
     """Restore MLX's wired and cache limits and free the buffer cache (after unloading a model).
 
     Drop every reference to the model first: MLX frees a weight when its last array goes.
+    collect_garbage runs Python's cycle collector first (arrays held only by reference cycles);
+    a caller on a thread that must not collect (a Qt worker) passes False and collects on its
+    own main thread.
     """
+    if collect_garbage:
+        gc.collect()
     with _lock:
         mx.synchronize()
         if "wired" in _saved:

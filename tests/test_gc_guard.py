@@ -44,3 +44,37 @@ def test_nothing_is_collected_before_it_is_due():
     finally:
         if enabled:
             gc.enable()
+
+
+def test_a_model_switch_collects_on_the_gui_thread_and_frees_the_model(qtbot, monkeypatch,
+                                                                       tiny_checkpoint):
+    """The worker drops the model without collecting (the garbage may hold the window's Qt
+    objects); the GUI thread collects, and the dropped model is freed even if a cycle held it."""
+    import threading
+
+    from app.worker import WorkerThread
+    from tests.backend_choice import BACKEND
+
+    collected_on: list[str] = []
+    real_collect = gc.collect
+
+    def spy(*args):
+        collected_on.append(threading.current_thread().name)
+        return real_collect(*args)
+
+    monkeypatch.setattr(gc, "collect", spy)
+    worker = WorkerThread()
+    try:
+        with qtbot.waitSignal(worker.worker.loaded, timeout=60000):
+            worker.request_load.emit(str(tiny_checkpoint), BACKEND, {})
+        first = worker.worker.model
+        first.held_by_a_cycle = [first]  # only the cycle collector can free it now
+        dropped = weakref.ref(first)
+        del first
+        collected_on.clear()
+        with qtbot.waitSignal(worker.worker.loaded, timeout=60000):
+            worker.request_load.emit(str(tiny_checkpoint), BACKEND, {})
+        qtbot.waitUntil(lambda: dropped() is None, timeout=5000)
+        assert collected_on and set(collected_on) == {threading.main_thread().name}
+    finally:
+        worker.shutdown()
