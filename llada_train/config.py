@@ -21,6 +21,7 @@ class TrainConfig:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     pretrain_fraction: float = 0.1
+    stop_weight: float = 1.0  # SFT loss weight of the end of turn that ends each answer
     seed: int = 0
     save_every: int = 250
     save_dtype: str = "bfloat16"

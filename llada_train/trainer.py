@@ -19,13 +19,14 @@ from typing import Callable, Optional
 import torch
 from safetensors.torch import load_file, save_file
 
+from llada_core import tokens
 from llada_core.chat import load_tokenizer
 from llada_core.checkpoint import SAMPLER_DEFAULTS_FILE
 from llada_train.config import TrainConfig
 from llada_train.demo_data import DemoData, bible_text, task_corpus
 from llada_train.tiny import TinySpec, make_tiny_checkpoint
 from llada_torch.loader import load
-from llada_train.objective import pretrain_loss, sft_loss
+from llada_train.objective import end_of_answer_weights, pretrain_loss, sft_loss
 
 STATE_DIR = ".training"
 
@@ -177,6 +178,13 @@ def train(out: str | Path, config: TrainConfig,
     step = restore_state(model, optimizer, generator, out) if resuming else 0
     data = DemoData(load_tokenizer(out), config.seq_len, seed=config.seed, text=text,
                     task_weights=config.task_weights, answer_length=config.answer_length)
+    end_of_turn = tokenizer.convert_tokens_to_ids(tokens.EOT)
+
+    def stop_weights(ids: torch.Tensor, starts: torch.Tensor) -> Optional[torch.Tensor]:
+        if config.stop_weight == 1.0:
+            return None
+        return end_of_answer_weights(ids, starts, end_of_turn, config.stop_weight)
+
     log = open_log(out / "train_log.jsonl", step)
     started = time.perf_counter()
     try:
@@ -190,9 +198,11 @@ def train(out: str | Path, config: TrainConfig,
             else:
                 # Each group's loss is a mean over its rows; weighted by size, the sum is the
                 # mean over the whole batch.
-                loss = sum(sft_loss(model, torch.tensor(rows), torch.tensor(prompt_lengths),
-                                    mask_id, generator=generator) * len(rows)
-                           for rows, prompt_lengths in data.sft_batch(step, config.batch_size))
+                loss = sum(sft_loss(model, ids, starts, mask_id, generator=generator,
+                                    token_weights=stop_weights(ids, starts)) * len(ids)
+                           for ids, starts in (
+                               (torch.tensor(rows), torch.tensor(prompt_lengths))
+                               for rows, prompt_lengths in data.sft_batch(step, config.batch_size)))
                 loss = loss / config.batch_size
                 kind = "sft"
             optimizer.zero_grad(set_to_none=True)

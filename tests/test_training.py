@@ -9,7 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from llada_train.objective import EPS, forward_process, pretrain_loss, sft_loss
+from llada_train.objective import (
+    EPS, end_of_answer_weights, forward_process, pretrain_loss, sft_loss,
+)
 
 MASK = 99
 
@@ -76,6 +78,30 @@ def test_sft_never_masks_the_prompt_and_normalises_by_answer_length():
     ce = torch.log(torch.tensor(100.0))
     expected = (ce / p_mask[masked] / answer_lengths[masked]).sum() / 6
     assert torch.allclose(loss, expected)
+
+
+def test_the_end_of_each_answer_can_weigh_more():
+    ids = torch.tensor([[1, 7, 5, 7, 3, 3], [1, 2, 3, 4, 5, 6], [7, 1, 2, 7, 7, 7]])
+    starts = torch.tensor([2, 2, 1])
+    weights = end_of_answer_weights(ids, starts, end_id=7, weight=8.0)
+    # the first end after the prompt only: not the prompt's 7, not the padding's 7s
+    assert weights.tolist() == [[1, 1, 1, 8, 1, 1], [1] * 6, [1, 1, 1, 8, 1, 1]]
+
+    positions = torch.arange(6).expand_as(ids)
+    for seed in range(20):  # a draw that masks at least one answer's end
+        noisy, _, p_mask = forward_process(ids, MASK, generator=torch.Generator().manual_seed(seed))
+        stop_masked = (noisy == MASK) & (positions >= starts[:, None]) & (weights == 8)
+        if stop_masked.any():
+            break
+
+    def loss(token_weights):
+        return sft_loss(Uniform(), ids, starts, MASK, token_weights=token_weights,
+                        generator=torch.Generator().manual_seed(seed))
+
+    assert torch.allclose(loss(torch.ones(ids.shape)), loss(None))
+    extra = (7 * torch.log(torch.tensor(100.0)) / p_mask / (6 - starts[:, None]))[stop_masked]
+    assert stop_masked.any()
+    assert torch.allclose(loss(weights), loss(None) + extra.sum() / 3)
 
 
 def test_a_few_steps_lower_the_loss(tiny_checkpoint):
@@ -180,6 +206,8 @@ def test_the_block_length_is_part_of_the_recipe_and_written_to_the_defaults(tmp_
         train(out, config, text=text)
     train(out, replace(config, block_length=0), text=text)
     assert json.loads(state.read_text())["step"] == 2
+    with pytest.raises(ValueError, match=r"stop_weight \(started with 1.0, now 10.0\)"):
+        train(out, replace(config, block_length=0, stop_weight=10.0), text=text)
     with pytest.raises(ValueError, match="block length 6 must divide the answer length 16"):
         train(tmp_path / "bad", replace(config, block_length=6), text=text)
     assert not (tmp_path / "bad").exists()  # refused before anything is written
