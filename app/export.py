@@ -36,7 +36,7 @@ def settings_line(settings: dict) -> str:
 def stats_line(stats: dict) -> str:
     parts = []
     if "steps" in stats:
-        parts.append(f"{stats['steps']} steps")
+        parts.append(f"{stats['steps']} step{'' if stats['steps'] == 1 else 's'}")
     if "nfe" in stats:
         parts.append(f"NFE {stats['nfe']}")
     if "tokens_per_nfe" in stats:

@@ -75,6 +75,43 @@ def test_welcome_offers_the_demo_only_when_it_is_bundled(qtbot, make_window, mon
     assert not window.welcome_shown and window.composer_box.isVisible()
 
 
+def test_an_example_on_the_welcome_page_loads_the_demo_and_asks_it(qtbot, make_window):
+    from app.models.defaults import DEMO_EXAMPLES
+
+    window = make_window()
+    chips = window.welcome.demo_examples
+    assert chips.isVisible() and chips.prompts() == list(DEMO_EXAMPLES)
+    shot(window, "welcome-demo-examples.png")
+    with qtbot.waitSignal(window.answer_stored, timeout=LOAD_TIMEOUT):
+        chips.buttons[0].click()
+    messages = window.store.messages(window.current_id)
+    assert [(m.role, m.text) for m in messages][0] == ("user", DEMO_EXAMPLES[0])
+    assert messages[1].role == "assistant"
+    # a new chat with the demo offers the same prompts, and a click sends one
+    window.new_conversation()
+    examples = window.transcript.examples
+    qtbot.waitUntil(examples.isVisible)
+    assert examples.prompts() == list(DEMO_EXAMPLES)
+    qtbot.wait(50)  # the previous chat's messages are deleted by the event loop
+    shot(window, "demo-empty-chat.png")
+    with qtbot.waitSignal(window.answer_stored, timeout=LOAD_TIMEOUT):
+        examples.buttons[1].click()
+    assert window.store.messages(window.current_id)[0].text == DEMO_EXAMPLES[1]
+    assert not window.transcript.placeholder.isVisible()
+    qtbot.waitUntil(lambda: len(window.transcript.views) == 2
+                    and window.transcript.views[1].isVisible())
+    shot(window, "demo-example-answered.png")
+
+
+def test_other_models_offer_no_examples(qtbot, make_window, tiny_checkpoint):
+    window = make_window(str(tiny_checkpoint))
+    with qtbot.waitSignal(window.model_loaded, timeout=LOAD_TIMEOUT):
+        pass
+    assert window.transcript.placeholder.isVisible()
+    assert window.transcript.examples.prompts() == []
+    assert not window.transcript.examples.isVisible()
+
+
 def test_recommended_model_on_apple_silicon_is_mlx(qtbot):
     page = __import__("app.ui.models_ui", fromlist=["WelcomePage"]).WelcomePage(
         catalog.recommended_entry(apple_silicon=True, memory=16 * 2**30))

@@ -20,12 +20,16 @@ PANEL_KEYS = ("gen_length", "block_length", "steps", "temperature", "cfg_scale",
 # Fast by default for real models (issue 13): dual cache, threshold 0.9, early stop.
 FAST_DEFAULTS = {"mode": "fast", "threshold": 0.9}
 
-DEMO_NOTE = (
-    "This is the small demo model bundled with LLaDA Desktop: 4.6 million parameters trained on "
-    "this project's machine on the King James Bible and generated exercises. It adds two-digit "
-    "numbers (\"What is 47 + 58?\"); three-digit sums and subtraction only sometimes, and it "
-    "cannot hold a conversation. Download LLaDA 8B for real answers."
-)
+DEMO_NOTE = ("The bundled demo model (4.6M parameters) counts and adds two-digit numbers; "
+             "for real answers, get LLaDA 8B.")
+# Prompts the demo answers right (tests/test_demo_model.py checks each one); held-out items,
+# never seen in training.
+DEMO_EXAMPLES = ("Count from 36 to 51.", "What is 23 + 55?", "Count from 73 to 87.")
+
+
+def example_prompts(model: Optional[str]) -> list[str]:
+    """The example prompts the window offers for `model`: the demo's; none for other models."""
+    return list(DEMO_EXAMPLES) if is_bundled_demo(model) else []
 
 
 def installed_catalog_model() -> Optional[str]:

@@ -145,6 +145,8 @@ class MainWindow(QMainWindow):
         self.welcome.open_requested.connect(self.choose_model)
         self.welcome.demo_requested.connect(self.request_model)
         self.welcome.use_requested.connect(self.request_model)
+        self.welcome.example_requested.connect(self.try_example)
+        self.transcript.example_chosen.connect(self.send)
         self.centre_stack = QStackedWidget()
         self.centre_stack.addWidget(self.centre_split)
         self.centre_stack.addWidget(self.welcome)
@@ -407,6 +409,9 @@ class MainWindow(QMainWindow):
 
     def request_model(self, path: str) -> bool:
         return self.models.request(path)
+
+    def try_example(self, path: str, prompt: str) -> bool:
+        return self.models.try_example(path, prompt)
 
     def open_folder(self, folder: str) -> bool:
         return self.models.open_folder(folder)

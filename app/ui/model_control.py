@@ -15,7 +15,9 @@ from PySide6.QtWidgets import QFileDialog
 
 from app import conversation
 from app.models.catalog import recommended_entry
-from app.models.defaults import DEMO_NOTE, is_bundled_demo, same_settings, window_defaults
+from app.models.defaults import (
+    DEMO_NOTE, example_prompts, is_bundled_demo, same_settings, window_defaults,
+)
 from app.ui.models_ui import DownloadDialog, ModelManager, ask_to_continue
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ class ModelControl(QObject):
         self.path: Optional[str] = None
         self.loading = False
         self.pending_folder: Optional[str] = None
+        self.pending_prompt: Optional[str] = None  # sent once the model being loaded is ready
         self.download_dialog: Optional[DownloadDialog] = None
         self.manager: Optional[ModelManager] = None
         worker = window.workers.worker
@@ -91,6 +94,13 @@ class ModelControl(QObject):
         if not self.request(str(model.path)):
             return False
         self.pending_folder = str(model.path)
+        return True
+
+    def try_example(self, path: str, prompt: str) -> bool:
+        """Load `path` (the welcome page's demo) and send `prompt` once it is loaded."""
+        if not self.request(path):
+            return False
+        self.pending_prompt = prompt
         return True
 
     def choose(self) -> None:
@@ -173,13 +183,17 @@ class ModelControl(QObject):
         window.status.setText(f"Model: {self.identity.label} ({info['backend']}{device}{dtype})")
         window.send_button.setEnabled(True)
         window.context.show_model(self.identity)
+        window.transcript.set_examples(example_prompts(info["path"]))
         self.loaded.emit(info)
+        prompt, self.pending_prompt = self.pending_prompt, None
+        if prompt and not restored:
+            window.send(prompt)
 
     def _on_load_failed(self, message: str) -> None:
         window = self.window
         self.info = self.identity = None
         self.loading = False
-        self.pending_folder = None
+        self.pending_folder = self.pending_prompt = None
         window.update_welcome()
         window.status.setText(NO_MODEL)
         window.send_button.setEnabled(True)

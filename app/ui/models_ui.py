@@ -21,7 +21,9 @@ from app.models.download import (
     DownloadCancelled, DownloadError, DownloadProgress, ModelDownload, cached_model, delete_model,
     downloaded_snapshot,
 )
+from app.models.defaults import DEMO_EXAMPLES
 from app.models.fit import FitReport, model_needs
+from app.ui.examples import ExamplePrompts
 from llada_core.checkpoint import CheckpointError
 
 WHAT_IS_LLADA = (
@@ -308,6 +310,7 @@ class WelcomePage(QWidget):
     open_requested = Signal()
     demo_requested = Signal(str)        # folder
     use_requested = Signal(str)         # folder of a model already on disk
+    example_requested = Signal(str, str)  # the demo's folder, a prompt to send once it loads
 
     def __init__(self, recommended: Optional[CatalogEntry] = None,
                  parent: Optional[QWidget] = None):
@@ -331,6 +334,8 @@ class WelcomePage(QWidget):
         hint.setStyleSheet("color: palette(placeholder-text); font-size: 11px;")
         self.open_button = QPushButton("Open a model folder…")
         self.demo_button = QPushButton("Try the small demo model")
+        self.demo_examples = ExamplePrompts("or ask the demo model right away:")
+        self.demo_examples.chosen.connect(self._demo_example)
         self.use_button = QPushButton()
         self.use_button.hide()
         self._use_path: Optional[str] = None
@@ -343,6 +348,8 @@ class WelcomePage(QWidget):
                        self.demo_button):
             widget.setMinimumWidth(380) if isinstance(widget, QPushButton) else None
             column.addWidget(widget, 0, Qt.AlignmentFlag.AlignHCenter)
+        column.addSpacing(4)
+        column.addWidget(self.demo_examples, 0, Qt.AlignmentFlag.AlignHCenter)
         column.addStretch(3)
         self.download_button.clicked.connect(
             lambda: self.download_requested.emit(self.recommended.repo_id))
@@ -354,7 +361,9 @@ class WelcomePage(QWidget):
 
     def refresh(self, available: Optional[tuple[str, str]] = None) -> None:
         """Show the demo button only when a bundled demo exists; offer a model already here."""
-        self.demo_button.setVisible(bundled_demo_model() is not None)
+        demo = bundled_demo_model()
+        self.demo_button.setVisible(demo is not None)
+        self.demo_examples.set_prompts(list(DEMO_EXAMPLES) if demo is not None else [])
         if available:
             name, path = available
             self._use_path = path
@@ -363,6 +372,11 @@ class WelcomePage(QWidget):
         else:
             self._use_path = None
             self.use_button.hide()
+
+    def _demo_example(self, prompt: str) -> None:
+        folder = bundled_demo_model()
+        if folder is not None:
+            self.example_requested.emit(str(folder), prompt)
 
     def _demo(self) -> None:
         folder = bundled_demo_model()

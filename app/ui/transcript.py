@@ -23,6 +23,7 @@ from app.links import is_web_link
 from app.store import Message
 from app.trace import Trace
 from app.ui.canvas import CanvasFrame, DenoiseCanvas
+from app.ui.examples import ExamplePrompts
 from app.ui.replay import ReplayView, step_details
 
 
@@ -198,6 +199,7 @@ class Transcript(QScrollArea):
     copy_requested = Signal(int)
     replay_requested = Signal(int)
     export_requested = Signal(int)
+    example_chosen = Signal(str)    # an example prompt of the empty chat was clicked
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -212,11 +214,20 @@ class Transcript(QScrollArea):
         self.views: list[MessageView] = []
         self.live: Optional[LiveAnswerView] = None
         self.mode = "state"
-        self.placeholder = QLabel("Type a message below. LLaDA answers by unmasking every "
-                                  "position of its answer at once, step by step.")
-        self.placeholder.setWordWrap(True)
-        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.placeholder.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        # The empty chat: what to do, and the loaded model's example prompts (set_examples).
+        self.placeholder = QWidget()
+        self.placeholder.setObjectName("emptyChat")
+        hint = QLabel("Type a message below. LLaDA answers by unmasking every position of its "
+                      "answer at once, step by step.")
+        hint.setWordWrap(True)
+        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.examples = ExamplePrompts("Or try one of these:")
+        self.examples.chosen.connect(self.example_chosen)
+        empty = QVBoxLayout(self.placeholder)
+        empty.addWidget(hint)
+        empty.addSpacing(6)
+        empty.addWidget(self.examples)
         self.column.insertWidget(0, self.placeholder)
 
     def set_messages(self, messages: list[Message]) -> None:
@@ -236,6 +247,10 @@ class Transcript(QScrollArea):
             self.column.insertWidget(self.column.count() - 1, self.live)
         self.placeholder.setVisible(not messages and self.live is None)
         self.scroll_to_end()
+
+    def set_examples(self, prompts: list[str]) -> None:
+        """The example prompts the empty chat offers (the loaded model's; none for most)."""
+        self.examples.set_prompts(prompts)
 
     def view_of(self, message_id: int) -> Optional[MessageView]:
         return next((v for v in self.views if v.message.id == message_id), None)
