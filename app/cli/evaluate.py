@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     scores = evaluate(backend, model, tokenizer, items, sampler_kwargs(args))
     if args.json:
         print(json.dumps({name: {"accuracy": s.accuracy, "correct": s.correct, "total": s.total,
-                                 "nfe": s.nfe, "seconds": round(s.seconds, 3)}
+                                 "nfe": s.nfe, "tokens": s.tokens,
+                                 "seconds": round(s.seconds, 3)}
                           for name, s in scores.items()}))
     else:
         print(format_scores(scores))

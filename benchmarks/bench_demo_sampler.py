@@ -1,0 +1,64 @@
+"""The demo model's sampler defaults, chosen by measurement: `python benchmarks/bench_demo_sampler.py`.
+
+Scores a demo checkpoint (default: the bundled one) on held-out items of each task with exact
+mode and fast mode at several thresholds, all in one run, and prints a Markdown table: accuracy
+per task, and visible answer tokens per forward pass over all items (what fast mode buys).
+Every setting uses the folder's answer length and block (sampler_defaults.json).
+
+    python benchmarks/bench_demo_sampler.py [--model FOLDER] [--items 50] [--backend torch]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SETTINGS = {
+    "exact": {"mode": "exact"},
+    "exact, half the steps": {"mode": "exact", "steps_share": 0.5},
+    "fast τ 0.9": {"mode": "fast", "threshold": 0.9},
+    "fast τ 0.7": {"mode": "fast", "threshold": 0.7},
+    "fast τ 0.5": {"mode": "fast", "threshold": 0.5},
+}
+
+
+def main() -> None:
+    from app.backends import default_backend, get_backend
+    from app.evaluate import evaluate, held_out_items
+    from app.models.catalog import bundled_demo_model
+    from app.models.defaults import sampler_defaults
+    from llada_train.demo_tasks import TASKS
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(bundled_demo_model()))
+    parser.add_argument("--items", type=int, default=50, help="held-out items per task")
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--backend", default=None)
+    args = parser.parse_args()
+
+    backend = get_backend(args.backend or default_backend())
+    model, tokenizer = backend.load(args.model, dtype="float32")
+    defaults = sampler_defaults(args.model)
+    base = {key: defaults[key] for key in ("gen_length", "block_length", "steps")}
+    items = held_out_items(args.tasks.split(","), args.items)
+    tasks = list(dict.fromkeys(item.task for item in items))
+    print(f"{args.model}: answer {base['gen_length']}, block {base['block_length']}, "
+          f"{len(items)} held-out items, {backend.__name__}\n")
+    print("| setting | " + " | ".join(tasks) + " | tokens / pass |")
+    print("|---" * (len(tasks) + 2) + "|")
+    for name, setting in SETTINGS.items():
+        setting = dict(setting)
+        steps = round(base["steps"] * setting.pop("steps_share", 1.0))
+        scores = evaluate(backend, model, tokenizer, items, {**base, "steps": steps, **setting})
+        tokens = sum(s.tokens for s in scores.values())
+        nfe = sum(s.nfe for s in scores.values())
+        cells = [f"{scores[task].accuracy:.0%}" for task in tasks]
+        print(f"| {name} | " + " | ".join(cells) + f" | {tokens / nfe:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
