@@ -22,6 +22,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     pretrain_fraction: float = 0.1
     stop_weight: float = 1.0  # SFT loss weight of the end of turn that ends each answer
+    suffix_share: float = 0.0  # share of SFT rows that also get a masked suffix (objective.py)
     seed: int = 0
     save_every: int = 250
     save_dtype: str = "bfloat16"

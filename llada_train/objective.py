@@ -7,9 +7,10 @@ by batch size x sequence length. SFT loss: the prompt is never masked; each mask
 p-weighted cross-entropy is divided by its sequence's answer length (the EOS padding included),
 summed and divided by the batch size.
 
-One addition of ours, off by default: SFT may weight single tokens more (`token_weights`), e.g.
-the end of turn that decides where an answer stops (`end_of_answer_weights`). With every weight
-1 the loss is the reference's.
+Two additions of ours for small models, both off by default (then the loss is the reference's):
+SFT may weight single tokens more (`token_weights`), e.g. the end of turn that decides where an
+answer stops (`end_of_answer_weights`), and may add masked suffixes to some rows
+(`mask_random_suffixes`), so that where an answer ends is learned from its content.
 """
 
 from __future__ import annotations
@@ -57,13 +58,37 @@ def end_of_answer_weights(input_ids: torch.Tensor, prompt_lengths: torch.Tensor,
     return weights
 
 
+def mask_random_suffixes(noisy: torch.Tensor, prompt_lengths: torch.Tensor, mask_id: int,
+                         share: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """In a random `share` of the rows, mask everything from a uniformly drawn answer position on.
+
+    With independent masks the end of an answer is mostly read off its right neighbour (the end
+    of turn sits just before the first visible EOS), so a small model never learns to end from
+    the answer's content, which generation needs: there the answer is unmasked roughly left to
+    right, block by block, and what lies right of the end is still masked. A masked suffix from
+    a point that does not depend on where the answer ends shows the model exactly that. The 1/p
+    weights of the positions it adds are an approximation: a training choice, off by default."""
+    rows, length = noisy.shape
+    chosen = torch.rand(rows, device=noisy.device, generator=generator) < share
+    draw = torch.rand(rows, device=noisy.device, generator=generator)
+    start = prompt_lengths + (draw * (length - prompt_lengths)).long()
+    positions = torch.arange(length, device=noisy.device).expand_as(noisy)
+    suffix = chosen[:, None] & (positions >= start[:, None])
+    return torch.where(suffix, torch.full_like(noisy, mask_id), noisy)
+
+
 def sft_loss(model, input_ids: torch.Tensor, prompt_lengths: torch.Tensor, mask_id: int,
              eps: float = EPS, generator: Optional[torch.Generator] = None,
-             token_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+             token_weights: Optional[torch.Tensor] = None,
+             suffix_share: float = 0.0) -> torch.Tensor:
+    """suffix_share > 0 adds masked suffixes to that share of the rows (mask_random_suffixes);
+    0 keeps the reference's forward process."""
     noisy, _, p_mask = forward_process(input_ids, mask_id, eps, generator)
     positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
     prompt = positions < prompt_lengths[:, None]
     noisy[prompt] = input_ids[prompt]
+    if suffix_share > 0:
+        noisy = mask_random_suffixes(noisy, prompt_lengths, mask_id, suffix_share, generator)
     answer_lengths = (~prompt).sum(dim=-1, keepdim=True).expand_as(input_ids)
     masked = noisy == mask_id
     logits = model(noisy)

@@ -199,7 +199,8 @@ def train(out: str | Path, config: TrainConfig,
                 # Each group's loss is a mean over its rows; weighted by size, the sum is the
                 # mean over the whole batch.
                 loss = sum(sft_loss(model, ids, starts, mask_id, generator=generator,
-                                    token_weights=stop_weights(ids, starts)) * len(ids)
+                                    token_weights=stop_weights(ids, starts),
+                                    suffix_share=config.suffix_share) * len(ids)
                            for ids, starts in (
                                (torch.tensor(rows), torch.tensor(prompt_lengths))
                                for rows, prompt_lengths in data.sft_batch(step, config.batch_size)))

@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from llada_train.objective import (
-    EPS, end_of_answer_weights, forward_process, pretrain_loss, sft_loss,
+    EPS, end_of_answer_weights, forward_process, mask_random_suffixes, pretrain_loss, sft_loss,
 )
 
 MASK = 99
@@ -102,6 +102,31 @@ def test_the_end_of_each_answer_can_weigh_more():
     extra = (7 * torch.log(torch.tensor(100.0)) / p_mask / (6 - starts[:, None]))[stop_masked]
     assert stop_masked.any()
     assert torch.allclose(loss(weights), loss(None) + extra.sum() / 3)
+
+
+def test_some_rows_get_a_masked_suffix_that_never_reaches_the_prompt():
+    rows, length = 400, 30
+    ids = torch.arange(length).repeat(rows, 1)
+    starts = torch.randint(2, 20, (rows,))
+    noisy = mask_random_suffixes(ids.clone(), starts, MASK, share=0.5,
+                                 generator=torch.Generator().manual_seed(0))
+    masked = noisy == MASK
+    for row in range(rows):
+        where = torch.nonzero(masked[row]).flatten().tolist()
+        assert not where or (where[0] >= starts[row] and where == list(range(where[0], length)))
+    share = masked.any(dim=1).float().mean().item()
+    assert 0.4 < share < 0.6
+    # where the suffixes start does not depend on the answer: spread over the whole region
+    first = [(torch.nonzero(masked[r]).flatten()[0] - starts[r]).item() / (length - starts[r])
+             for r in range(rows) if masked[r].any()]
+    assert min(first) < 0.15 and max(first) > 0.85
+    assert torch.equal(mask_random_suffixes(ids.clone(), starts, MASK, share=0.0), ids)
+
+    def loss(share):
+        return sft_loss(Uniform(), ids[:8], starts[:8], MASK, suffix_share=share,
+                        generator=torch.Generator().manual_seed(1))
+
+    assert loss(1.0) > loss(0.0)   # more masked tokens, more loss for a uniform model
 
 
 def test_a_few_steps_lower_the_loss(tiny_checkpoint):
@@ -208,6 +233,8 @@ def test_the_block_length_is_part_of_the_recipe_and_written_to_the_defaults(tmp_
     assert json.loads(state.read_text())["step"] == 2
     with pytest.raises(ValueError, match=r"stop_weight \(started with 1.0, now 10.0\)"):
         train(out, replace(config, block_length=0, stop_weight=10.0), text=text)
+    with pytest.raises(ValueError, match=r"suffix_share \(started with 0.0, now 0.5\)"):
+        train(out, replace(config, block_length=0, suffix_share=0.5), text=text)
     with pytest.raises(ValueError, match="block length 6 must divide the answer length 16"):
         train(tmp_path / "bad", replace(config, block_length=6), text=text)
     assert not (tmp_path / "bad").exists()  # refused before anything is written

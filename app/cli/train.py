@@ -36,6 +36,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--stop-weight", type=float, default=DEFAULTS.stop_weight,
                         help="SFT loss weight of the end of turn that ends each answer, so a small "
                              "model learns where long answers stop (1 = LLaDA's objective)")
+    parser.add_argument("--suffix-share", type=float, default=DEFAULTS.suffix_share,
+                        help="share of SFT rows whose answer is also masked from a random "
+                             "position on, as generation unmasks it left to right, so long "
+                             "answers learn where to end (0 = LLaDA's objective)")
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     parser.add_argument("--save-every", type=int, default=DEFAULTS.save_every)
     parser.add_argument("--d-model", type=int, default=DEFAULTS.model["d_model"])
@@ -83,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
         answer_length=args.answer_length, block_length=args.block_length,
         save_dtype=args.save_dtype, lr=args.lr, warmup=args.warmup,
-        pretrain_fraction=args.pretrain_fraction, stop_weight=args.stop_weight, seed=args.seed,
+        pretrain_fraction=args.pretrain_fraction, stop_weight=args.stop_weight,
+        suffix_share=args.suffix_share, seed=args.seed,
         save_every=args.save_every, threads=args.threads,
         model={"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads,
                "mlp_hidden_size": args.hidden, "bpe_vocab": args.bpe_vocab,
