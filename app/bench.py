@@ -208,13 +208,13 @@ def random_prompts(tokenizer: Any, count: int, length: int, seed: int = 0) -> li
 
 
 def demo_task_prompts(backend: Any, tokenizer: Any, per_task: int):
-    """Held-out prompts of the shipped demo's tasks (its answers are 8 tokens: the long-answer
-    tasks are for the next demo), and a judge of answers to them."""
+    """Held-out prompts of every demo task, the long-answer ones (counting, 26-62 tokens) among
+    them, and a judge of answers to them."""
     from app.evaluate import held_out_items
     from llada_core.chat import answer_text
-    from llada_train.demo_tasks import SHORT_TASKS, is_correct
+    from llada_train.demo_tasks import TASKS, is_correct
 
-    items = held_out_items(list(SHORT_TASKS), per_task)
+    items = held_out_items(list(TASKS), per_task)
     prompts = [backend.encode_chat(tokenizer, [{"role": "user", "content": i.question}]) for i in items]
 
     def judge(answers: list[list[int]]) -> float:

@@ -10,6 +10,7 @@ from PIL import Image, ImageChops
 from app import animation
 from app import trace as trace_mod
 from app.cli import main
+from app.models.defaults import sampler_defaults
 from app.store import Store
 from app.trace import Trace
 from backend_choice import BACKEND
@@ -132,14 +133,16 @@ def test_generate_writes_an_animation_of_the_demo(qapp, tmp_path, capsys):
     assert main(["generate", "--backend", BACKEND, "--model", str(DEMO), "--mode", "exact",
                  "--prompt", "What is 47 + 58?", "--animation", str(out)]) == 0
     assert capsys.readouterr().out.strip() == "105"
+    steps = sampler_defaults(str(DEMO))["steps"]
     with Image.open(out) as gif:
-        assert gif.n_frames == 8 + 1               # the start, then one per step
+        assert gif.n_frames == steps + 1           # the start, then one per step
         gif.seek(gif.n_frames - 1)
         assert gif.info["duration"] == animation.HOLD_MS
     folder = tmp_path / "steps"
     assert main(["generate", "--backend", BACKEND, "--model", str(DEMO), "--mode", "exact",
                  "--prompt", "What is 47 + 58?", "--animation", f"{folder}/"]) == 0
-    assert len(list(folder.glob("step-*.png"))) == 9 and (folder / "contact-sheet.png").is_file()
+    assert len(list(folder.glob("step-*.png"))) == steps + 1
+    assert (folder / "contact-sheet.png").is_file()
     # the GIF's frames are the PNGs' frames, up to the GIF's palette
     with Image.open(out) as gif, Image.open(folder / "step-004.png") as png:
         gif.seek(4)

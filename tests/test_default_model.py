@@ -46,7 +46,7 @@ def test_generate_without_model_uses_the_demo_and_its_lengths(fake_demo, monkeyp
     data = json.loads(captured.out)
     assert data["model"] == str(fake_demo)
     assert len(data["answer_ids"]) == 16 and data["nfe"] == 8
-    assert "small demo model" in captured.err
+    assert "demo model" in captured.err
     # Lengths the user gives win over the folder's.
     assert main(["generate", "--prompt", "Hello", "--json", "--gen-length", "32", "--steps", "32"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -72,7 +72,7 @@ def test_the_window_labels_the_demo_and_offers_the_real_model(qtbot, fake_demo, 
     try:
         with qtbot.waitSignal(window.model_loaded, timeout=120_000):
             pass
-        assert "small demo model" in window.banner.text()
+        assert "demo model" in window.banner.text()
         assert window.banner.action.isVisibleTo(window) and window.banner.action.text().startswith("Get ")
         opened = []
         monkeypatch.setattr(window, "download_model", lambda repo_id: opened.append(repo_id))

@@ -220,16 +220,25 @@ def test_the_command_lines_take_the_new_task_names():
         held_out_items(["counting"], 3)
 
 
-def test_the_readmes_next_demo_recipe_parses_with_known_tasks():
+def test_the_readmes_demo_recipe_parses_with_known_tasks():
+    """Every `llada train` stage of README's recipe for the shipped demo parses, names known
+    tasks, and starts from the stage before it; the last writes the shipped defaults."""
     from app.cli import train as train_cli
 
     readme = (DEMO.parent.parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Next demo model", 1)[1]
-    command = re.search(r"llada train (.*?)\n(?!    )", section, re.S).group(1)
-    words = command.replace("\\\n", " ").split()
+    section = readme.split("**How it was trained.**", 1)[1].split("```bash", 1)[1].split("```")[0]
+    shared = re.search(r'^R="(.*?)"$', section, re.M).group(1)
+    commands = [c.replace("\\\n", " ").replace("$R", shared).replace("$V1", "first-demo")
+                for c in re.findall(r"^llada train (.*?)(?=\n(?!    ))", section, re.S | re.M)]
     parser = argparse.ArgumentParser()
     train_cli.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["train", *words])
-    assert set(args.task_weights) <= set(TASKS) and args.task_weights["count"] > 0
-    assert (args.answer_length, args.block_length, args.seq_len) == (64, 32, 128)
-    assert args.init_from == "app/resources/llada-demo" and args.threads == 1
+    previous = "first-demo"
+    assert len(commands) == 6
+    for command in commands:
+        args = parser.parse_args(["train", *command.split()])
+        assert set(args.task_weights) <= set(TASKS) and args.init_from == previous
+        assert (args.answer_length, args.block_length, args.seq_len) == (64, 32, 128)
+        previous = args.out
+    defaults = json.loads((DEMO / "sampler_defaults.json").read_text())
+    assert (defaults["gen_length"], defaults["block_length"]) == (64, 32)
+    assert args.stop_weight > 1 and args.suffix_share > 0 and args.task_weights["count"] > 0

@@ -213,8 +213,8 @@ def test_models_and_chat_completion(demo):
 @needs_demo
 def test_stream_deltas_join_to_the_answer(demo):
     client = demo.client()
-    settings = dict(model="llada-demo", messages=ask("Reverse the words: apple moon king"),
-                    max_tokens=32, extra_body={"mode": "exact", "steps": 32, "block_length": 8})
+    settings = dict(model="llada-demo", messages=ask("Count from 36 to 51."),
+                    max_tokens=64, extra_body={"mode": "exact", "steps": 64, "block_length": 16})
     whole = client.chat.completions.create(**settings)
     text = whole.choices[0].message.content
     assert text
@@ -228,7 +228,7 @@ def test_stream_deltas_join_to_the_answer(demo):
                 if choice.delta.content:
                     deltas.append(choice.delta.content)
                 finish = choice.finish_reason or finish
-    assert "".join(deltas) == text
+    assert "".join(deltas) == text and text.split()[-1] == "51"
     assert len(deltas) >= 2  # sent as the settled prefix grew, not in one piece at the end
     assert finish == whole.choices[0].finish_reason
     assert usage.completion_tokens == whole.usage.completion_tokens

@@ -134,5 +134,9 @@ def test_an_answer_length_alone_keeps_a_valid_schedule_at_the_models_pace(tmp_pa
 def test_help_shows_the_demo_lengths_in_force():
     from app.cli import build_parser
 
+    from app.models.catalog import bundled_demo_model
+    from app.models.defaults import sampler_defaults
+
+    length = sampler_defaults(str(bundled_demo_model()))["gen_length"]
     text = build_parser()._subparsers._group_actions[0].choices["generate"].format_help()
-    assert "the bundled demo: 8" in " ".join(text.split())
+    assert f"the bundled demo: {length}" in " ".join(text.split())
