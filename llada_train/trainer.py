@@ -20,7 +20,6 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from llada_core import tokens
-from llada_core.chat import load_tokenizer
 from llada_core.checkpoint import SAMPLER_DEFAULTS_FILE
 from llada_train.config import TrainConfig
 from llada_train.demo_data import DemoData, bible_text, task_corpus
@@ -176,7 +175,7 @@ def train(out: str | Path, config: TrainConfig,
                                   weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     step = restore_state(model, optimizer, generator, out) if resuming else 0
-    data = DemoData(load_tokenizer(out), config.seq_len, seed=config.seed, text=text,
+    data = DemoData(tokenizer, config.seq_len, seed=config.seed, text=text,
                     task_weights=config.task_weights, answer_length=config.answer_length)
     end_of_turn = tokenizer.convert_tokens_to_ids(tokens.EOT)
 
@@ -198,12 +197,12 @@ def train(out: str | Path, config: TrainConfig,
             else:
                 # Each group's loss is a mean over its rows; weighted by size, the sum is the
                 # mean over the whole batch.
-                loss = sum(sft_loss(model, ids, starts, mask_id, generator=generator,
-                                    token_weights=stop_weights(ids, starts),
-                                    suffix_share=config.suffix_share) * len(ids)
-                           for ids, starts in (
-                               (torch.tensor(rows), torch.tensor(prompt_lengths))
-                               for rows, prompt_lengths in data.sft_batch(step, config.batch_size)))
+                loss = 0
+                for rows, prompt_lengths in data.sft_batch(step, config.batch_size):
+                    ids, starts = torch.tensor(rows), torch.tensor(prompt_lengths)
+                    loss = loss + len(rows) * sft_loss(
+                        model, ids, starts, mask_id, generator=generator,
+                        token_weights=stop_weights(ids, starts), suffix_share=config.suffix_share)
                 loss = loss / config.batch_size
                 kind = "sft"
             optimizer.zero_grad(set_to_none=True)
