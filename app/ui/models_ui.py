@@ -32,62 +32,60 @@ WHAT_IS_LLADA = (
     "LLaDA Desktop runs it on this computer and lets you watch every answer unmask.")
 
 
-class DownloadThread(QThread):
-    """Runs one ModelDownload off the GUI thread; its signals arrive queued in the GUI thread."""
+class JobThread(QThread):
+    """Runs one job that ends in a model folder (a download, a conversion) off the GUI thread;
+    its signals arrive queued in the GUI thread. A subclass makes `job` (with run() and cancel())
+    and says which errors mean cancelled and failed, and what an unexpected error reads as."""
 
-    progress = Signal(object)       # DownloadProgress
-    succeeded = Signal(str)         # snapshot folder
+    progress = Signal(object)       # the job's progress record
+    succeeded = Signal(str)         # the model folder
     failed = Signal(str)            # one sentence
     cancelled = Signal(str)
+    cancelled_error: type[Exception] = Exception
+    failed_error: type[Exception] = Exception
+    job = None
+
+    def cancel(self) -> None:
+        self.job.cancel()
+
+    def unexpected(self, error: Exception) -> str:
+        raise NotImplementedError
+
+    def run(self) -> None:  # noqa: D401 - QThread override, runs in the new thread
+        try:
+            folder = self.job.run()
+        except self.cancelled_error as error:
+            self.cancelled.emit(str(error))
+        except self.failed_error as error:
+            self.failed.emit(str(error))
+        except Exception as error:  # noqa: BLE001 - never a traceback in the window
+            self.failed.emit(self.unexpected(error))
+        else:
+            self.succeeded.emit(str(folder))
+
+
+class DownloadThread(JobThread):
+    cancelled_error, failed_error = DownloadCancelled, DownloadError
 
     def __init__(self, repo_id: str, *, cache_dir=None, endpoint=None, parent=None):
         super().__init__(parent)
-        self.download = ModelDownload(repo_id, cache_dir=cache_dir, endpoint=endpoint,
-                                      on_progress=self.progress.emit)
+        self.job = ModelDownload(repo_id, cache_dir=cache_dir, endpoint=endpoint,
+                                 on_progress=self.progress.emit)
 
-    def cancel(self) -> None:
-        self.download.cancel()
-
-    def run(self) -> None:  # noqa: D401 - QThread override, runs in the new thread
-        try:
-            folder = self.download.run()
-        except DownloadCancelled as error:
-            self.cancelled.emit(str(error))
-        except DownloadError as error:
-            self.failed.emit(str(error))
-        except Exception as error:  # noqa: BLE001 - never a traceback in the window
-            self.failed.emit(f"The download failed: {type(error).__name__}: {error}")
-        else:
-            self.succeeded.emit(str(folder))
+    def unexpected(self, error: Exception) -> str:
+        return f"The download failed: {type(error).__name__}: {error}"
 
 
-class ConvertThread(QThread):
-    """Runs one ModelConversion off the GUI thread; its signals arrive queued in the GUI thread."""
-
-    progress = Signal(object)       # ConversionProgress
-    succeeded = Signal(str)         # the converted folder
-    failed = Signal(str)            # one sentence
-    cancelled = Signal(str)
+class ConvertThread(JobThread):
+    cancelled_error = conversion.ConversionCancelled
+    failed_error = conversion.ConversionError
 
     def __init__(self, source: str, target: str, parent=None):
         super().__init__(parent)
-        self.conversion = conversion.ModelConversion(source, target,
-                                                     on_progress=self.progress.emit)
+        self.job = conversion.ModelConversion(source, target, on_progress=self.progress.emit)
 
-    def cancel(self) -> None:
-        self.conversion.cancel()
-
-    def run(self) -> None:  # noqa: D401 - QThread override, runs in the new thread
-        try:
-            folder = self.conversion.run()
-        except conversion.ConversionCancelled as error:
-            self.cancelled.emit(str(error))
-        except conversion.ConversionError as error:
-            self.failed.emit(str(error))
-        except Exception as error:  # noqa: BLE001 - never a traceback in the window
-            self.failed.emit(f"The conversion failed: {type(error).__name__}: {error}.")
-        else:
-            self.succeeded.emit(str(folder))
+    def unexpected(self, error: Exception) -> str:
+        return f"The conversion failed: {type(error).__name__}: {error}."
 
 
 class JobDialog(QDialog):
@@ -279,7 +277,7 @@ class DownloadDialog(JobDialog):
         if not self.running:
             self.refresh_timer.stop()
         elif self.last_progress is not None and self.cancel_button.isEnabled():
-            self.show_progress(self.thread_.download.progress())
+            self.show_progress(self.thread_.job.progress())
 
     def show_progress(self, progress: DownloadProgress) -> None:
         self.last_progress = progress
