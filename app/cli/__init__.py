@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Optional
 
 from app import __version__
+from app.logs import DEFAULT_LEVEL, LEVELS, setup_logging
 from app.cli import (
     app_cmd, bench, chat, convert, download, evaluate, export_animation, generate, infill,
     make_tiny, serve, train,
@@ -21,10 +23,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llada", description="LLaDA Desktop: chat with the LLaDA diffusion language model.")
     parser.add_argument("--version", action="version", version=f"llada-desktop {__version__}")
+    add_log_level_option(parser, default=DEFAULT_LEVEL)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in SUBCOMMANDS:
         module.add_parser(subparsers)
+    for subparser in subparsers.choices.values():
+        # after the subcommand too; the top-level value stands unless repeated here
+        add_log_level_option(subparser, default=argparse.SUPPRESS)
     return parser
+
+
+def add_log_level_option(parser: argparse.ArgumentParser, *, default: str) -> None:
+    parser.add_argument("--log-level", choices=LEVELS, default=default, type=str.lower,
+                        help=f"how much to write to the log file (default: {DEFAULT_LEVEL}; "
+                             "the file is in the platform's log folder, or $LLADA_LOG_DIR)")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -36,20 +48,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
+    setup_logging(args.log_level)
+    log = logging.getLogger("app.cli")
+    log.info("llada %s %s", args.command, __version__)
     try:
         return args.run(args)
     except (ValueError, CheckpointError, BackendUnavailable) as error:
+        log.warning("llada %s: %s", args.command, error, exc_info=True)
         print(f"llada {args.command}: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:
+        log.warning("llada %s: %s", args.command, error, exc_info=True)
         print(f"llada {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        log.info("llada %s: interrupted", args.command)
         print(file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - out of memory is one sentence, the rest a bug
         from app.errors import GENERATION_OUT_OF_MEMORY, is_out_of_memory
 
+        log.exception("llada %s failed", args.command)
         if not is_out_of_memory(error):
             raise
         print(f"llada {args.command}: error: {GENERATION_OUT_OF_MEMORY}", file=sys.stderr)

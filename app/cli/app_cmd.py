@@ -177,8 +177,13 @@ def gui_main(argv: Optional[Sequence[str]] = None) -> int:
     """`llada-desktop` / `python -m app`: the same options as `llada app`."""
     parser = argparse.ArgumentParser(prog="llada-desktop", description="The LLaDA Desktop window.")
     add_arguments(parser)
+    from app.cli import add_log_level_option
+    from app.logs import DEFAULT_LEVEL, setup_logging
+
+    add_log_level_option(parser, default=DEFAULT_LEVEL)
     args = parser.parse_args(argv)
     args.prog = parser.prog
+    setup_logging(args.log_level)
     from app.backends import BackendUnavailable
     from llada_core.checkpoint import CheckpointError
 

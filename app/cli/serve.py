@@ -26,8 +26,6 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--api-key", default=None,
                         help=f"require 'Authorization: Bearer KEY' on every request (or set "
                              f"${API_KEY_ENV}, which keeps the key out of the process list)")
-    parser.add_argument("--log-level", default="info",
-                        choices=["critical", "error", "warning", "info", "debug"])
     add_model_options(parser)
     add_sampler_options(parser)
     parser.set_defaults(run=run)
