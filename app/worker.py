@@ -8,6 +8,7 @@ takes effect at the next step; the GUI thread never waits on the model.
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
 from typing import Any, Optional
@@ -23,6 +24,8 @@ from llada_core.chat import bos_id
 from llada_core.constraints import (
     constraints_from_text, infill_canvas, infill_lengths, infill_text,
 )
+
+log = logging.getLogger(__name__)
 
 
 def answer_stats(tokenizer: Any, tokens: list[int], mask_id: int, *, steps: int, nfe: int,
@@ -89,6 +92,7 @@ class Worker(QObject):
         except BaseException as error:  # noqa: BLE001 - every failure becomes one message
             if isinstance(error, (KeyboardInterrupt, SystemExit)):
                 raise
+            log.exception("loading %s failed", path)
             message = load_error_message(path, error)
             if previous is None:
                 self.load_failed.emit(message)
@@ -96,6 +100,7 @@ class Worker(QObject):
             try:
                 self._load(*previous)
             except Exception:  # noqa: BLE001 - the first failure is the one to report
+                log.exception("reloading the previous model failed too")
                 self.load_failed.emit(message)
                 return
             self.load_failed.emit(f"{message} {conversation.model_label(previous[0])} is still "
@@ -218,6 +223,7 @@ class Worker(QObject):
                     break
             seconds = time.perf_counter() - begin
         except Exception as error:  # noqa: BLE001 - shown to the user, the app stays usable
+            log.exception("answer %s failed", request_id)
             self.failed.emit(request_id, generation_error_message(error))
             return
         finally:

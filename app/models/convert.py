@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import importlib.util
 import json
+import logging
 import re
 import shutil
 import struct
@@ -24,6 +25,8 @@ from app.models.catalog import format_bytes
 from app.models.download import free_space
 from app.models.local import validate_model_folder
 from llada_core.checkpoint import CheckpointError, weight_files
+
+log = logging.getLogger(__name__)
 
 BITS = 8
 GROUP_SIZE = 64
@@ -174,6 +177,7 @@ class ModelConversion:
                                       "was kept.") from error
             raise ConversionError(f"The conversion failed: {error}.") from error
         except Exception as error:  # noqa: BLE001 - one sentence, never a traceback
+            log.exception("converting to %s failed", self.partial)
             shutil.rmtree(self.partial, ignore_errors=True)
             raise ConversionError(
                 f"The conversion failed: {type(error).__name__}: {error}.") from error

@@ -14,6 +14,7 @@ hook that huggingface_hub calls for every chunk; `cancel()` (any thread) stops a
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
@@ -26,6 +27,8 @@ from urllib.parse import urlsplit
 
 from app.models.catalog import format_bytes, format_duration
 from llada_core.checkpoint import CHECKPOINT_PATTERNS
+
+log = logging.getLogger(__name__)
 
 
 # huggingface_hub reads the network in 10 MB pieces; 1 MiB makes progress smoother, a cancel
@@ -315,6 +318,7 @@ class ModelDownload:
         except DownloadError:
             raise
         except Exception as error:  # noqa: BLE001 - every failure becomes one sentence
+            log.warning("planning the download of %s failed", self.repo_id, exc_info=True)
             raise DownloadError(explain(error, self.repo_id, self.endpoint)) from error
         self.plan_result = plan
         return plan
@@ -356,6 +360,7 @@ class ModelDownload:
         except Exception as error:  # noqa: BLE001
             if isinstance(error.__context__, DownloadCancelled):
                 raise error.__context__ from None
+            log.warning("downloading %s failed", self.repo_id, exc_info=True)
             raise DownloadError(explain(error, self.repo_id, self.endpoint)) from error
         self._done = self._total
         self._emit()
@@ -414,6 +419,7 @@ def downloaded_snapshot(repo_id: str, cache_dir: Optional[str | os.PathLike] = N
                                         allow_patterns=CHECKPOINT_PATTERNS,
                                         local_files_only=True))
     except Exception:  # noqa: BLE001 - not there, partial, or unreadable: not usable
+        log.debug("cached snapshot not usable", exc_info=True)
         return None
     from llada_core.checkpoint import CheckpointError, weight_files
 

@@ -15,6 +15,7 @@ is the one that will run.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import subprocess
@@ -27,6 +28,8 @@ from llada_core.checkpoint import (
     DTYPE_BYTES, CheckpointError, read_config, stored_weights, weight_files,
 )
 from llada_core.config import LLaDAArgs
+
+log = logging.getLogger(__name__)
 
 # An allowance (not a measurement) for what the sum leaves out: the framework's own buffers (a
 # CUDA context, Metal command buffers), temporaries of the sampler and allocator slack.
@@ -202,6 +205,7 @@ def mlx_working_set() -> Optional[int]:
             if value:
                 return int(value)
         except Exception:  # noqa: BLE001 - no Metal device: fall back to RAM
+            log.debug("no Metal memory size", exc_info=True)
             continue
     return None
 

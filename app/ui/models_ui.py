@@ -3,6 +3,7 @@ thread), the fit-in-memory question and the model manager."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Optional
 
@@ -25,6 +26,8 @@ from app.models.defaults import DEMO_EXAMPLES
 from app.models.fit import FitReport, model_needs
 from app.ui.examples import ExamplePrompts
 from llada_core.checkpoint import CheckpointError
+
+log = logging.getLogger(__name__)
 
 WHAT_IS_LLADA = (
     "LLaDA is a language model that writes by diffusion: it starts from an answer made entirely "
@@ -59,6 +62,7 @@ class JobThread(QThread):
         except self.failed_error as error:
             self.failed.emit(str(error))
         except Exception as error:  # noqa: BLE001 - never a traceback in the window
+            log.exception("%s failed", type(self).__name__)
             self.failed.emit(self.unexpected(error))
         else:
             self.succeeded.emit(str(folder))
