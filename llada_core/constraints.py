@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
+from llada_core.chat import encode_text
+
 HOLE = re.compile(r"\[(_+)(?::\s*(\d+))?\s*\]")
 MAX_HOLE = 4096
 
@@ -49,7 +51,7 @@ def parse_constraints(text: str) -> list[tuple[int, str]]:
 
 def encode_word(tokenizer: Any, word: str) -> list[int]:
     """The word's tokens as the reference encodes a constraint: with a leading space."""
-    return [int(t) for t in tokenizer(" " + word.strip(), add_special_tokens=False)["input_ids"]]
+    return [int(t) for t in encode_text(tokenizer, " " + word.strip())]
 
 
 def encode_constraints(tokenizer: Any, pairs: Sequence[tuple[int, str]]) -> dict[int, list[int]]:
@@ -127,7 +129,7 @@ def infill_canvas(tokenizer: Any, text: str) -> InfillCanvas:
             holes.append((position, segment))
             position += segment
             continue
-        for token in tokenizer(segment, add_special_tokens=False)["input_ids"] if segment else []:
+        for token in encode_text(tokenizer, segment) if segment else []:
             fixed[position] = int(token)
             position += 1
     return InfillCanvas(position, fixed, holes)
