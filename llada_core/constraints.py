@@ -26,6 +26,7 @@ from llada_core.chat import encode_text
 
 HOLE = re.compile(r"\[(_+)(?::\s*(\d+))?\s*\]")
 MAX_HOLE = 4096
+MAX_HOLES = 256
 
 
 def parse_constraints(text: str) -> list[tuple[int, str]]:
@@ -89,7 +90,10 @@ def parse_infill(text: str) -> list[Segment]:
         at = match.end()
     if at < len(text):
         segments.append(text[at:])
-    if not any(isinstance(segment, int) for segment in segments):
+    holes = sum(isinstance(segment, int) for segment in segments)
+    if holes > MAX_HOLES:
+        raise ValueError(f"the text has {holes} holes; at most {MAX_HOLES} can be filled at once")
+    if not holes:
         raise ValueError("the text has no hole to fill; write one as [____] (one token per "
                          "underscore) or [_:8] (8 tokens)")
     return segments

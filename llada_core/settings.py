@@ -166,6 +166,16 @@ def checked_constraints(constraints: Mapping[int, Sequence[int]], gen_length: in
     return fixed
 
 
+def check_fits_context(prompt_length: int, gen_length: int, context: int) -> None:
+    """The prompt and the answer must fit the model's context (max_sequence_length)."""
+    total = prompt_length + gen_length
+    if total > context:
+        raise ValueError(
+            f"the prompt ({prompt_length} tokens) and the answer ({gen_length} tokens) need "
+            f"{total} tokens; this model's context is {context}"
+        )
+
+
 def checked_prompt_ids(prompt_ids: Iterable[int], vocab_size: int) -> list[int]:
     """The prompt as plain ints; an id the model has no embedding row for is named in the error."""
     checked = []
