@@ -42,3 +42,15 @@ def generation_error_message(error: BaseException) -> str:
     if isinstance(error, ValueError):
         return str(error)
     return f"Generation failed: {type(error).__name__}: {error}"
+
+
+def client_error_message(error: BaseException, error_id: str) -> str:
+    """One sentence for a client of the server: never the exception's own text, which may hold
+    paths or internals; what went wrong is in the log under `error_id`."""
+    from llada_core.driver import SamplerError
+
+    if is_out_of_memory(error):
+        return GENERATION_OUT_OF_MEMORY
+    if isinstance(error, SamplerError):
+        return f"{error} (error id {error_id})"
+    return f"The answer failed (error id {error_id}; the server's log has the details)."

@@ -20,8 +20,10 @@ import asyncio
 import hmac
 import ipaddress
 import json
+import logging
 import math
 import queue
+import socket
 import threading
 import time
 import uuid
@@ -30,21 +32,59 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from app.errors import client_error_message
 from llada_core.chat import encode_prompt, encode_raw, known_ids, visible_answer_ids
 from llada_core.settings import SamplerSettings
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_STOP_SEQUENCES = 4
+MAX_WAITING = 8  # requests queued behind the one running; more are answered 503
+RETRY_AFTER_S = 5
 DISCONNECT_POLL_S = 0.2  # how often a waiting request checks that its client is still there
+LARGEST_WHOLE = 2**63 - 1  # whole-number fields beyond this are refused before any arithmetic
+
+log = logging.getLogger(__name__)
+
+# Fields honoured as the OpenAI API defines them, the server's extensions, and metadata that
+# changes nothing about the answer.
+HONOURED_FIELDS = frozenset({
+    "model", "messages", "prompt", "max_tokens", "max_completion_tokens", "temperature", "seed",
+    "stop", "stream", "stream_options", "n", "echo", "user", "metadata",
+    "steps", "block_length", "mode", "threshold", "cfg_scale", "remasking", "llada_frames",
+})
+# Standard fields this server does not implement: accepted only at the value that means "off",
+# refused with a 400 naming them otherwise, so no request is silently answered differently.
+NEUTRAL_ONLY: dict[str, tuple[tuple[Any, ...], str]] = {
+    "top_p": ((None, 1), "this server samples from the whole distribution (leave top_p at 1)"),
+    "frequency_penalty": ((None, 0), "this server applies no penalties"),
+    "presence_penalty": ((None, 0), "this server applies no penalties"),
+    "logit_bias": ((None, {}), "this server applies no logit bias"),
+    "logprobs": ((None, False), "this server does not return log probabilities"),
+    "top_logprobs": ((None, 0), "this server does not return log probabilities"),
+    "tools": ((None, []), "this server's models do not call tools"),
+    "tool_choice": ((None, "none"), "this server's models do not call tools"),
+    "functions": ((None, []), "this server's models do not call functions"),
+    "function_call": ((None, "none"), "this server's models do not call functions"),
+    "parallel_tool_calls": ((None, False, True), ""),
+    "response_format": ((None, {"type": "text"}), "this server writes plain text only"),
+    "best_of": ((None, 1), "this server writes one answer per request"),
+    "suffix": ((None, ""), "use `llada infill` to fill text between a prefix and a suffix"),
+    "store": ((None, False), "this server stores nothing"),
+    "service_tier": ((None, "auto", "default"), "this server has one tier"),
+}
+ECHO_REFUSED = ("'echo' is not supported: to score how likely a text is, use `llada eval "
+                "--lm-eval` or the lm-eval model `llada` (app/lm_eval_llada.py)")
 
 
 class RequestError(Exception):
     """A request the server refuses: HTTP status and an OpenAI-style error body."""
 
     def __init__(self, status: int, message: str, *, code: Optional[str] = None,
-                 param: Optional[str] = None, kind: str = "invalid_request_error"):
+                 param: Optional[str] = None, kind: str = "invalid_request_error",
+                 headers: Optional[dict[str, str]] = None):
         super().__init__(message)
         self.status, self.message, self.code, self.param, self.kind = status, message, code, param, kind
+        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         return error_body(self.message, kind=self.kind, code=self.code, param=self.param)
@@ -113,13 +153,68 @@ def _number(body: dict[str, Any], name: str, *, whole: bool = False) -> Any:
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-            whole and not (isinstance(value, int) or float(value).is_integer())):
-        kind = "a whole number" if whole else "a number"
-        raise RequestError(400, f"'{name}' must be {kind}, not {json.dumps(value)}", param=name)
+    kind = "a whole number" if whole else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RequestError(400, f"'{name}' must be {kind}, not {_shown(value)}", param=name)
     if isinstance(value, float) and not math.isfinite(value):
         raise RequestError(400, f"'{name}' must be a finite number", param=name)
+    if whole and not (isinstance(value, int) or value.is_integer()):
+        raise RequestError(400, f"'{name}' must be {kind}, not {_shown(value)}", param=name)
+    if whole and abs(value) > LARGEST_WHOLE:
+        raise RequestError(400, f"'{name}' is too large (at most {LARGEST_WHOLE})", param=name)
+    if not whole and isinstance(value, int) and abs(value) > 1e300:
+        raise RequestError(400, f"'{name}' is too large", param=name)
     return int(value) if whole else value
+
+
+def _shown(value: Any) -> str:
+    """A field's value for an error message, cut short."""
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_fields(body: dict[str, Any]) -> None:
+    """Refuse fields this server would otherwise ignore, naming them."""
+    for name, value in body.items():
+        if name in HONOURED_FIELDS:
+            continue
+        if name in NEUTRAL_ONLY:
+            allowed, why = NEUTRAL_ONLY[name]
+            if any(_same(value, ok) for ok in allowed):
+                continue
+            raise RequestError(400, f"'{name}' is not supported: {why}", param=name,
+                               code="unsupported_parameter")
+        raise RequestError(400, f"'{_shown(name)[1:-1]}' is not a field this server knows",
+                           param=name, code="unknown_parameter")
+
+
+def _same(value: Any, neutral: Any) -> bool:
+    """Whether a field's value is the neutral one (1 and 1.0 alike; true is not 1)."""
+    if isinstance(neutral, bool) or neutral is None:
+        return value is neutral
+    if isinstance(neutral, (int, float)):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and value == neutral
+    return type(value) is type(neutral) and value == neutral
+
+
+def _check_text(body: dict[str, Any]) -> None:
+    """Every string must be text: JSON may spell a lone UTF-16 surrogate ("\\ud800"), which no
+    tokenizer can encode."""
+    for top, value in body.items():
+        pending = [top, value]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, str):
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise RequestError(400, f"'{_shown(top)[1:-1]}' holds an unpaired UTF-16 "
+                                            "surrogate, which is not text", param=top) from None
+            elif isinstance(item, dict):
+                pending.extend(item.keys())
+                pending.extend(item.values())
+            elif isinstance(item, list):
+                pending.extend(item)
 
 
 def _stop_sequences(body: dict[str, Any]) -> list[str]:
@@ -183,15 +278,17 @@ def parse_generation(body: Any, kind: str, *, tokenizer: Any, defaults: dict[str
     """Validate a request body into a Generation; RequestError (4xx) names what is wrong."""
     if not isinstance(body, dict):
         raise RequestError(400, "the request body must be a JSON object")
+    _check_text(body)
+    _check_fields(body)
     model = body.get("model")
     if model is not None and model not in model_ids:
         raise RequestError(404, f"the model {json.dumps(model)} does not exist; this server has "
                                 f"{json.dumps(model_ids[0])}", code="model_not_found", param="model")
     n = body.get("n", 1)
-    if n != 1:
+    if n is not None and (n != 1 or isinstance(n, bool)):
         raise RequestError(400, "'n' must be 1: this server writes one answer per request", param="n")
-    if body.get("echo"):
-        raise RequestError(400, "'echo' is not supported", param="echo")
+    if body.get("echo") is not None and body.get("echo") is not False:
+        raise RequestError(400, ECHO_REFUSED, param="echo")
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise RequestError(400, "'stream' must be true or false", param="stream")
@@ -207,6 +304,10 @@ def parse_generation(body: Any, kind: str, *, tokenizer: Any, defaults: dict[str
         max_tokens = _number(body, "max_completion_tokens", whole=True)
     if max_tokens is not None and max_tokens < 1:
         raise RequestError(400, f"'max_tokens' must be at least 1, not {max_tokens}", param="max_tokens")
+    if max_tokens is not None and max_tokens > max_sequence_length:
+        raise RequestError(400, f"'max_tokens' is {max_tokens}; this model's context is "
+                                f"{max_sequence_length} tokens", code="context_length_exceeded",
+                           param="max_tokens")
     block_length = _number(body, "block_length", whole=True)
     steps = _number(body, "steps", whole=True)
     sampler = dict(defaults)
@@ -240,7 +341,7 @@ def parse_generation(body: Any, kind: str, *, tokenizer: Any, defaults: dict[str
         raise RequestError(400, str(error)) from error
     bad = [t for t in prompt_ids if not 0 <= t < vocab_rows]
     if bad:
-        raise RequestError(400, f"prompt token {bad[0]} is not a valid id (the model has ids 0 to "
+        raise RequestError(400, f"prompt token {_shown(bad[0])} is not a valid id (the model has ids 0 to "
                                 f"{vocab_rows - 1})", param="prompt")
     total = len(prompt_ids) + sampler["gen_length"]
     if total > max_sequence_length:
@@ -338,6 +439,7 @@ class Job:
     sampler: dict[str, Any]
     deliver: Callable[[str, Any], None]  # (kind, payload): "frame", "end", "error"
     cancelled: threading.Event = field(default_factory=threading.Event)
+    request_id: str = ""
 
     def cancel(self) -> None:
         self.cancelled.set()
@@ -350,8 +452,9 @@ class ModelWorker:
     next step (its generator is closed). `steps_run` and `jobs_cancelled` count what happened.
     """
 
-    def __init__(self, load: Callable[[], tuple[Any, Any, Any]]):
+    def __init__(self, load: Callable[[], tuple[Any, Any, Any]], max_waiting: int = MAX_WAITING):
         self._load = load
+        self.max_waiting = max_waiting
         self._jobs: "queue.Queue[Optional[Job]]" = queue.Queue()
         self._ready = threading.Event()
         self._error: Optional[BaseException] = None
@@ -371,6 +474,14 @@ class ModelWorker:
             raise self._error
 
     def submit(self, job: Job) -> None:
+        """Queue a job; a full queue refuses it (503, try again after a few seconds)."""
+        if self._jobs.qsize() >= self.max_waiting:
+            log.warning("request %s refused: %d requests are waiting", job.request_id,
+                        self._jobs.qsize())
+            raise RequestError(503, f"the server is busy ({self._jobs.qsize()} requests are "
+                                    "waiting for the model); try again in a few seconds",
+                               kind="server_busy", code="server_busy",
+                               headers={"Retry-After": str(RETRY_AFTER_S)})
         self._jobs.put(job)
 
     def stop(self) -> None:
@@ -413,6 +524,7 @@ class ModelWorker:
                 if close is not None:
                     close()
         except Exception as error:  # noqa: BLE001 - reported to the request that caused it
+            log.exception("request %s: the answer failed", job.request_id)
             job.deliver("error", error)
             return
         job.deliver("end", None)
@@ -444,7 +556,12 @@ class Server:
             return self._json(error_body(str(error.detail), kind=kind), error.status_code)
 
         async def request_error(request: Any, error: RequestError) -> Any:
-            return self._json(error.body(), error.status)
+            if error.status >= 500:
+                log.warning("request %s: %s", _request_id(request), error.message)
+            else:
+                log.info("request %s refused (%d): %s", _request_id(request), error.status,
+                         error.message)
+            return self._json(error.body(), error.status, error.headers)
 
         return Starlette(
             routes=[
@@ -453,15 +570,15 @@ class Server:
                 Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
                 Route("/v1/completions", self.completions, methods=["POST"]),
             ],
-            middleware=[Middleware(_AuthMiddleware, server=self)],
+            middleware=[Middleware(_RequestIds), Middleware(_AuthMiddleware, server=self)],
             exception_handlers={HTTPException: http_error, RequestError: request_error},
         )
 
     @staticmethod
-    def _json(content: Any, status: int = 200) -> Any:
+    def _json(content: Any, status: int = 200, headers: Optional[dict[str, str]] = None) -> Any:
         from starlette.responses import JSONResponse
 
-        return JSONResponse(content, status_code=status)
+        return JSONResponse(content, status_code=status, headers=headers)
 
     def _model_card(self) -> dict[str, Any]:
         return {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "llada"}
@@ -492,18 +609,25 @@ class Server:
                 raise RequestError(413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
         try:
             return json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except RecursionError:
+            raise RequestError(400, "the request body is nested too deeply") from None
+        except (UnicodeDecodeError, ValueError) as error:
             raise RequestError(400, f"the request body is not valid JSON: {error}") from error
 
     async def _complete(self, request: Any, kind: str) -> Any:
         body = await self._read_json(request)
         worker = self.worker
         args = worker.model.args
-        generation = parse_generation(
-            body, kind, tokenizer=worker.tokenizer, defaults=self.defaults, model_ids=self.model_ids,
-            max_sequence_length=args.max_sequence_length, vocab_rows=args.rows)
+        # Tokenizing a long prompt takes seconds: off the event loop, which keeps serving.
+        generation = await asyncio.to_thread(
+            parse_generation, body, kind, tokenizer=worker.tokenizer, defaults=self.defaults,
+            model_ids=self.model_ids, max_sequence_length=args.max_sequence_length,
+            vocab_rows=args.rows)
         answer = AnswerText(worker.tokenizer, args.mask_token_id, generation.max_tokens, generation.stop)
-        run = _Run(worker, generation)
+        request_id = _request_id(request)
+        log.info("request %s: %s, %d prompt tokens, %s", request_id, kind,
+                 len(generation.prompt_ids), generation.sampler)
+        run = _Run(worker, generation, request_id)
         ident = ("chatcmpl-" if kind == "chat" else "cmpl-") + uuid.uuid4().hex
         if generation.stream:
             from starlette.responses import StreamingResponse
@@ -573,7 +697,7 @@ class Server:
                 yield _sse(self._chunk(ident, kind, "", None, first=True))
             async for event, payload in run.events(request):
                 if event == "error":
-                    yield _sse(error_body(describe_error(payload), kind="server_error"))
+                    yield _stream_error(payload, run.request_id)
                     return
                 if event != "frame":
                     continue
@@ -589,7 +713,7 @@ class Server:
                     run.cancel()
                     break
             if run.error is not None:
-                yield _sse(error_body(describe_error(run.error), kind="server_error"))
+                yield _stream_error(run.error, run.request_id)
                 return
             if not answer.complete:
                 delta = answer.update(run.final_tokens(), True)
@@ -602,6 +726,9 @@ class Server:
                 usage_chunk["usage"] = self._usage(answer, generation, run)
                 yield _sse(usage_chunk)
             yield "data: [DONE]\n\n"
+        except Exception as error:  # noqa: BLE001 - the stream still ends, with an error event
+            log.exception("request %s: the stream failed", run.request_id)
+            yield _stream_error(error, run.request_id)
         finally:
             # A client that went away cancels its answer at the next step.
             run.cancel()
@@ -635,15 +762,15 @@ class _AuthMiddleware:
 class _Run:
     """One queued job seen from the event loop: its frames as an async stream."""
 
-    def __init__(self, worker: ModelWorker, generation: Generation):
-        self.worker, self.generation = worker, generation
+    def __init__(self, worker: ModelWorker, generation: Generation, request_id: str = ""):
+        self.worker, self.generation, self.request_id = worker, generation, request_id
         self.loop = asyncio.get_running_loop()
         self.inbox: "asyncio.Queue[tuple[str, Any]]" = asyncio.Queue()
         self.nfe = 0
         self.steps = 0
         self.last_tokens: Optional[Sequence[int]] = None
         self.error: Optional[BaseException] = None
-        self.job = Job(generation.prompt_ids, generation.sampler, self._deliver)
+        self.job = Job(generation.prompt_ids, generation.sampler, self._deliver, request_id=request_id)
         worker.submit(self.job)
 
     def _deliver(self, kind: str, payload: Any) -> None:
@@ -678,7 +805,8 @@ class _Run:
             elif kind == "error":
                 self.error = payload
                 if not self.generation.stream:
-                    raise RequestError(500, describe_error(payload), kind="server_error")
+                    raise RequestError(500, client_error_message(payload, self.request_id),
+                                       kind="server_error")
                 yield kind, payload
                 return
             elif kind == "end":
@@ -686,14 +814,54 @@ class _Run:
             yield kind, payload
 
 
-def describe_error(error: BaseException) -> str:
-    from app.errors import GENERATION_OUT_OF_MEMORY, is_out_of_memory
+def _request_id(request: Any) -> str:
+    return request.scope.get("state", {}).get("request_id", "")
 
-    if is_out_of_memory(error):
-        return GENERATION_OUT_OF_MEMORY
-    if isinstance(error, ValueError):
-        return str(error)
-    return f"the model failed: {type(error).__name__}: {error}"
+
+def _stream_error(error: BaseException, request_id: str) -> str:
+    """The last events of a stream that failed: an error event, then [DONE]."""
+    message = client_error_message(error, request_id)
+    return _sse(error_body(message, kind="server_error", code="generation_failed")) + "data: [DONE]\n\n"
+
+
+class _RequestIds:
+    """Gives every request an id (logged, and sent back as X-Request-Id) and turns any failure
+    into a logged traceback and a JSON 500 that names the id, never the exception's text."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex[:12]
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.monotonic()
+        status: list[int] = []
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:  # noqa: BLE001 - logged with its traceback; the client gets the id
+            log.exception("request %s %s %s failed", request_id, scope.get("method"), scope.get("path"))
+            if not status:
+                from starlette.responses import JSONResponse
+
+                await JSONResponse(error_body(
+                    f"The server failed on this request (error id {request_id}; the server's log "
+                    "has the details).", kind="server_error", code="internal_error"),
+                    status_code=500, headers={"X-Request-Id": request_id})(scope, receive, send)
+            return
+        finally:
+            log.info("request %s %s %s -> %s in %.3f s", request_id, scope.get("method"),
+                     scope.get("path"), status[0] if status else "-", time.monotonic() - started)
 
 
 def frame_payload(frame: Any, pieces: Callable[[Sequence[int]], Sequence[str]]) -> dict[str, Any]:
@@ -721,6 +889,22 @@ def make_server(load: Callable[[], tuple[Any, Any, Any]], *, model_id: str, defa
     worker.start()
     return Server(worker, model_id=model_id, defaults=defaults, api_key=api_key, aliases=aliases,
                   backend_name=backend_name)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, bound before the model loads so a port in use is one
+    sentence (ValueError) rather than a URL followed by an error."""
+    import errno
+
+    try:
+        family = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host.strip("[]"), port), family=family)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise ValueError(f"port {port} on {host} is already in use (is another server "
+                             "running?); choose another with --port") from error
+        reason = error.strerror or str(error)
+        raise ValueError(f"cannot listen on {host}:{port}: {reason}") from error
 
 
 def uvicorn_server(server: Server, host: str, port: int, log_level: str = "info") -> Any:

@@ -13,12 +13,16 @@ from text with encode_prompt) is app.conversation's job.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
+
+log = logging.getLogger(__name__)
 
 ENV_DATA_DIR = "LLADA_DESKTOP_DATA"
 DB_NAME = "history.sqlite3"
@@ -126,9 +130,14 @@ class Store:
     A folder or database that cannot be written raises StoreError naming the folder.
     """
 
+    busy_timeout_s = 10.0  # how long a write waits for another connection's lock
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.notice: Optional[str] = None
+        # Called with a sentence when the file is found deleted or replaced while open (the
+        # window shows it); `notice` holds it too.
+        self.on_notice: Optional[Callable[[str], None]] = None
         folder = self.path.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -148,6 +157,7 @@ class Store:
             raise unusable_folder(folder, _database_problem(error)) from error
         except OSError as error:  # moving a corrupt file aside
             raise unusable_folder(folder, error.strerror or str(error)) from error
+        self._identity = _file_identity(self.path)
 
     @classmethod
     def in_folder(cls, folder: str | Path | None = None) -> "Store":
@@ -156,7 +166,7 @@ class Store:
 
     # --- opening ---------------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(str(self.path), timeout=10, check_same_thread=True)
+        db = sqlite3.connect(str(self.path), timeout=self.busy_timeout_s, check_same_thread=True)
         try:
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA foreign_keys = ON")
@@ -190,15 +200,15 @@ class Store:
                 db.executescript("BEGIN;" + MIGRATIONS[number]
                                  + f"; PRAGMA user_version = {number + 1}; COMMIT;")
 
-    def _move_aside(self) -> Path:
+    def _move_aside(self, kind: str = "corrupt", side_files: bool = True) -> Path:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        target = self.path.with_name(f"{self.path.name}.{kind}-{stamp}")
         n = 1
         while target.exists():
-            target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+            target = self.path.with_name(f"{self.path.name}.{kind}-{stamp}-{n}")
             n += 1
         os.replace(self.path, target)
-        for suffix in ("-wal", "-shm"):
+        for suffix in ("-wal", "-shm") if side_files else ():
             side = self.path.with_name(self.path.name + suffix)
             if side.exists():
                 os.replace(side, target.with_name(target.name + suffix))
@@ -206,6 +216,41 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    # --- the file under us -----------------------------------------------------------------
+    def _check_file(self) -> None:
+        """Before a write: if the database file was deleted or replaced while open, SQLite would
+        keep writing to the unlinked file and every later message would vanish. Instead, copy
+        everything this connection still sees (the open conversation included) into a fresh
+        database at the same path (a replacement is moved aside, never deleted) and say so."""
+        if _file_identity(self.path) == self._identity:
+            return
+        replaced = self.path.exists()
+        log.warning("the history database %s was %s while open; writing a fresh one", self.path,
+                    "replaced" if replaced else "deleted")
+        moved = None
+        if replaced:  # the side files are ours (the old file's), not the replacement's
+            moved = self._move_aside(kind="replaced", side_files=False)
+        for suffix in ("-wal", "-shm"):  # this connection keeps them open; no file needs them now
+            side = self.path.with_name(self.path.name + suffix)
+            if side.exists():
+                side.unlink()
+        try:
+            fresh = sqlite3.connect(str(self.path), timeout=10, check_same_thread=True)
+            self.db.backup(fresh)
+            fresh.close()
+            old, self.db = self.db, self._open()
+            old.close()
+        except sqlite3.Error as error:
+            raise StoreError(f"the history database {self.path} was "
+                             f"{'replaced' if replaced else 'deleted'} while the app ran, and "
+                             f"a new one could not be written ({_database_problem(error)})") from error
+        self._identity = _file_identity(self.path)
+        self.notice = (f"The history database was {'replaced' if replaced else 'deleted'} while "
+                       f"the app was running; everything open here was written to a fresh one at "
+                       f"{self.path}" + (f" (the other file is now {moved.name})." if moved else "."))
+        if self.on_notice is not None:
+            self.on_notice(self.notice)
 
     @property
     def schema_version(self) -> int:
@@ -224,6 +269,7 @@ class Store:
 
     # --- conversations ---------------------------------------------------------------------
     def create_conversation(self, title: str = "New chat", settings: dict | None = None) -> int:
+        self._check_file()
         now = time.time()
         with self.db:
             cursor = self.db.execute(
@@ -276,6 +322,7 @@ class Store:
         """Write one complete message (and its trace) in a single transaction; `replaces` is a
         message deleted in the same transaction (a regenerated answer takes the old one's place
         only once it is stored)."""
+        self._check_file()
         with self.db:
             if replaces is not None:
                 self.db.execute("DELETE FROM messages WHERE id = ?", (replaces,))
@@ -305,6 +352,7 @@ class Store:
     def import_conversation(self, title: str, settings: dict, messages: list[dict]) -> int:
         """Add a whole conversation in one transaction: all of it or, on any error, nothing.
         Each message is a dict of add_message's arguments (role, text, settings, ...)."""
+        self._check_file()
         with self.db:
             now = time.time()
             cursor = self.db.execute(
@@ -355,8 +403,20 @@ def _folder_problem(folder: Path, error: OSError) -> str:
     return error.strerror or str(error)
 
 
+def _file_identity(path: Path) -> Optional[tuple[int, int]]:
+    """(device, inode) of the database file, None when it is gone."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 def _database_problem(error: sqlite3.Error) -> str:
     code = getattr(error, "sqlite_errorname", None)
+    if code and code.startswith("SQLITE_BUSY") or "database is locked" in str(error):
+        return (f"{DB_NAME} is locked by another program; is another copy of LLaDA Desktop "
+                "running? Close it and try again")
     if code and code.startswith("SQLITE_READONLY") or "readonly" in str(error):
         return f"{DB_NAME} is read-only"
     if code and code.startswith("SQLITE_CANTOPEN") or "unable to open" in str(error):

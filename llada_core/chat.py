@@ -77,10 +77,66 @@ def render_chat(tokenizer: Any, messages: Sequence[Message]) -> str:
     )
 
 
-def encode_chat(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
-    """Token ids of the conversation in the official template: one BOS, assistant header last."""
-    text = render_chat(tokenizer, messages)
+def encode_text(tokenizer: Any, text: str) -> list[int]:
+    """Ids of text a person wrote or imported: always text, so typing a special token's spelling
+    (<|eot_id|>, <role>) gives its characters, never the control token (no forged turns)."""
+    return list(tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+
+
+def _encode_template(tokenizer: Any, text: str) -> list[int]:
+    """Ids of text the chat template wrote: its special tokens are control tokens."""
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def encode_chat(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
+    """Token ids of the conversation in the official template: one BOS, assistant header last.
+
+    The template's own text is tokenized with its special tokens; each message's content only as
+    text (encode_text). The template is rendered twice, once with a mark for every content, to
+    tell one from the other; the contents are then read back from the real rendering (a template
+    may trim them).
+    """
+    rendered = render_chat(tokenizer, messages)
+    marks = [f"LLADAMESSAGE{number}MARK" for number in range(len(messages))]
+    skeleton = render_chat(tokenizer, [{**message, "content": mark}
+                                       for message, mark in zip(messages, marks)])
+    ids = _encode_around_contents(tokenizer, rendered, skeleton, marks,
+                                  [message["content"] for message in messages])
+    if ids is None:
+        raise ValueError("this model's chat template rewrites message text, so it cannot be "
+                         "encoded safely")
+    return ids
+
+
+def _encode_around_contents(tokenizer: Any, rendered: str, skeleton: str, marks: Sequence[str],
+                            contents: Sequence[str]) -> list[int] | None:
+    """`rendered` as ids: the template's pieces (read from `skeleton`, where each content is its
+    mark) with special tokens, the contents between them as text; None when they do not line up."""
+    pieces, rest = [], skeleton
+    for mark in marks:
+        if rest.count(mark) != 1:
+            return None
+        before, rest = rest.split(mark)
+        pieces.append(before)
+    pieces.append(rest)
+    ids: list[int] = []
+    position = 0
+    for number, content in enumerate(contents):
+        piece, following = pieces[number], pieces[number + 1]
+        if not rendered.startswith(piece, position):
+            return None
+        ids += _encode_template(tokenizer, piece)
+        position += len(piece)
+        # The content as rendered is at least the content without its outer whitespace, and
+        # the template's next piece starts right after it.
+        end = rendered.find(following, position + len(content.strip())) if following else len(rendered)
+        if end < 0 or rendered[position:end] not in content:
+            return None
+        ids += encode_text(tokenizer, rendered[position:end])
+        position = end
+    if rendered[position:] != pieces[-1]:
+        return None
+    return ids + _encode_template(tokenizer, pieces[-1])
 
 
 # The tokens a chat template needs, per family; a tokenizer without them as added special tokens
@@ -124,8 +180,7 @@ def encode_raw(tokenizer: Any, text: str) -> list[int]:
     if not isinstance(text, str):
         raise ValueError("the prompt must be text")
     bos = bos_id(tokenizer)
-    return ([bos] if bos is not None else []) + list(
-        tokenizer(text, add_special_tokens=False)["input_ids"])
+    return ([bos] if bos is not None else []) + encode_text(tokenizer, text)
 
 
 def encode_prompt(tokenizer: Any, messages_or_text: str | Sequence[Message]) -> list[int]:
@@ -189,7 +244,7 @@ def continue_conversation(
     if base and kept and user_message and not user_message[0].isspace():
         tail = tokenizer.decode(known_ids(tokenizer, kept[-1:]), skip_special_tokens=True)
         if tail and not tail[-1].isspace():
-            turn = list(tokenizer(" " + user_message, add_special_tokens=False)["input_ids"])
+            turn = encode_text(tokenizer, " " + user_message)
     return kept + turn
 
 
@@ -197,6 +252,7 @@ def continue_conversation(
 # words: a template that trims or escapes content leaves them as they are.
 _USER_MARK = "LLADAUSERMARK"
 _ANSWER_MARK = "LLADAANSWERMARK"
+_NEXT_MARK = "LLADANEXTMARK"
 
 
 def _template_pieces(tokenizer: Any, user_message: str) -> tuple[list[int], list[int]] | None:
@@ -209,17 +265,23 @@ def _template_pieces(tokenizer: Any, user_message: str) -> tuple[list[int], list
     assistant header. None when the template does not render the marks back (no way to cut it).
     """
     first = render_chat(tokenizer, [{"role": "user", "content": _USER_MARK}])
-    second = render_chat(tokenizer, [{"role": "user", "content": _USER_MARK},
-                                     {"role": "assistant", "content": _ANSWER_MARK},
-                                     {"role": "user", "content": user_message}])
-    if first.count(_USER_MARK) != 1 or second.count(_ANSWER_MARK) != 1:
+    turns = [{"role": "user", "content": _USER_MARK}, {"role": "assistant", "content": _ANSWER_MARK}]
+    second = render_chat(tokenizer, [*turns, {"role": "user", "content": user_message}])
+    skeleton = render_chat(tokenizer, [*turns, {"role": "user", "content": _NEXT_MARK}])
+    if first.count(_USER_MARK) != 1 or second.count(_ANSWER_MARK) != 1 \
+            or skeleton.count(_ANSWER_MARK) != 1:
         return None
     header = first[first.index(_USER_MARK) + len(_USER_MARK):]
     following = second[second.index(_ANSWER_MARK) + len(_ANSWER_MARK):]
+    following_skeleton = skeleton[skeleton.index(_ANSWER_MARK) + len(_ANSWER_MARK):]
     if not header or not following:
         return None
-    encode = lambda text: list(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
-    return encode(header), encode(following)
+    # The user's message is text; only the template's own pieces around it are control tokens.
+    following_ids = _encode_around_contents(tokenizer, following, following_skeleton,
+                                            [_NEXT_MARK], [user_message])
+    if following_ids is None:
+        return None
+    return _encode_template(tokenizer, header), following_ids
 
 
 def _continue_with_template(tokenizer: Any, history: list[int],

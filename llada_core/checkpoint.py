@@ -7,7 +7,7 @@ import json
 import re
 from dataclasses import dataclass
 from math import prod
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Optional
 
 # What a LLaDA checkpoint needs; modelling code shipped with a model is never fetched or run.
@@ -58,6 +58,19 @@ def read_config(folder: Path) -> dict[str, Any]:
     return config
 
 
+def file_inside(folder: Path, name: object, named_in: str) -> Path:
+    """folder / name for a file a model folder names, refused unless it stays inside the folder
+    (no absolute path, no '..', no drive): a downloaded index must not open files elsewhere.
+    Judged on the name, not on resolved links (a Hub cache's files are links to its blobs)."""
+    text = name if isinstance(name, str) else ""
+    parts = PurePosixPath(text.replace("\\", "/")).parts
+    if not text or "\0" in text or PurePosixPath(text.replace("\\", "/")).is_absolute() \
+            or PureWindowsPath(text).drive or ".." in parts:
+        raise CheckpointError(f"{named_in} in {folder} names the file {name!r}, which is not "
+                              "inside the model folder; the model is refused")
+    return folder / text
+
+
 def weight_files(folder: Path) -> list[Path]:
     """The safetensors shards: those the index names, else every *.safetensors in the folder."""
     index_path = folder / "model.safetensors.index.json"
@@ -65,9 +78,9 @@ def weight_files(folder: Path) -> list[Path]:
         try:
             index = json.loads(index_path.read_text(encoding="utf-8"))
             names = sorted(set(index["weight_map"].values()))
-        except (OSError, json.JSONDecodeError, KeyError, AttributeError) as error:
+        except (OSError, ValueError, KeyError, AttributeError, TypeError) as error:
             raise CheckpointError(f"{index_path} is not a valid weight index: {error}") from error
-        files = [folder / name for name in names]
+        files = [file_inside(folder, name, index_path.name) for name in names]
         missing = [f.name for f in files if not f.is_file()]
         if missing:
             raise CheckpointError(f"{folder} is missing weight file(s): {', '.join(missing)}")

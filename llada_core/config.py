@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
+
+log = logging.getLogger(__name__)
 
 # Config values the implementations do not follow, with the values they do.
 UNSUPPORTED_SETTINGS: dict[str, tuple] = {
@@ -100,6 +103,23 @@ def is_moe_config(config: dict[str, Any]) -> bool:
         architectures[0] in MOE_ARCHITECTURES
 
 
+def _ignored_moe_settings(params: dict[str, Any]) -> list[str]:
+    """Routing fields LLaDA-MoE's reference code reads from its config but never uses (it always
+    routes by softmax top-k without renormalising, scaling or groups): accepted, each named."""
+    ignored = []
+    if params.get("moe_router_score_function") not in (None, "softmax"):
+        ignored.append(f"moe_router_score_function={params['moe_router_score_function']!r}")
+    if params.get("norm_topk_prob"):
+        ignored.append("norm_topk_prob=true")
+    if params.get("routed_scaling_factor") not in (1, 1.0, None):
+        ignored.append(f"routed_scaling_factor={params['routed_scaling_factor']!r}")
+    for key in ("router_num_group", "router_topk_group", "n_group", "topk_group"):
+        value = params.get(key)
+        if value is not None and value not in (0, 1):
+            ignored.append(f"{key}={value!r}")
+    return ignored
+
+
 def _unsupported_moe_settings(params: dict[str, Any]) -> list[str]:
     """Each value of config.json that this implementation does not follow, named."""
     problems = []
@@ -112,19 +132,6 @@ def _unsupported_moe_settings(params: dict[str, Any]) -> list[str]:
                         f"{given('shared_expert_intermediate_size')!r})")
     if given("moe_router_enable_expert_bias"):
         problems.append("an expert bias (moe_router_enable_expert_bias=true)")
-    if given("moe_router_score_function") not in (None, "softmax"):
-        problems.append(f"another router (moe_router_score_function="
-                        f"{given('moe_router_score_function')!r}; only softmax top-k)")
-    if given("norm_topk_prob"):
-        problems.append("renormalised top-k weights (norm_topk_prob=true; LLaDA-MoE's reference "
-                        "never renormalises)")
-    if params.get("routed_scaling_factor", 1) not in (1, 1.0, None):
-        problems.append(f"a routed scaling factor (routed_scaling_factor="
-                        f"{given('routed_scaling_factor')!r})")
-    for key in ("router_num_group", "router_topk_group"):
-        value = given(key)
-        if value is not None and not (isinstance(value, (int, float)) and value <= 1):
-            problems.append(f"grouped routing ({key}={value!r})")
     if params.get("hidden_act", "silu") != "silu":
         problems.append(f"activation {given('hidden_act')!r} (only silu)")
     if given("attention_bias"):
@@ -163,8 +170,9 @@ class LLaDAMoEArgs:
     tie_word_embeddings: bool = False
     qk_layernorm: bool = False
     model_type: str = "llada"
-    # config.json's mask_token_id when present, else the tokenizer's <|mask|> (the loaders fill
-    # it in); EOS and end of turn always come from the tokenizer.
+    # The tokenizer's <|mask|> (the loaders fill it in; config.json's mask_token_id only when the
+    # tokenizer has none, with a warning when they disagree); EOS and end of turn always come
+    # from the tokenizer.
     mask_token_id: Optional[int] = None
     eos_token_id: Optional[int] = None
     eot_token_id: Optional[int] = None
@@ -184,6 +192,10 @@ class LLaDAMoEArgs:
             raise CheckpointError(
                 "config.json asks for a LLaDA-MoE variant we do not implement: "
                 + "; ".join(problems))
+        ignored = _ignored_moe_settings(params)
+        if ignored:
+            log.warning("config.json sets %s, which LLaDA-MoE's reference code ignores (softmax "
+                        "top-k, no renormalising); ignored here too", ", ".join(ignored))
         names = {f.name for f in fields(cls)} - {"eos_token_id", "eot_token_id"}
         args = cls(**{k: v for k, v in params.items() if k in names})
         args.qk_layernorm = bool(args.qk_layernorm)
@@ -263,11 +275,15 @@ class LLaDAMoEArgs:
                 return None
             return int(value)
 
-        if self.mask_token_id is None:
-            self.mask_token_id = token_id(MOE_MASK)
-            if self.mask_token_id is None:
-                raise CheckpointError(f"config.json has no mask_token_id and the tokenizer has no "
-                                      f"{MOE_MASK} token")
+        from_tokenizer = token_id(MOE_MASK)
+        if from_tokenizer is not None:
+            if self.mask_token_id is not None and self.mask_token_id != from_tokenizer:
+                log.warning("config.json's mask_token_id %r is not the tokenizer's %s (%d); the "
+                            "tokenizer's is used", self.mask_token_id, MOE_MASK, from_tokenizer)
+            self.mask_token_id = from_tokenizer
+        elif self.mask_token_id is None:
+            raise CheckpointError(f"config.json has no mask_token_id and the tokenizer has no "
+                                  f"{MOE_MASK} token")
         self.eos_token_id = token_id(MOE_EOS)
         if self.eos_token_id is None:
             eos = getattr(tokenizer, "eos_token_id", None)

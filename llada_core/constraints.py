@@ -22,8 +22,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
+from llada_core.chat import encode_text
+
 HOLE = re.compile(r"\[(_+)(?::\s*(\d+))?\s*\]")
 MAX_HOLE = 4096
+MAX_HOLES = 256
 
 
 def parse_constraints(text: str) -> list[tuple[int, str]]:
@@ -49,7 +52,7 @@ def parse_constraints(text: str) -> list[tuple[int, str]]:
 
 def encode_word(tokenizer: Any, word: str) -> list[int]:
     """The word's tokens as the reference encodes a constraint: with a leading space."""
-    return [int(t) for t in tokenizer(" " + word.strip(), add_special_tokens=False)["input_ids"]]
+    return [int(t) for t in encode_text(tokenizer, " " + word.strip())]
 
 
 def encode_constraints(tokenizer: Any, pairs: Sequence[tuple[int, str]]) -> dict[int, list[int]]:
@@ -87,7 +90,10 @@ def parse_infill(text: str) -> list[Segment]:
         at = match.end()
     if at < len(text):
         segments.append(text[at:])
-    if not any(isinstance(segment, int) for segment in segments):
+    holes = sum(isinstance(segment, int) for segment in segments)
+    if holes > MAX_HOLES:
+        raise ValueError(f"the text has {holes} holes; at most {MAX_HOLES} can be filled at once")
+    if not holes:
         raise ValueError("the text has no hole to fill; write one as [____] (one token per "
                          "underscore) or [_:8] (8 tokens)")
     return segments
@@ -127,7 +133,7 @@ def infill_canvas(tokenizer: Any, text: str) -> InfillCanvas:
             holes.append((position, segment))
             position += segment
             continue
-        for token in tokenizer(segment, add_special_tokens=False)["input_ids"] if segment else []:
+        for token in encode_text(tokenizer, segment) if segment else []:
             fixed[position] = int(token)
             position += 1
     return InfillCanvas(position, fixed, holes)

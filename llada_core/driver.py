@@ -48,6 +48,21 @@ from llada_core.kv_cache import KVCache
 from llada_core.settings import SamplerSettings, transfer_schedule
 
 
+class SamplerError(ValueError):
+    """An answer the sampler had to abandon (non-finite scores, no progress); one sentence."""
+
+
+NON_FINITE = ("the model's scores became infinite or NaN, so the answer was stopped; "
+              "try a smaller CFG scale or temperature")
+
+
+def checked(prediction: "Prediction") -> "Prediction":
+    """The prediction, or SamplerError when a probability is not finite (overflowing logits)."""
+    if not np.isfinite(prediction.shown).all() or not np.isfinite(prediction.score).all():
+        raise SamplerError(NON_FINITE)
+    return prediction
+
+
 class Prediction(NamedTuple):
     """Per row asked for: predicted token, remasking score, probability of the token."""
 
@@ -197,7 +212,7 @@ def _exact(backend: Backend, canvas: Canvas, s: SamplerSettings) -> Iterator[Ste
             low = int(masked[0]) if len(masked) else end - B
             logits = backend.logits(canvas.batch(s.cfg_scale), None, 0, slice(low, end))
             nfe += passes
-            prediction = backend.predict(logits, low, len(x), False)
+            prediction = checked(backend.predict(logits, low, len(x), False))
             confidence = np.where(x[low:end] == mask_id, prediction.score, -np.inf).astype(np.float32)
             chosen = top_k_stable(confidence, schedule[step])
             x[low + chosen] = prediction.x0[chosen]
@@ -219,13 +234,20 @@ def _fast(backend: Backend, canvas: Canvas, s: SamplerSettings) -> Iterator[Step
         cache = None if s.cache == "none" else KVCache()
         schedule = transfer_schedule(int((x[start:end] == mask_id).sum()), s.steps_per_block)
         step = 0
+        # Every step commits at least one masked position, so a block takes at most as many
+        # steps as it has masks; one that does not (a committed mask id) stops, never loops.
+        budget = int((x[start:end] == mask_id).sum())
         while (x[start:end] == mask_id).any():
+            if step >= budget:
+                raise SamplerError(f"block {block} was not filled within its {budget} steps, so "
+                                   "the answer was stopped (the model keeps predicting the mask "
+                                   "token)")
             masked = x[start:end] == mask_id
             plan = block_pass(cache, s.cache, start, end)
             logits = backend.logits(canvas.batch(s.cfg_scale)[:, plan.window], cache, plan.offset,
                                     plan.rows)
             nfe += passes
-            prediction = backend.predict(logits, 0, B, True)
+            prediction = checked(backend.predict(logits, 0, B, True))
             chosen = choose(prediction.score, masked, s, schedule[step] if step < len(schedule) else 1)
             x[start + chosen] = prediction.x0[chosen]
             canvas.record(start + chosen, index, prediction.shown[chosen])

@@ -11,6 +11,12 @@ from typing import Optional
 REMASKING_CHOICES = ("low_confidence", "random")
 MODE_CHOICES = ("exact", "fast")
 CACHE_CHOICES = ("dual", "prefix", "none")
+# Upper bounds every front end shares. Temperature follows OpenAI's range (0-2); guidance above
+# 10 only amplifies noise, and scales near float32's limit overflow the logits to inf/NaN. Seeds
+# are what torch's and MLX's generators take (a signed 64-bit integer, 0 or more).
+MAX_TEMPERATURE = 2.0
+MAX_CFG_SCALE = 10.0
+MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -53,8 +59,8 @@ class SamplerSettings:
                 f"steps {self.steps} is more than the answer length {self.gen_length}; "
                 "each step must unmask at least one token"
             )
-        _check_non_negative_float("temperature", self.temperature)
-        _check_non_negative_float("CFG scale", self.cfg_scale)
+        _check_bounded_float("temperature", self.temperature, MAX_TEMPERATURE)
+        _check_bounded_float("CFG scale", self.cfg_scale, MAX_CFG_SCALE)
         if self.remasking not in REMASKING_CHOICES:
             raise ValueError(
                 f"remasking {self.remasking!r} is unknown; choose one of {', '.join(REMASKING_CHOICES)}"
@@ -81,8 +87,8 @@ class SamplerSettings:
             if self.mode == "fast" and self.remasking != "low_confidence":
                 raise ValueError("the factor rule needs low_confidence remasking")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
-                                      or self.seed < 0):
-            raise ValueError(f"seed must be a whole number 0 or more, not {self.seed!r}")
+                                      or not 0 <= self.seed <= MAX_SEED):
+            raise ValueError(f"seed must be a whole number from 0 to {MAX_SEED}, not {self.seed!r}")
 
     @property
     def num_blocks(self) -> int:
@@ -103,11 +109,11 @@ def _check_positive_int(name: str, value: object) -> None:
         raise ValueError(f"{name} must be at least 1, not {value}")
 
 
-def _check_non_negative_float(name: str, value: object) -> None:
+def _check_bounded_float(name: str, value: object, most: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number, not {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number 0 or more, not {value}")
+    if not math.isfinite(value) or not 0 <= value <= most:
+        raise ValueError(f"{name} must be a number from 0 to {most:g}, not {value:g}")
 
 
 def transfer_schedule(masked: int, steps: int) -> list[int]:
@@ -158,6 +164,16 @@ def checked_constraints(constraints: Mapping[int, Sequence[int]], gen_length: in
     if fixed and len(fixed) >= gen_length:
         raise ValueError("the constraints fill the whole answer; nothing is left to generate")
     return fixed
+
+
+def check_fits_context(prompt_length: int, gen_length: int, context: int) -> None:
+    """The prompt and the answer must fit the model's context (max_sequence_length)."""
+    total = prompt_length + gen_length
+    if total > context:
+        raise ValueError(
+            f"the prompt ({prompt_length} tokens) and the answer ({gen_length} tokens) need "
+            f"{total} tokens; this model's context is {context}"
+        )
 
 
 def checked_prompt_ids(prompt_ids: Iterable[int], vocab_size: int) -> list[int]:

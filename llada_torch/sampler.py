@@ -31,7 +31,9 @@ from llada_core import driver
 from llada_core.driver import Prediction, top_k_stable
 from llada_core.frames import StepFrame
 from llada_core.kv_cache import KVCache
-from llada_core.settings import SamplerSettings, checked_constraints, checked_prompt_ids
+from llada_core.settings import (
+    SamplerSettings, check_fits_context, checked_constraints, checked_prompt_ids,
+)
 from llada_torch.model import Model
 
 __all__ = ["TorchBackend", "generate_steps", "gumbel_argmax_input", "has_float64",
@@ -171,6 +173,7 @@ def generate_steps(
         cache=cache, threshold=threshold, early_stop=early_stop, factor=factor,
     )
     prompt = checked_prompt_ids(prompt_ids, model.args.rows)
+    check_fits_context(len(prompt), gen_length, model.args.max_sequence_length)
     fixed = checked_constraints(constraints or {}, gen_length, model.args.rows,
                                 model.args.mask_token_id)
     return driver.run(TorchBackend(model, settings), prompt, settings, fixed)

@@ -67,7 +67,7 @@ def test_raw_prompt_skips_the_template(tiny_checkpoint):
         (["--gen-length", "64", "--block-length", "24"], "block length 24 does not divide answer length 64"),
         (["--prompt-ids", "1,x"], "--prompt-ids must be comma-separated whole numbers"),
         (["--prompt-ids", "1,99999"], "prompt token 99999 at position 1 is not a valid id"),
-        (["--temperature", "-1"], "temperature must be a finite number 0 or more"),
+        (["--temperature", "-1"], "temperature must be a number from 0 to 2"),
     ],
 )
 def test_errors_are_one_clear_line(tiny_checkpoint, extra, message):

@@ -281,3 +281,25 @@ def test_checked_constraints_spreads_tokens_over_positions():
     from llada_core.settings import checked_constraints
 
     assert checked_constraints({0: [5, 6], 4: [7]}, 8, VOCAB, MASK) == {0: 5, 1: 6, 4: 7}
+
+
+# --- bad numbers stop the sampler, never loop --------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_non_finite_logits_stop_with_one_sentence(mode, bad):
+    """Overflowing logits (a huge CFG scale) give NaN probabilities: an error, not a loop."""
+    row = [0.0] * VOCAB
+    row[3] = bad
+    with pytest.raises(driver.SamplerError, match="infinite or NaN"):
+        frames_of(NumpyBackend(constant(row)), gen_length=8, block_length=4, steps=8, mode=mode)
+
+
+def test_fast_mode_never_runs_past_its_step_budget():
+    """A model that keeps predicting the mask token commits nothing; the block's budget ends it."""
+    row = [0.0] * VOCAB
+    row[MASK] = 10.0
+    backend = NumpyBackend(constant(row))
+    with pytest.raises(driver.SamplerError, match="not filled within its 4 steps"):
+        frames_of(backend, gen_length=8, block_length=4, steps=8, mode="fast")
+    assert len(backend.passes) == 4

@@ -174,15 +174,17 @@ def test_model_args_and_token_ids(checkpoints, torch_models, mlx_models):
             assert args.rows == config["vocab_size"]
 
 
-def test_mask_id_comes_from_config_when_given(tmp_path):
+def test_mask_id_comes_from_the_tokenizer_with_a_warning(tmp_path, caplog):
     pytest.importorskip("mlx.core")
     from llada_mlx import load
 
     path = make_tiny_moe_checkpoint(tmp_path / "m", TinyMoESpec(mask_in_config=True))
     config = json.loads((path / "config.json").read_text())
-    config["mask_token_id"] = 7  # any id: config.json wins over the tokenizer
+    config["mask_token_id"] = 7  # disagrees with the tokenizer's <|mask|>
     (path / "config.json").write_text(json.dumps(config))
-    assert load(path)[0].args.mask_token_id == 7
+    model, tokenizer = load(path)
+    assert model.args.mask_token_id == tokenizer.convert_tokens_to_ids("<|mask|>") != 7
+    assert any("mask_token_id 7 is not the tokenizer's" in r.getMessage() for r in caplog.records)
 
 
 # ---------------------------------------------------------------------------- routing
@@ -382,9 +384,6 @@ MALFORMED = {
     "shared experts": (dict(config_edit=_set("shared_expert_intermediate_size", 32)),
                        "shared experts"),
     "expert bias": (dict(config_edit=_set("moe_router_enable_expert_bias", True)), "expert bias"),
-    "another router": (dict(config_edit=_set("moe_router_score_function", "sigmoid")),
-                       "another router"),
-    "renormalised": (dict(config_edit=_set("norm_topk_prob", True)), "norm_topk_prob"),
     "dense layer": (dict(config_edit=_set("moe_layer_freq", [0, 1])), "moe_layer_freq"),
     "bad rotary": (dict(config_edit=_set("partial_rotary_factor", 0.01)), "rotary"),
     "top-k > experts": (dict(config_edit=_set("num_experts_per_tok", 9)), "num_experts_per_tok"),
@@ -469,3 +468,24 @@ def test_tiny_moe_checkpoint_layout(checkpoints):
         assert token in tokenizer.get_vocab()
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert tokenizer.convert_tokens_to_ids("<|role_end|>") in ids
+
+
+def test_what_the_reference_ignores_is_accepted_with_a_warning(checkpoints, tmp_path, caplog):
+    """The published config's routing fields that the reference never reads load, warn once,
+    and change nothing: the logits equal the default checkpoint's."""
+    torch = pytest.importorskip("torch")
+    from llada_torch import load
+
+    def ignored(config):
+        config.update(norm_topk_prob=True, routed_scaling_factor=2.5, router_num_group=4,
+                      router_topk_group=2, moe_router_score_function="sigmoid",
+                      architectures=["LLaDAMoEModel"])
+
+    path = edited(checkpoints["default"], tmp_path / "published", config_edit=ignored)
+    model, _ = load(path, device="cpu")
+    warnings = [r.getMessage() for r in caplog.records if "reference code ignores" in r.getMessage()]
+    assert len(warnings) == 1 and "norm_topk_prob=true" in warnings[0]
+    reference, _ = load(checkpoints["default"], device="cpu")
+    ids = torch.arange(12)[None]
+    with torch.inference_mode():
+        assert torch.equal(model(ids), reference(ids))

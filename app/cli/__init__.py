@@ -52,6 +52,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log = logging.getLogger("app.cli")
     log.info("llada %s %s", args.command, __version__)
     try:
+        check_text_arguments(args)
         return args.run(args)
     except (ValueError, CheckpointError, BackendUnavailable) as error:
         log.warning("llada %s: %s", args.command, error, exc_info=True)
@@ -73,6 +74,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         print(f"llada {args.command}: error: {GENERATION_OUT_OF_MEMORY}", file=sys.stderr)
         return 2
+
+
+def check_text_arguments(args: argparse.Namespace) -> None:
+    """Every text argument must be UTF-8: Python keeps other bytes as lone surrogates, which no
+    tokenizer (and no file name on some systems) takes."""
+    for name, value in vars(args).items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{flag} is not valid UTF-8 text") from None
 
 
 def describe_os_error(error: OSError) -> str:

@@ -82,6 +82,14 @@ def _drain_windows_console() -> None:
         msvcrt.getwch()
 
 
+def is_text(line: str) -> bool:
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
     out = out or sys.stdout
     check_sampler_settings(args)
@@ -94,12 +102,22 @@ def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
     if is_base_model(tokenizer):
         print(BASE_NOTE, file=out)
     history: list[int] | None = None
+    if input_fn is input and hasattr(sys.stdin, "reconfigure"):
+        # Bytes that are not UTF-8 come through as lone surrogates (refused below), not as an
+        # exception that would end the chat.
+        sys.stdin.reconfigure(errors="surrogateescape")
     while True:
         try:
             message = input_fn("You: ")
         except EOFError:
             print(file=out)
             return 0
+        except UnicodeDecodeError:
+            print("(that line is not UTF-8 text; nothing was sent)", file=out)
+            continue
+        if not is_text(message):
+            print("(that line is not UTF-8 text; nothing was sent)", file=out)
+            continue
         message = message.strip()
         if not message:
             continue
@@ -112,9 +130,14 @@ def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
         prompt = continue_conversation(tokenizer, history, message)
         frame = None
         try:
+            steps = backend.generate_steps(model, prompt, constraints=constraints,
+                                           **sampler_kwargs(args))
+        except ValueError as error:  # e.g. the conversation outgrew the model's context
+            print(f"(error: {error}; /reset starts a new conversation)", file=out)
+            continue
+        try:
             with typing_hidden(sys.stdin):
-                for frame in backend.generate_steps(model, prompt, constraints=constraints,
-                                                    **sampler_kwargs(args)):
+                for frame in steps:
                     if live:
                         # One column spare: a line that fills the last column wraps in some terminals.
                         width = shutil.get_terminal_size().columns - len(LIVE_PREFIX) - 1
@@ -124,6 +147,11 @@ def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
             if live:
                 out.write("\r\x1b[2K")
             print("(stopped; that answer is not kept)", file=out)
+            continue
+        except ValueError as error:  # the sampler stopped (llada_core.driver.SamplerError)
+            if live:
+                out.write("\r\x1b[2K")
+            print(f"(error: {error}; that answer is not kept)", file=out)
             continue
         if live:
             out.write("\r\x1b[2K")

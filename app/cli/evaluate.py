@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from app.cli.options import add_model_options, add_sampler_options, check_sampler_settings, load_backend_model, sampler_kwargs
 from app.evaluate import evaluate, format_scores, held_out_items
@@ -49,7 +50,24 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
+def check_counts(args: argparse.Namespace) -> None:
+    """Item counts that would run nothing, or everything, are refused."""
+    if args.items < 1:
+        raise ValueError(f"--items must be at least 1, not {args.items}")
+    limit = args.limit
+    if limit is not None and (not math.isfinite(limit) or limit <= 0
+                              or (limit >= 1 and not float(limit).is_integer())):
+        raise ValueError(f"--limit must be a fraction between 0 and 1 or a whole number of items "
+                         f"(1 or more), not {limit:g}")
+    if args.num_fewshot is not None and args.num_fewshot < 0:
+        raise ValueError(f"--num-fewshot must be 0 or more, not {args.num_fewshot}")
+    for name in ("mc_num", "mc_batch"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_counts(args)
     check_sampler_settings(args)
     if args.lm_eval is not None:
         return run_lm_eval(args)

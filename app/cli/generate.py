@@ -12,7 +12,7 @@ from app.cli.options import (
     add_constraint_option, add_model_options, add_sampler_options, check_sampler_settings,
     constraints_of, load_backend_model, sampler_kwargs,
 )
-from llada_core.chat import answer_text, encode_prompt
+from llada_core.chat import answer_text, encode_prompt, encode_text
 
 if TYPE_CHECKING:
     from app.trace import TraceRecorder
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if prompt_ids_given is not None:
         prompt_ids = prompt_ids_given
     elif args.raw:
-        prompt_ids = list(tokenizer(args.prompt, add_special_tokens=False)["input_ids"])
+        prompt_ids = encode_text(tokenizer, args.prompt)  # text; --prompt-ids gives control tokens
     else:
         # The chat template for an Instruct model; BOS + the raw text for a base model, whose
         # tokenizer has no chat tokens.

@@ -44,12 +44,13 @@ def run(args: argparse.Namespace) -> int:
         raise BackendUnavailable(
             f"llada serve needs {error.name or 'starlette and uvicorn'}, which is not installed "
             '(pip install "llada-desktop[serve]")') from error
-    from app.server import is_loopback, make_server, served_model_id, uvicorn_server
+    from app.server import bind_socket, is_loopback, make_server, served_model_id, uvicorn_server
 
     if not is_loopback(args.host):
         print(f"llada serve: warning: listening on {args.host}, so other machines can reach this "
               "server" + ("" if (args.api_key or os.environ.get(API_KEY_ENV))
                           else " and there is no --api-key"), file=sys.stderr)
+    listening = bind_socket(args.host, args.port)
     backend_name = args.backend or default_backend()
     args.backend = backend_name
 
@@ -58,14 +59,19 @@ def run(args: argparse.Namespace) -> int:
         return backend, model, tokenizer
 
     print(f"llada serve: loading {args.model} ({backend_name})", file=sys.stderr)
-    server = make_server(load, model_id=served_model_id(str(args.model)),
-                         defaults=sampler_kwargs(args),
-                         api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
-                         aliases=[str(args.model)], backend_name=backend_name)
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"llada serve: {server.model_id} at http://{shown}:{args.port}/v1", file=sys.stderr)
     try:
-        uvicorn_server(server, args.host, args.port, args.log_level).run()
+        server = make_server(load, model_id=served_model_id(str(args.model)),
+                             defaults=sampler_kwargs(args),
+                             api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+                             aliases=[str(args.model)], backend_name=backend_name)
+    except BaseException:
+        listening.close()
+        raise
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    port = listening.getsockname()[1]  # the one chosen when --port is 0
+    print(f"llada serve: {server.model_id} at http://{shown}:{port}/v1", file=sys.stderr)
+    try:
+        uvicorn_server(server, args.host, args.port, args.log_level).run(sockets=[listening])
     finally:
         server.worker.stop()
     return 0

@@ -90,6 +90,7 @@ class MainWindow(QMainWindow):
         self.refresh_conversations()
         if store.notice:
             self.notice.show_message(store.notice, "info")
+        store.on_notice = lambda text: self.notice.show_message(text, "info")
         ids = self.conversations.ids()
         if ids:
             self.open_conversation(ids[0])
