@@ -9,7 +9,7 @@ VENV="${MLX_ONLY_VENV:-.venv-mlx-only}"
 rm -rf "$VENV"
 python -m venv "$VENV"
 PY="$VENV/bin/python"
-if ! "$PY" -m pip install -q --disable-pip-version-check -e ".[mlx,dev]" > "$VENV/install.log" 2>&1; then
+if ! "$PY" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[mlx,dev]" > "$VENV/install.log" 2>&1; then
     cat "$VENV/install.log"; exit 1
 fi
 "$PY" - <<'PY'
