@@ -35,6 +35,73 @@ def held_out_items(tasks: list[str], per_task: int, seed: int = 0) -> list[Item]
     return [item for task in tasks for item in make_items(task, per_task, "held_out", seed)]
 
 
+def held_out_conversations(tasks: list[str], count: int, turns: int,
+                           seed: int = 0) -> list[list[Item]]:
+    """`count` conversations of `turns` held-out items, the tasks interleaved (with count and add2:
+    count, sum, count, sum, ... and sum, count, ...: conversation k starts at task k)."""
+    if turns < 1 or count < 1:
+        raise ValueError("conversations need at least one turn each")
+    pools = {task: items for task, items in zip(
+        tasks, (make_items(task, count * turns, "held_out", seed) for task in tasks))}
+    if not all(pools.values()):
+        raise ValueError(f"no held-out items for {', '.join(t for t in tasks if not pools[t])}")
+    used = dict.fromkeys(tasks, 0)
+    conversations = []
+    for k in range(count):
+        conversation = []
+        for t in range(turns):
+            task = tasks[(k + t) % len(tasks)]
+            pool = pools[task]
+            conversation.append(pool[used[task] % len(pool)])  # recall tasks have few items
+            used[task] += 1
+        conversations.append(conversation)
+    return conversations
+
+
+def turn_label(task: str, turn: int, turns: int) -> str:
+    """The score a turn counts toward: its task's first turns, or its later ones."""
+    return f"{task} turn 1" if turn == 1 else f"{task} turns 2-{turns}"
+
+
+def evaluate_conversations(backend: Any, model: Any, tokenizer: Any,
+                           conversations: list[list[Item]],
+                           sampler: dict[str, Any]) -> dict[str, TaskScore]:
+    """Each conversation asked turn by turn as the window asks it: each prompt is the previous
+    prompt and the whole region the model generated for it (its own answers, right or wrong),
+    continued with the next question (app.conversation.build_prompt, the window's context
+    policy against the model's max_sequence_length). Scored per task, first turns apart from
+    later ones (turn_label)."""
+    from app.conversation import build_prompt
+
+    max_length = int(getattr(model.args, "max_sequence_length", 4096) or 4096)
+    scores: dict[str, TaskScore] = {}
+    for conversation in conversations:
+        history: list[int] | None = None
+        turns: list[dict] = []
+        for number, item in enumerate(conversation, start=1):
+            started = time.perf_counter()
+            turns.append({"role": "user", "content": item.question})
+            plan: dict = {"turns": list(turns)}
+            if history is not None:
+                plan.update(history_ids=history, user_text=item.question)
+            prompt = build_prompt(tokenizer, plan, int(sampler["gen_length"]), max_length).ids
+            frame = None
+            for frame in backend.generate_steps(model, prompt, **sampler):
+                pass
+            generated = [int(t) for t in frame.tokens]
+            text = answer_text(tokenizer, generated)
+            turns.append({"role": "assistant", "content": text})
+            history = prompt + generated
+            label = turn_label(item.task, number, len(conversation))
+            score = scores.setdefault(label, TaskScore(label, 0, 0, 0, 0.0))
+            score.correct += is_correct(text, item)
+            score.total += 1
+            score.nfe += frame.nfe
+            score.tokens += len(visible_answer_ids(tokenizer, generated))
+            score.seconds += time.perf_counter() - started
+    return dict(sorted(scores.items()))
+
+
 def answer(backend: Any, model: Any, tokenizer: Any, item: Item, sampler: dict[str, Any]):
     """(answer text, forward passes, visible answer tokens)."""
     prompt = backend.encode_chat(tokenizer, [{"role": "user", "content": item.question}])
@@ -61,9 +128,10 @@ def evaluate(backend: Any, model: Any, tokenizer: Any, items: list[Item],
 
 
 def format_scores(scores: dict[str, TaskScore]) -> str:
-    rows = [f"{'task':<12}{'accuracy':>10}{'items':>7}{'NFE/item':>10}{'tokens/NFE':>12}"
+    width = max([12] + [len(name) + 2 for name in scores])
+    rows = [f"{'task':<{width}}{'accuracy':>10}{'items':>7}{'NFE/item':>10}{'tokens/NFE':>12}"
             f"{'s/item':>8}"]
     for s in scores.values():
-        rows.append(f"{s.task:<12}{s.accuracy:>10.1%}{s.total:>7}{s.nfe / s.total:>10.1f}"
+        rows.append(f"{s.task:<{width}}{s.accuracy:>10.1%}{s.total:>7}{s.nfe / s.total:>10.1f}"
                     f"{s.tokens_per_nfe:>12.2f}{s.seconds / s.total:>8.2f}")
     return "\n".join(rows)

@@ -3,9 +3,13 @@
 Scores a demo checkpoint (default: the bundled one) on held-out items of each task with exact
 mode and fast mode at several thresholds, all in one run, and prints a Markdown table: accuracy
 per task, and visible answer tokens per forward pass over all items (what fast mode buys).
+With --conversations N, also N conversations of --turns turns of the tasks interleaved
+(app.evaluate.evaluate_conversations: each prompt holds the earlier turns and the model's own
+answers, as the window builds it): a column of the accuracy of their later turns.
 Every setting uses the folder's answer length and block (sampler_defaults.json).
 
     python benchmarks/bench_demo_sampler.py [--model FOLDER] [--items 50] [--backend torch]
+        [--conversations 20 --turns 6]
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ SETTINGS = {
 
 def main() -> None:
     from app.backends import default_backend, get_backend
-    from app.evaluate import evaluate, held_out_items
+    from app.evaluate import (evaluate, evaluate_conversations, held_out_conversations,
+                              held_out_items)
     from app.models.catalog import bundled_demo_model
     from app.models.defaults import sampler_defaults
     from llada_train.demo_tasks import TASKS
@@ -38,6 +43,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=50, help="held-out items per task")
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--backend", default=None)
+    parser.add_argument("--conversations", type=int, default=0,
+                        help="also this many conversations of the tasks (a later-turns column)")
+    parser.add_argument("--turns", type=int, default=6)
     args = parser.parse_args()
 
     backend = get_backend(args.backend or default_backend())
@@ -46,10 +54,13 @@ def main() -> None:
     base = {key: defaults[key] for key in ("gen_length", "block_length", "steps")}
     items = held_out_items(args.tasks.split(","), args.items)
     tasks = list(dict.fromkeys(item.task for item in items))
+    conversations = (held_out_conversations(tasks, args.conversations, args.turns)
+                     if args.conversations else [])
+    later = [f"turns 2-{args.turns}"] if conversations else []
     print(f"{args.model}: answer {base['gen_length']}, block {base['block_length']}, "
           f"{len(items)} held-out items, {backend.__name__}\n")
-    print("| setting | " + " | ".join(tasks) + " | tokens / pass |")
-    print("|---" * (len(tasks) + 2) + "|")
+    print("| setting | " + " | ".join(tasks + later) + " | tokens / pass |")
+    print("|---" * (len(tasks) + len(later) + 2) + "|")
     for name, setting in SETTINGS.items():
         setting = dict(setting)
         steps = round(base["steps"] * setting.pop("steps_share", 1.0))
@@ -57,6 +68,12 @@ def main() -> None:
         tokens = sum(s.tokens for s in scores.values())
         nfe = sum(s.nfe for s in scores.values())
         cells = [f"{scores[task].accuracy:.0%}" for task in tasks]
+        if conversations:
+            turns = evaluate_conversations(backend, model, tokenizer, conversations,
+                                           {**base, "steps": steps, **setting})
+            right = sum(s.correct for name, s in turns.items() if "turns" in name)
+            total = sum(s.total for name, s in turns.items() if "turns" in name)
+            cells.append(f"{right / total:.0%}")
         print(f"| {name} | " + " | ".join(cells) + f" | {tokens / nfe:.2f} |", flush=True)
 
 

@@ -23,6 +23,8 @@ class TrainConfig:
     pretrain_fraction: float = 0.1
     stop_weight: float = 1.0  # SFT loss weight of the end of turn that ends each answer
     suffix_share: float = 0.0  # share of SFT rows that also get a masked suffix (objective.py)
+    multi_turn_share: float = 0.0  # share of SFT rows that are a later turn of a conversation
+    max_turns: int = 6  # the longest conversation those rows come from
     seed: int = 0
     save_every: int = 250
     save_dtype: str = "bfloat16"

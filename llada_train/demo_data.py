@@ -12,7 +12,7 @@ import subprocess
 from typing import Any
 
 from llada_core import tokens
-from llada_core.chat import encode_chat
+from llada_core.chat import continue_conversation, encode_chat
 from llada_train.demo_tasks import RECALL_TASKS, SHORT_TASKS, TASKS, Item, is_held_out, make_items
 
 
@@ -49,6 +49,19 @@ def sft_row(tokenizer: Any, item: Item) -> tuple[list[int], int]:
     return prompt + answer + [tokenizer.convert_tokens_to_ids(tokens.EOT)], len(prompt)
 
 
+def conversation_row(tokenizer: Any, items: list[Item]) -> tuple[list[int], int]:
+    """The last item's row in a conversation of all of them: its prompt holds every earlier turn,
+    built as the window and `llada chat` build it (continue_conversation on the previous prompt
+    and its generated region, the right answer + end of turn), and the prompt's length."""
+    end_of_turn = tokenizer.convert_tokens_to_ids(tokens.EOT)
+    history: list[int] | None = None
+    for item in items:
+        prompt = continue_conversation(tokenizer, history, item.question)
+        answer = tokenizer(item.answer, add_special_tokens=False)["input_ids"] + [end_of_turn]
+        history = prompt + answer
+    return history, len(prompt)
+
+
 def pad_with_eos(tokenizer: Any, rows: list[list[int]]) -> list[list[int]]:
     """Every row padded with EOS to the longest of them, as LLaDA's SFT pads a mini-batch."""
     eos = tokenizer.convert_tokens_to_ids(tokens.EOS)
@@ -61,9 +74,14 @@ class DemoData:
     so a resumed run sees exactly the batches an uninterrupted one would."""
 
     def __init__(self, tokenizer: Any, seq_len: int, seed: int = 0, text: str | None = None,
-                 task_weights: dict[str, float] | None = None, answer_length: int = 8):
+                 task_weights: dict[str, float] | None = None, answer_length: int = 8,
+                 multi_turn_share: float = 0.0, max_turns: int = 6):
         self.tokenizer, self.seq_len, self.seed = tokenizer, seq_len, seed
         self.answer_length = answer_length
+        if not 0 <= multi_turn_share <= 1 or max_turns < 2:
+            raise ValueError(f"the multi-turn share must lie in 0..1 and conversations need at "
+                             f"least 2 turns, not {multi_turn_share} and {max_turns}")
+        self.multi_turn_share, self.max_turns = multi_turn_share, max_turns
         weights = TASK_WEIGHTS if task_weights is None else task_weights
         unknown = [task for task in weights if task not in TASKS]
         if unknown or not any(w > 0 for w in weights.values()):
@@ -84,14 +102,24 @@ class DemoData:
         Why not one tensor padded to the longest row: long padding buried short sums (two-digit
         addition reached 15 % after 1250 add2-only steps with rows padded to 48 tokens, 85 % with
         ~32). Why not one task per batch: all tasks then learned far slower (nothing right after
-        2000 steps). Items whose answer or row does not fit are skipped."""
+        2000 steps). Items whose answer or row does not fit are skipped.
+
+        With a multi-turn share S, a share S of the rows are the last turn of a conversation of
+        2..max_turns items drawn by the same weights (conversation_row): only that turn's
+        answer is trained, with every earlier turn in its prompt."""
         rng = self._rng(step, "sft")
         eos = self.tokenizer.convert_tokens_to_ids(tokens.EOS)
         groups: dict[int, tuple[list[list[int]], list[int]]] = {}
         made = 0
         for _ in range(100 * size):
-            task = rng.choices(self.tasks, weights=self.weights)[0]
-            row, prompt_length = sft_row(self.tokenizer, train_item(task, rng))
+            if self.multi_turn_share and rng.random() < self.multi_turn_share:
+                turns = rng.randint(2, self.max_turns)
+                items = [train_item(task, rng)
+                         for task in rng.choices(self.tasks, weights=self.weights, k=turns)]
+                row, prompt_length = conversation_row(self.tokenizer, items)
+            else:
+                task = rng.choices(self.tasks, weights=self.weights)[0]
+                row, prompt_length = sft_row(self.tokenizer, train_item(task, rng))
             padded = row + [eos] * (prompt_length + self.answer_length - len(row))
             if len(row) - prompt_length > self.answer_length or len(padded) > self.seq_len:
                 continue

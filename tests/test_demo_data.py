@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 
 import pytest
 
 from llada_core import tokens
-from llada_core.chat import load_tokenizer
-from llada_train.demo_data import LENGTH_BUCKET, DemoData, sft_row
+from llada_core.chat import encode_chat, load_tokenizer
+from llada_train.demo_data import LENGTH_BUCKET, DemoData, conversation_row, sft_row
 from llada_train.demo_tasks import SHORT_TASKS, Item, is_correct, is_held_out, make_items
 
 
@@ -121,3 +122,81 @@ def test_the_command_line_reads_a_task_mix():
         task_weights("add2")
     with pytest.raises(argparse.ArgumentTypeError):
         task_weights("")
+
+
+# --- conversations: later turns with every earlier turn in the prompt --------------------------
+DEMO_FOLDER = Path(__file__).resolve().parents[1] / "app" / "resources" / "llada-demo"
+
+
+@pytest.fixture(scope="module")
+def demo_tokenizer():
+    return load_tokenizer(DEMO_FOLDER)
+
+
+def test_a_conversation_row_is_turn_n_as_the_window_and_llada_chat_prompt_it(demo_tokenizer):
+    from app.conversation import build_prompt
+
+    tokenizer = demo_tokenizer
+    eot = tokenizer.convert_tokens_to_ids(tokens.EOT)
+    eos = tokenizer.convert_tokens_to_ids(tokens.EOS)
+    items = [make_items("count", 1, "train")[0], make_items("add2", 1, "train")[0],
+             make_items("verse", 1, "train")[0]]
+    row, prompt_length = conversation_row(tokenizer, items)
+    # llada chat / the window: each prompt continues the previous prompt and its whole generated
+    # region (the answer, end of turn, EOS padding to the answer length).
+    history, turns = None, []
+    for item in items:
+        turns.append({"role": "user", "content": item.question})
+        plan = {"turns": list(turns)}
+        if history is not None:
+            plan.update(history_ids=history, user_text=item.question)
+        prompt = build_prompt(tokenizer, plan, 64, 4096).ids
+        answer = tokenizer(item.answer, add_special_tokens=False)["input_ids"]
+        history = prompt + answer + [eot] + [eos] * (64 - len(answer) - 1)
+        turns.append({"role": "assistant", "content": item.answer})
+    assert row[:prompt_length] == prompt
+    assert row[prompt_length:] == tokenizer(items[-1].answer, add_special_tokens=False)[
+        "input_ids"] + [eot]
+    # ... which is the whole conversation in the chat template.
+    assert prompt == encode_chat(tokenizer, turns[:-1])
+
+
+def test_a_multi_turn_share_makes_that_share_of_later_turns(demo_tokenizer):
+    tokenizer = demo_tokenizer
+    weights = {"count": 1, "add2": 1}
+    single = DemoData(tokenizer, 640, seed=1, task_weights=weights, answer_length=64)
+    assert single.sft_batch(3, 16) == DemoData(tokenizer, 640, seed=1, task_weights=weights,
+                                               answer_length=64, multi_turn_share=0).sft_batch(3, 16)
+    header = tokenizer("<|start_header_id|>user", add_special_tokens=False)["input_ids"]
+
+    def user_turns(row: list[int], n: int) -> int:
+        return sum(row[i:i + len(header)] == header for i in range(n))
+
+    counts = []
+    for share in (0.0, 0.5, 1.0):
+        data = DemoData(tokenizer, 640, seed=1, task_weights=weights, answer_length=64,
+                        multi_turn_share=share, max_turns=4)
+        counts.append([user_turns(row, n) for step in range(4)
+                       for rows, lengths in data.sft_batch(step, 16)
+                       for row, n in zip(rows, lengths)])
+    assert set(counts[0]) == {1}
+    assert set(counts[2]) == {2, 3, 4}
+    assert 0.25 < sum(c > 1 for c in counts[1]) / len(counts[1]) < 0.75
+    for rows, lengths in DemoData(tokenizer, 640, seed=1, task_weights=weights, answer_length=64,
+                                  multi_turn_share=1).sft_batch(0, 16):
+        for row, n in zip(rows, lengths):   # every question of a conversation is a training one
+            questions = re.findall(r"(Count from \d+ to \d+\.|What is \d+ \+ \d+\?)",
+                                   tokenizer.decode(row[:n]))
+            assert questions and not any(is_held_out(q) for q in questions)
+    with pytest.raises(ValueError, match="multi-turn share"):
+        DemoData(tokenizer, 640, task_weights=weights, multi_turn_share=1.5)
+    with pytest.raises(ValueError, match="2 turns"):
+        DemoData(tokenizer, 640, task_weights=weights, multi_turn_share=0.5, max_turns=1)
+
+
+def test_the_command_line_takes_a_multi_turn_share(tmp_path):
+    from app.cli import build_parser
+
+    args = build_parser().parse_args(["train", str(tmp_path), "--multi-turn-share", "0.6",
+                                      "--max-turns", "5"])
+    assert (args.multi_turn_share, args.max_turns) == (0.6, 5)

@@ -238,3 +238,27 @@ def test_the_block_length_is_part_of_the_recipe_and_written_to_the_defaults(tmp_
     with pytest.raises(ValueError, match="block length 6 must divide the answer length 16"):
         train(tmp_path / "bad", replace(config, block_length=6), text=text)
     assert not (tmp_path / "bad").exists()  # refused before anything is written
+
+
+def test_a_multi_turn_stage_needs_no_bible_and_its_share_is_part_of_the_recipe(tmp_path,
+                                                                               monkeypatch):
+    from llada_train import trainer
+    from llada_train.config import TrainConfig
+
+    text = " ".join(["In the beginning God created the heaven and the earth."] * 200)
+    model = {"d_model": 32, "n_layers": 1, "n_heads": 2, "mlp_hidden_size": 64, "bpe_vocab": 300}
+    first = trainer.train(tmp_path / "first", TrainConfig(steps=1, batch_size=4, seq_len=40,
+                                                          warmup=1, model=model), text=text)
+
+    def no_bible():
+        raise AssertionError("an SFT stage from a trained folder read the Bible")
+
+    monkeypatch.setattr(trainer, "bible_text", no_bible)
+    config = TrainConfig(steps=2, batch_size=4, seq_len=200, warmup=1, pretrain_fraction=0,
+                         init_from=str(first), multi_turn_share=1.0, max_turns=3,
+                         task_weights={"add2": 1})
+    out = trainer.train(tmp_path / "second", config, stop_after=1)
+    with pytest.raises(ValueError, match=r"multi_turn_share \(started with 1.0, now 0.5\)"):
+        trainer.train(out, replace(config, multi_turn_share=0.5))
+    trainer.train(out, config)
+    assert json.loads((out / ".training" / "state.json").read_text())["step"] == 2

@@ -9,7 +9,8 @@ import json
 import math
 
 from app.cli.options import add_model_options, add_sampler_options, check_sampler_settings, load_backend_model, sampler_kwargs
-from app.evaluate import evaluate, format_scores, held_out_items
+from app.evaluate import (evaluate, evaluate_conversations, format_scores, held_out_conversations,
+                          held_out_items)
 from llada_train.demo_tasks import TASKS
 
 
@@ -20,6 +21,12 @@ def add_parser(subparsers) -> None:
                     f"({', '.join(TASKS)}) with any sampler settings.")
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated tasks")
     parser.add_argument("--items", type=int, default=50, help="held-out items per task")
+    parser.add_argument("--conversations", type=int, default=0, metavar="N",
+                        help="also N conversations of the tasks interleaved, held-out items, each "
+                             "turn's prompt holding the earlier turns and the model's own answers "
+                             "as the window builds it; scored per task, turn 1 apart from later "
+                             "turns")
+    parser.add_argument("--turns", type=int, default=6, help="turns per conversation (default 6)")
     parser.add_argument("--json", action="store_true")
     harness = parser.add_argument_group(
         "lm-evaluation-harness", "with --lm-eval, the harness's tasks instead of the demo tasks: "
@@ -71,9 +78,17 @@ def run(args: argparse.Namespace) -> int:
     check_sampler_settings(args)
     if args.lm_eval is not None:
         return run_lm_eval(args)
-    items = held_out_items([t.strip() for t in args.tasks.split(",") if t.strip()], args.items)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    items = held_out_items(tasks, args.items)
+    if args.conversations < 0 or args.turns < 1:
+        raise ValueError("--conversations must be 0 or more and --turns 1 or more")
+    conversations = (held_out_conversations(tasks, args.conversations, args.turns)
+                     if args.conversations else [])
     _, backend, model, tokenizer = load_backend_model(args)
-    scores = evaluate(backend, model, tokenizer, items, sampler_kwargs(args))
+    scores = evaluate(backend, model, tokenizer, items, sampler_kwargs(args)) if args.items else {}
+    if conversations:
+        scores.update(evaluate_conversations(backend, model, tokenizer, conversations,
+                                             sampler_kwargs(args)))
     if args.json:
         print(json.dumps({name: {"accuracy": s.accuracy, "correct": s.correct, "total": s.total,
                                  "nfe": s.nfe, "tokens": s.tokens,

@@ -40,6 +40,12 @@ def add_parser(subparsers) -> None:
                         help="share of SFT rows whose answer is also masked from a random "
                              "position on, as generation unmasks it left to right, so long "
                              "answers learn where to end (0 = LLaDA's objective)")
+    parser.add_argument("--multi-turn-share", type=float, default=DEFAULTS.multi_turn_share,
+                        help="share of SFT rows that are the last turn of a conversation of the "
+                             "tasks, every earlier turn (right answers) in its prompt as the "
+                             "window and llada chat build it (0 = first turns only)")
+    parser.add_argument("--max-turns", type=int, default=DEFAULTS.max_turns,
+                        help="the most turns of those conversations (2 or more)")
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     parser.add_argument("--save-every", type=int, default=DEFAULTS.save_every)
     parser.add_argument("--d-model", type=int, default=DEFAULTS.model["d_model"])
@@ -88,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         answer_length=args.answer_length, block_length=args.block_length,
         save_dtype=args.save_dtype, lr=args.lr, warmup=args.warmup,
         pretrain_fraction=args.pretrain_fraction, stop_weight=args.stop_weight,
-        suffix_share=args.suffix_share, seed=args.seed,
+        suffix_share=args.suffix_share, multi_turn_share=args.multi_turn_share,
+        max_turns=args.max_turns, seed=args.seed,
         save_every=args.save_every, threads=args.threads,
         model={"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads,
                "mlp_hidden_size": args.hidden, "bpe_vocab": args.bpe_vocab,

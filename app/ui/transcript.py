@@ -229,6 +229,11 @@ class Transcript(QScrollArea):
         empty.addSpacing(6)
         empty.addWidget(self.examples)
         self.column.insertWidget(0, self.placeholder)
+        # The same prompts after the last answer, so a chat under way still offers them.
+        self.more_examples = ExamplePrompts("Try another:")
+        self.more_examples.setObjectName("moreExamplePrompts")
+        self.more_examples.chosen.connect(self.example_chosen)
+        self.column.insertWidget(self.column.count() - 1, self.more_examples)
 
     def set_messages(self, messages: list[Message]) -> None:
         for view in self.views:
@@ -246,11 +251,22 @@ class Transcript(QScrollArea):
             self.column.removeWidget(self.live)
             self.column.insertWidget(self.column.count() - 1, self.live)
         self.placeholder.setVisible(not messages and self.live is None)
+        self._place_more_examples()
         self.scroll_to_end()
 
     def set_examples(self, prompts: list[str]) -> None:
-        """The example prompts the empty chat offers (the loaded model's; none for most)."""
+        """The example prompts the chat offers (the loaded model's; none for most): in the empty
+        chat, and after the last answer of a chat under way."""
         self.examples.set_prompts(prompts)
+        self.more_examples.set_prompts(prompts)
+        self._place_more_examples()
+
+    def _place_more_examples(self) -> None:
+        """Last in the transcript, shown when there are answers and none is being generated."""
+        self.column.removeWidget(self.more_examples)
+        self.column.insertWidget(self.column.count() - 1, self.more_examples)
+        self.more_examples.setVisible(bool(self.more_examples.buttons) and bool(self.views)
+                                      and self.live is None)
 
     def view_of(self, message_id: int) -> Optional[MessageView]:
         return next((v for v in self.views if v.message.id == message_id), None)
@@ -261,6 +277,7 @@ class Transcript(QScrollArea):
         self.live = LiveAnswerView(self.mode)
         self.column.insertWidget(self.column.count() - 1, self.live)
         self.placeholder.hide()
+        self._place_more_examples()
         self.scroll_to_end()
         return self.live
 
@@ -287,6 +304,7 @@ class Transcript(QScrollArea):
         self.column.removeWidget(live)
         live.hide()
         live.deleteLater()
+        self._place_more_examples()
 
     def set_mode(self, mode: str) -> None:
         """The colour mode of every canvas in the transcript (live answer, replays)."""
