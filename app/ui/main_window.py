@@ -95,7 +95,8 @@ class MainWindow(QMainWindow):
         self.composer.textChanged.connect(self.update_send_button)
         build_menus(self)
         self.model_picker = build_toolbar(self)
-        for signal in (self.model_loaded, self.model_failed, self.workers.worker.loading):
+        # (the worker's own `loading` reaches the picker through ModelControl, in this thread)
+        for signal in (self.model_loaded, self.model_failed):
             signal.connect(lambda *_: self.model_picker.show_state())
         # An error whose cause is gone goes with it: a failed answer once one is stored.
         self.answer_stored.connect(lambda _id: self.banner.clear_error())

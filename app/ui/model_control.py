@@ -158,6 +158,9 @@ class ModelControl(QObject):
     def _on_loading(self, path: str) -> None:
         self.window.status.setText(f"Loading {path} …")
         self.window.update_send_button()
+        picker = getattr(self.window, "model_picker", None)
+        if picker is not None:
+            picker.show_state()
 
     def _on_loaded(self, info: dict) -> None:
         window = self.window

@@ -319,9 +319,13 @@ class WelcomePage(QWidget):
         heading.setStyleSheet("font-size: 22px; font-weight: 600;")
         intro = QLabel(WHAT_IS_LLADA)
         intro.setWordWrap(True)
-        intro.setMinimumWidth(320)        # narrower windows wrap it (and may scroll)
+        # At most 540 px wide; a narrower window wraps it into more lines (and may scroll).
+        intro.setMinimumWidth(320)
         intro.setMaximumWidth(540)
-        intro.setMinimumHeight(intro.heightForWidth(540))
+        intro_row = QHBoxLayout()
+        intro_row.addStretch(1)
+        intro_row.addWidget(intro, 100)
+        intro_row.addStretch(1)
         self.download_button = QPushButton(
             f"Download {self.recommended.name} — {self.recommended.size_text}")
         self.download_button.setObjectName("welcomeDownload")
@@ -340,8 +344,8 @@ class WelcomePage(QWidget):
         self._use_path: Optional[str] = None
         column = QVBoxLayout(self)
         column.addStretch(2)
-        for widget in (heading, intro):
-            column.addWidget(widget, 0, Qt.AlignmentFlag.AlignHCenter)
+        column.addWidget(heading, 0, Qt.AlignmentFlag.AlignHCenter)
+        column.addLayout(intro_row)
         column.addSpacing(14)
         for widget in (self.use_button, self.download_button, hint, self.open_button,
                        self.demo_button):
