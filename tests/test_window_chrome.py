@@ -56,7 +56,8 @@ def send_and_wait(qtbot, window, text):
 
 # --- toolbar and Models dialog ----------------------------------------------------------------
 def test_toolbar_shows_the_model_and_switches_through_its_picker(qtbot, window, tiny_checkpoint,
-                                                                 tiny_bf16_checkpoint):
+                                                                 tiny_bf16_checkpoint,
+                                                                 monkeypatch):
     picker = window.model_picker
     assert picker.isVisible() and picker.text() == window.identity.label
     picker.fill_menu()
@@ -85,8 +86,19 @@ def test_toolbar_shows_the_model_and_switches_through_its_picker(qtbot, window, 
                  if a.toolTip() and Path(a.toolTip()) == Path(tiny_bf16_checkpoint))
     with qtbot.waitSignal(window.model_loaded, timeout=LOAD_TIMEOUT) as blocker:
         other.trigger()
+        assert picker.text() == f"Loading {Path(tiny_bf16_checkpoint).name}…"
     assert Path(blocker.args[0]["path"]) == Path(tiny_bf16_checkpoint)
     assert picker.text() == window.identity.label
+    # the known models not downloaded yet, each through the download path (which asks first)
+    asked = []
+    monkeypatch.setattr(window, "download_model", asked.append)
+    picker.fill_menu()
+    downloads = picker.download_menu.actions()
+    assert downloads and all(a.text().endswith("GB…") for a in downloads)
+    downloads[0].trigger()
+    from app.models.catalog import recommended_entry
+
+    assert asked == [recommended_entry().repo_id]
     models = next(a for a in picker.picker_menu.actions() if a.text() == "Models…")
     models.trigger()
     assert window.model_manager.isVisible()

@@ -55,6 +55,10 @@ class ModelControl(QObject):
         self.path = str(path)
         self.loading = True
         window.update_welcome()
+        window.update_send_button()
+        picker = getattr(window, "model_picker", None)
+        if picker is not None:
+            picker.show_state()
         window.workers.request_load.emit(str(path), window.backend_name,
                                          dict(window.load_options))
 

@@ -1,5 +1,6 @@
 """The toolbar's model picker: the loaded model's name, and a menu of the models that are here
-(downloaded, bundled, added folders) with a tick on the loaded one, Models… and Open folder….
+(downloaded, bundled, added folders) with a tick on the loaded one, the known models still to
+download (each asks first, see models_ui.confirm_download), Models… and Open folder….
 Picking one switches through the window's usual path (folder check, fit check, load)."""
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ def models_here(window: "MainWindow") -> list[tuple[str, str]]:
     if loaded and Path(loaded).is_dir() and not any(same_folder(loaded, f) for _, f in unique):
         unique.append((window.identity.label if window.identity else Path(loaded).name, loaded))
     return unique
+
+
+def models_to_download(window: "MainWindow") -> list:
+    """The catalog's models that are not (fully) here yet, the recommended one first."""
+    from app.models.catalog import CATALOG, recommended_entry
+    from app.models.download import downloaded_snapshot
+
+    recommended = recommended_entry()
+    entries = [recommended] + [e for e in CATALOG if e.repo_id != recommended.repo_id]
+    return [e for e in entries if downloaded_snapshot(e.repo_id, window.hub_cache_dir) is None]
 
 
 def same_folder(a: Optional[str], b: Optional[str]) -> bool:
@@ -93,6 +104,12 @@ class ModelPicker(QToolButton):
             action.setChecked(same_folder(folder, loaded))
             action.setToolTip(folder)
         menu.addSeparator()
+        self.download_menu = menu.addMenu("Download")
+        for entry in models_to_download(window):
+            self.download_menu.addAction(
+                f"{entry.name} — {entry.size_text}…",
+                lambda repo=entry.repo_id: window.download_model(repo))
+        self.download_menu.menuAction().setVisible(not self.download_menu.isEmpty())
         menu.addAction("Models…", window.show_model_manager)
         menu.addAction("Open model folder…", window.choose_model)
 
