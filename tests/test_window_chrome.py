@@ -382,6 +382,7 @@ def test_long_unbroken_tokens_wrap_inside_the_bubble(qtbot, window):
     qtbot.waitUntil(lambda: view.width() <= viewport)
     assert view.body.width() <= viewport and view.body.height() > 3 * view.fontMetrics().height()
     assert window.store.message(view.message.id).text.count("\u200b") == 0
+    shot(window, "long-token-wrap.png")
 
 
 # --- progress and the context count -----------------------------------------------------------
@@ -456,3 +457,38 @@ def test_screenshot_step_past_the_last_pass_says_so(tiny_checkpoint, tmp_path):
     assert result.returncode == 2, result.stderr
     assert "finished after 8 passes, before pass 99" in result.stderr
     assert not out.exists()
+
+
+def test_llada_app_greets_a_new_data_folder_once_then_opens_the_demo(qtbot, tmp_path,
+                                                                      monkeypatch):
+    from app.cli import build_parser
+    from app.cli.app_cmd import WELCOMED, run
+    from app.models.catalog import bundled_demo_model
+
+    monkeypatch.setattr("app.models.defaults.installed_catalog_model", lambda: None)
+    seen = []
+
+    def look_then_quit() -> None:
+        """Once the window has settled (welcome page, or its model loaded): note, close, quit."""
+        window = next((w for w in QApplication.topLevelWidgets()
+                       if type(w).__name__ == "MainWindow" and w.isVisible()), None)
+        if window is None or not (window.welcome_shown or window.model_info is not None):
+            QTimer.singleShot(50, look_then_quit)
+            return
+        seen.append((window.welcome_shown, window.model_path))
+        window.hide()
+        QApplication.instance().exit(0)
+
+    data = tmp_path / "data"
+    for _ in range(2):
+        args = build_parser().parse_args(["app", "--data-dir", str(data), "--device", "cpu"])
+        QTimer.singleShot(0, look_then_quit)
+        assert run(args) == 0
+    (first_welcome, first_model), (second_welcome, second_model) = seen
+    assert first_welcome and first_model is None            # greeted, nothing loaded
+    assert not second_welcome and Path(second_model) == bundled_demo_model()
+    store = Store.in_folder(data)
+    try:
+        assert store.preference(WELCOMED) is True
+    finally:
+        store.close()

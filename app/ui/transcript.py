@@ -211,15 +211,16 @@ def markdown_plain(text: str) -> str:
     return document.toPlainText()
 
 
-WRAP_RUN = 24          # characters of an unbroken run between break opportunities
+LONG_RUN = 30          # a run of more characters than this, without a space, may wrap anywhere
+WRAP_RUN = 8           # characters between its break opportunities (lines end near the edge)
 _TAG_OR_TEXT = re.compile(r"(<[^>]*>)")
-_LONG_RUN = re.compile(r"[^\s<>&\u200b]{%d,}" % (WRAP_RUN + 1))
+_LONG_RUN = re.compile(r"[^\s<>&\u200b]{%d,}" % (LONG_RUN + 1))
 
 
 def breakable(page: str) -> str:
     """QLabel wraps only between words, so a long URL or token would push the bubble past the
-    window's edge: a zero-width space every WRAP_RUN characters of a long run (in text, never in
-    a tag or an entity) lets it wrap there. Copy takes the stored text, so none is copied."""
+    window's edge: a zero-width space every WRAP_RUN characters of a run longer than LONG_RUN (in
+    text, never in a tag or an entity) lets it wrap there. Copy takes the stored text, so none is copied."""
     def split(match: re.Match) -> str:
         run = match.group(0)
         return "\u200b".join(run[i:i + WRAP_RUN] for i in range(0, len(run), WRAP_RUN))
