@@ -32,10 +32,27 @@ def hub(fake_hub):
     return fake_hub(REPO)
 
 
+def agree_to_downloads(monkeypatch) -> None:
+    """The fake Hub serves the tiny checkpoint under a 16 GB catalog entry: the question before
+    a large download is answered Download, on a disk with room (tests/test_window_chrome.py
+    covers the question itself)."""
+    monkeypatch.setattr("app.models.download.free_space", lambda folder: 10 ** 12)
+
+    def agree(parent, name, needed, free):
+        box, room = real_box(parent, name, needed, free)
+        box.exec = lambda: next(b for b in box.buttons() if b.text() == "Download").click()
+        return box, room
+
+    import app.ui.models_ui as models_ui
+    real_box = models_ui.download_box
+    monkeypatch.setattr(models_ui, "download_box", agree)
+
+
 @pytest.fixture
 def make_window(qtbot, tmp_path, monkeypatch):
     windows = Windows(qtbot, tmp_path / "data")
     monkeypatch.setattr("app.backends.is_apple_silicon", lambda: False)
+    agree_to_downloads(monkeypatch)
 
     def make(model=None, endpoint=None):
         window = windows.open(model, settings=SMALL, wait=False,

@@ -62,6 +62,30 @@ def first_run_model() -> str | None:
     return str(demo)
 
 
+WELCOMED = "welcome_shown"    # preference: the welcome page greeted this data folder once
+
+
+def is_first_launch(store) -> bool:
+    """A real first launch: this data folder has never had a model loaded nor shown the welcome
+    page (a new user, or a fresh --data-dir)."""
+    return store.preference("last_model") is None and store.preference(WELCOMED) is None
+
+
+def startup_model(store, named: Optional[str], scripted: bool) -> Optional[str]:
+    """The model the window opens with: the one named; else the last one that loaded; else, on a
+    real first launch, none (the welcome page says what LLaDA is and offers the demo, a
+    download or a folder); after that, the bundled demo when nothing else is installed. A
+    scripted run (--prompt) never stops at the welcome page."""
+    if named:
+        return named
+    last = store.preference("last_model")
+    if last:
+        return last
+    if is_first_launch(store) and not scripted:
+        return None
+    return first_run_model()
+
+
 def run(args: argparse.Namespace) -> int:
     check_sampler_settings(args)
     if args.screenshot and not args.prompt:
@@ -91,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     from app.ui.main_window import app_icon
 
     app.setWindowIcon(app_icon())
-    model = args.model or store.preference("last_model") or first_run_model()
+    first_launch = is_first_launch(store)
+    model = startup_model(store, args.model, scripted=bool(args.prompt))
     settings = sampler_defaults(args)
     settings.update({key: value for key, value in model_sampler_defaults(model).items()
                      if key not in args.lengths_given})
@@ -103,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         # A scripted run starts a fresh conversation with the command line's settings.
         window.new_conversation()
     window.show()
+    if first_launch and window.welcome_shown:
+        store.set_preference(WELCOMED, True)
     outcome = {"code": 0}
 
     if args.prompt:
@@ -113,6 +140,14 @@ def run(args: argparse.Namespace) -> int:
                 finish()
 
         def finish(_=None) -> None:
+            if (args.screenshot and args.screenshot_step is not None and not shot["taken"]
+                    and not outcome["code"]):
+                print(f"llada app: the answer finished after {shot['passes']} passes, before "
+                      f"pass {args.screenshot_step}; no screenshot taken (use --screenshot-step "
+                      f"{max(1, shot['passes'])} or less)", file=sys.stderr)
+                outcome["code"] = 2
+                app.exit(2)
+                return
             if args.screenshot:
                 QTimer.singleShot(250, save_and_quit)
             elif outcome["code"]:
@@ -140,13 +175,14 @@ def run(args: argparse.Namespace) -> int:
             finish()
 
         def frame(_request_id: int, step_frame) -> None:
+            shot["passes"] = int(step_frame.index) + 1
             if args.screenshot_step is not None and step_frame.index == args.screenshot_step - 1:
                 # the worker is throttled by nothing here, so save now, before the next frame
                 show_pending_frames(window)
                 window.grab().save(args.screenshot)
                 shot["taken"] = True
 
-        shot = {"taken": False}
+        shot = {"taken": False, "passes": 0}
         window.frame_received.connect(frame)
         window.model_loaded.connect(send)
         window.model_failed.connect(failed)

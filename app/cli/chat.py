@@ -14,6 +14,7 @@ from app.cli.options import (
     constraints_of, load_backend_model, sampler_kwargs,
 )
 from app.frame_text import TokenPieces, one_line
+from app.progress_text import passes_text
 from llada_core.chat import answer_text, continue_conversation, is_base_model
 
 BASE_NOTE = ("This is a base model (no chat tokens): it continues your text, without roles; "
@@ -31,6 +32,14 @@ def add_parser(subparsers) -> None:
 
 
 LIVE_PREFIX = " LLaDA: "
+
+
+def live_line(done: int, total: int, pieces, columns: int) -> str:
+    """The line redrawn in place while an answer denoises: ' LLaDA [pass 3/16]: text…'."""
+    prefix = f" LLaDA [{passes_text(done, max(total, done))}]: "
+    # One column spare: a line that fills the last column wraps in some terminals.
+    width = max(1, columns - len(prefix) - 1)
+    return f"\r\x1b[2K{prefix}{one_line(pieces, width)}"
 
 
 @contextlib.contextmanager
@@ -115,6 +124,10 @@ def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
         except UnicodeDecodeError:
             print("(that line is not UTF-8 text; nothing was sent)", file=out)
             continue
+        except KeyboardInterrupt:
+            # Ctrl-C at the prompt: a fresh prompt on a new line, as in a shell (Ctrl-D leaves)
+            print(file=out)
+            continue
         if not is_text(message):
             print("(that line is not UTF-8 text; nothing was sent)", file=out)
             continue
@@ -139,14 +152,15 @@ def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
             with typing_hidden(sys.stdin):
                 for frame in steps:
                     if live:
-                        # One column spare: a line that fills the last column wraps in some terminals.
-                        width = shutil.get_terminal_size().columns - len(LIVE_PREFIX) - 1
-                        out.write(f"\r\x1b[2K{LIVE_PREFIX}{one_line(pieces(frame.tokens), width)}")
+                        out.write(live_line(frame.index + 1, args.steps, pieces(frame.tokens),
+                                            shutil.get_terminal_size().columns))
                         out.flush()
         except KeyboardInterrupt:
+            # The live line is wiped (no half line), the history stays as it was.
             if live:
                 out.write("\r\x1b[2K")
             print("(stopped; that answer is not kept)", file=out)
+            out.flush()
             continue
         except ValueError as error:  # the sampler stopped (llada_core.driver.SamplerError)
             if live:

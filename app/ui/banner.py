@@ -5,9 +5,16 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget
 
+# (background, text) per kind, for a light and for a dark window.
 COLOURS = {"error": ("#f8d7da", "#58151c"), "info": ("#dbe9fb", "#0b2d5b")}
+DARK_COLOURS = {"error": ("#4a1f24", "#ffd9dc"), "info": ("#1c3150", "#d7e6fb")}
+
+
+def is_dark(palette: QPalette) -> bool:
+    return palette.color(QPalette.ColorRole.Window).lightness() < 128
 
 
 class Banner(QWidget):
@@ -34,6 +41,12 @@ class Banner(QWidget):
         row.addWidget(self.action)
         row.addWidget(close)
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        application = QGuiApplication.instance()
+        if application is not None:
+            application.paletteChanged.connect(self.follow_palette)
+            scheme = getattr(QGuiApplication.styleHints(), "colorSchemeChanged", None)
+            if scheme is not None:
+                scheme.connect(self.follow_palette)
         self.hide()
 
     def _act(self) -> None:
@@ -46,14 +59,36 @@ class Banner(QWidget):
         self._action_callback = action[1] if action else None
         self.action.setText(action[0] if action else "")
         self.action.setVisible(action is not None)
-        background, foreground = COLOURS.get(kind, COLOURS["info"])
-        name = self.objectName()
-        self.setStyleSheet(f"#{name} {{ background: {background}; border-radius: 6px; }}"
-                           f" #{name} QLabel {{ color: {foreground}; }}"
-                           f" #{name} QToolButton {{ color: {foreground}; }}")
         self.kind = kind
+        self._paint_colours()
         self.label.setText(text)
         self.show()
+
+    def colours(self) -> tuple[str, str]:
+        """(background, text) for this banner's kind in the window's light or dark palette."""
+        # The application's palette: the banner's own holds its style sheet's background.
+        table = DARK_COLOURS if is_dark(QGuiApplication.palette()) else COLOURS
+        return table.get(self.kind, table["info"])
+
+    def _paint_colours(self) -> None:
+        background, foreground = self.colours()
+        name = self.objectName()
+        sheet = (f"#{name} {{ background: {background}; border-radius: 6px; }}"
+                 f" #{name} QLabel {{ color: {foreground}; }}"
+                 f" #{name} QToolButton {{ color: {foreground}; }}")
+        if sheet != self.styleSheet():
+            self.setStyleSheet(sheet)
+
+    def follow_palette(self, *_args) -> None:
+        """The OS switched between light and dark (a widget with a style sheet gets no palette
+        events, so the application's signals call this)."""
+        if self.kind:
+            self._paint_colours()
+
+    def clear_error(self) -> None:
+        """The cause of an error shown here is gone: the error goes too (notices stay)."""
+        if self.kind == "error" and not self.isHidden():
+            self.hide()
 
     def text(self) -> str:
         return "" if self.isHidden() else self.label.text()

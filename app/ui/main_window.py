@@ -7,14 +7,15 @@ menus (menus), export/import (transfer), and the conversation rules, free of Qt
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import (
-    QCheckBox, QDockWidget, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow,
-    QMessageBox, QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget,
+    QCheckBox, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QInputDialog, QLabel, QMainWindow,
+    QMessageBox, QPushButton, QScrollArea, QSplitter, QStackedWidget, QVBoxLayout, QWidget,
 )
 
 from app import export as export_mod
@@ -23,6 +24,8 @@ from app.conversation import ModelIdentity
 from app.models.defaults import given_settings, window_defaults
 from app.store import Store
 from app.ui import transfer
+from app.ui.about import AboutDialog
+from app.ui.about import open_log as open_log_file
 from app.ui.banner import Banner
 from app.ui.canvas import CanvasFrame
 from app.ui.canvas_panel import CanvasPanel
@@ -31,11 +34,13 @@ from app.ui.conversation_list import ConversationList
 from app.ui.generation import Generation
 from app.ui.menus import build_menus, shortcut
 from app.ui.model_control import NO_MODEL, ModelControl
+from app.ui.model_picker import build_toolbar
 from app.ui.models_ui import DownloadDialog, ModelManager, WelcomePage
+from app.progress_text import progress_line
 from app.ui.animation_render import AnimationExport
 from app.ui.replay import ReplayView
 from app.ui.settings_panel import SettingsPanel
-from app.ui.transcript import Composer, Transcript
+from app.ui.transcript import Composer, Transcript, markdown_plain
 from app.worker import WorkerThread
 
 __all__ = ["Banner", "MainWindow", "app_icon", "shortcut"]
@@ -68,13 +73,15 @@ class MainWindow(QMainWindow):
         self.backend_name = backend
         self.load_options = load_options or {}
         given = given_settings(default_settings, model)
-        self.default_settings = window_defaults(model, given)
         self.current_id: Optional[int] = None
         self.colour_mode = "state"
         self.exports: list[AnimationExport] = []
+        self.about_dialog: Optional[AboutDialog] = None
+        self._stopping = False
 
         self.workers = WorkerThread(step_delay, self)
         self._build()
+        self.default_settings = window_defaults(model, given)
         self.models = ModelControl(self, given)
         self.models.loaded.connect(self.model_loaded)
         self.models.failed.connect(self.model_failed)
@@ -85,7 +92,15 @@ class MainWindow(QMainWindow):
         self.context = ContextLine(self)
         self.composer_column.insertWidget(0, self.context)
         self.composer.textChanged.connect(self.context.refresh)
+        self.composer.textChanged.connect(self.update_send_button)
         build_menus(self)
+        self.model_picker = build_toolbar(self)
+        # (the worker's own `loading` reaches the picker through ModelControl, in this thread)
+        for signal in (self.model_loaded, self.model_failed):
+            signal.connect(lambda *_: self.model_picker.show_state())
+        # An error whose cause is gone goes with it: a failed answer once one is stored.
+        self.answer_stored.connect(lambda _id: self.banner.clear_error())
+        self.frame_received.connect(self._show_progress)
 
         self.refresh_conversations()
         if store.notice:
@@ -102,6 +117,18 @@ class MainWindow(QMainWindow):
         else:
             self.status.setText(NO_MODEL)
         self.update_welcome()
+        self.update_send_button()
+
+    @property
+    def default_settings(self) -> dict:
+        """The settings a new chat gets: the loaded model's own (with what the caller asked
+        for); the settings panel's "Model defaults" returns to them."""
+        return self._default_settings
+
+    @default_settings.setter
+    def default_settings(self, settings: dict) -> None:
+        self._default_settings = dict(settings)
+        self.settings_panel.set_defaults(self._default_settings)
 
     # --- building --------------------------------------------------------------------------
     def _build(self) -> None:
@@ -150,7 +177,13 @@ class MainWindow(QMainWindow):
         self.transcript.example_chosen.connect(self.send)
         self.centre_stack = QStackedWidget()
         self.centre_stack.addWidget(self.centre_split)
-        self.centre_stack.addWidget(self.welcome)
+        # The welcome page scrolls in a narrow window rather than widening it.
+        self.welcome_scroll = QScrollArea()
+        self.welcome_scroll.setObjectName("welcomeScroll")
+        self.welcome_scroll.setWidgetResizable(True)
+        self.welcome_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.welcome_scroll.setWidget(self.welcome)
+        self.centre_stack.addWidget(self.welcome_scroll)
         self.composer_box = composer_box
 
         centre = QWidget()
@@ -194,6 +227,8 @@ class MainWindow(QMainWindow):
         self.conversations.delete_requested.connect(lambda cid: self.delete_conversation(cid))
         self.conversations.search_changed.connect(lambda _: self.refresh_conversations())
         self.transcript.copy_requested.connect(self.copy_message)
+        self.transcript.copy_markdown_requested.connect(self.copy_message_markdown)
+        self.transcript.retry_requested.connect(self.retry_message)
         self.transcript.replay_requested.connect(self.replay_message)
         self.transcript.export_requested.connect(self.choose_export_animation)
         self.live.mode_changed.connect(self._colour_mode_changed)
@@ -220,6 +255,14 @@ class MainWindow(QMainWindow):
     def refresh_conversations(self) -> None:
         self.conversations.populate(self.store.conversations(self.conversations.search.text()),
                                     self.current_id)
+        self.update_title()
+
+    def update_title(self) -> None:
+        """"<chat title> — LLaDA Desktop", following renames (also the first message's)."""
+        conversation = (self.store.conversation(self.current_id)
+                        if self.current_id is not None else None)
+        self.setWindowTitle(f"{conversation.title} — LLaDA Desktop" if conversation
+                            else "LLaDA Desktop")
 
     def new_conversation(self) -> int:
         """Start a conversation (an empty current one is reused rather than piling up)."""
@@ -249,7 +292,7 @@ class MainWindow(QMainWindow):
         self.context.refresh()
         if self.conversations.current_id() != conversation_id:
             self.refresh_conversations()
-        self.setWindowTitle(f"{conversation.title} — LLaDA Desktop")
+        self.update_title()
 
     def show_messages(self) -> None:
         self.transcript.set_messages(self.store.messages(self.current_id)
@@ -267,6 +310,9 @@ class MainWindow(QMainWindow):
     def _colour_mode_changed(self, mode: str) -> None:
         self.colour_mode = mode
         self.transcript.set_mode(mode)
+        action = getattr(self, "colour_actions", {}).get(mode)
+        if action is not None:
+            action.setChecked(True)
 
     def show_inspector(self, visible: bool = True) -> None:
         self.inspector_dock.setVisible(visible)
@@ -276,7 +322,7 @@ class MainWindow(QMainWindow):
     # --- welcome page ----------------------------------------------------------------------
     @property
     def welcome_shown(self) -> bool:
-        return self.centre_stack.currentWidget() is self.welcome
+        return self.centre_stack.currentWidget() is self.welcome_scroll
 
     def update_welcome(self) -> None:
         """With no model (and none loading) and an empty chat, the welcome page takes the centre."""
@@ -286,7 +332,7 @@ class MainWindow(QMainWindow):
         show = self.model_info is None and not self.loading and empty
         if show and not self.welcome_shown:
             self.welcome.refresh(self.model_on_disk())
-        self.centre_stack.setCurrentWidget(self.welcome if show else self.centre_split)
+        self.centre_stack.setCurrentWidget(self.welcome_scroll if show else self.centre_split)
         self.composer_box.setVisible(not show)
 
     def model_on_disk(self) -> Optional[tuple[str, str]]:
@@ -331,8 +377,6 @@ class MainWindow(QMainWindow):
         if title:
             self.store.rename_conversation(conversation_id, title)
             self.refresh_conversations()
-            if conversation_id == self.current_id:
-                self.setWindowTitle(f"{title} — LLaDA Desktop")
 
     def delete_conversation(self, conversation_id: int, confirm: bool = True) -> None:
         if self.request and self.request["conversation_id"] == conversation_id:
@@ -358,6 +402,8 @@ class MainWindow(QMainWindow):
     def _settings_changed(self, settings: dict) -> None:
         if self.current_id is not None:
             self.store.set_conversation_settings(self.current_id, settings)
+        if self.banner.text().startswith("These settings cannot be used"):
+            self.banner.clear_error()       # the settings it was about changed
         self._show_blank_canvas()
         self.context.refresh()
 
@@ -420,7 +466,7 @@ class MainWindow(QMainWindow):
     def choose_model(self) -> None:
         self.models.choose()
 
-    def download_model(self, repo_id: str) -> DownloadDialog:
+    def download_model(self, repo_id: str) -> Optional[DownloadDialog]:
         return self.models.download(repo_id)
 
     def show_model_manager(self) -> ModelManager:
@@ -436,16 +482,38 @@ class MainWindow(QMainWindow):
         return self.generation.request
 
     def set_busy(self, busy: bool) -> None:
+        self._stopping = False
         self.send_button.setText("Stop" if busy else "Send")
         self.send_button.setToolTip("Stop this answer (Esc)" if busy else "Send (Enter)")
-        self.send_button.setEnabled(True)
+        self.update_send_button()
 
     def set_stopping(self) -> None:
         """Stop was asked: said at once, though the model finishes the step it is in (with a big
         model in exact mode, seconds)."""
+        self._stopping = True
         self.send_button.setText("Stopping…")
         self.send_button.setToolTip("The answer stops after the step being computed")
         self.send_button.setEnabled(False)
+
+    def update_send_button(self) -> None:
+        """Send needs something to send and no model loading; Stop is always there while an
+        answer is generated (until it was pressed)."""
+        if self.generating:
+            self.send_button.setEnabled(not self._stopping)
+        else:
+            self.send_button.setEnabled(not self.loading
+                                        and bool(self.composer.toPlainText().strip()))
+
+    def _show_progress(self, request_id: int, frame) -> None:
+        """The status line during an answer: pass k/n, the share done and the time left."""
+        request = self.request
+        if request is None or request["id"] != request_id or self._stopping:
+            return
+        done = int(frame.index) + 1
+        total = int(request["settings"]["steps"])
+        verb = "Regenerating" if request.get("replaces") else "Generating"
+        self.status.setText(f"{verb}… "
+                            + progress_line(done, total, time.time() - request["started"]))
 
     def _send_or_stop(self) -> None:
         if self.generating:
@@ -471,6 +539,7 @@ class MainWindow(QMainWindow):
                 return False
         elif not self.generation.check_settings(settings):
             return False
+        self.banner.clear_error()       # a new question: an earlier failure is history
         if self.current_id is None or self.store.conversation(self.current_id) is None:
             self.new_conversation()
         conversation_id = self.current_id
@@ -499,10 +568,36 @@ class MainWindow(QMainWindow):
 
     # --- messages --------------------------------------------------------------------------
     def copy_message(self, message_id: int) -> None:
+        """The message's text as it reads (Markdown rendered to plain text)."""
+        message = self.store.message(message_id)
+        if message is not None:
+            QGuiApplication.clipboard().setText(markdown_plain(message.text))
+            self.status.setText("Copied to the clipboard.")
+
+    def copy_message_markdown(self, message_id: int) -> None:
+        """The message's text as written, Markdown marks and all."""
         message = self.store.message(message_id)
         if message is not None:
             QGuiApplication.clipboard().setText(message.text)
-            self.status.setText("Copied to the clipboard.")
+            self.status.setText("Copied to the clipboard as Markdown.")
+
+    def retry_message(self, message_id: int) -> bool:
+        """Retry from a message's menu: the last answer (or a last question left unanswered) is
+        answered again in place; an earlier question, or an earlier answer's question, is asked
+        again at the end of the chat."""
+        if self.generating or self.current_id is None:
+            return False
+        messages = self.store.messages(self.current_id)
+        index = next((i for i, m in enumerate(messages) if m.id == message_id), None)
+        if index is None:
+            return False
+        last = index == len(messages) - 1
+        answered_last = (messages[index].role == "user" and index == len(messages) - 2
+                         and messages[-1].role == "assistant")
+        if last or answered_last:
+            return self.regenerate()
+        question = next((m for m in reversed(messages[:index + 1]) if m.role == "user"), None)
+        return question is not None and self.send(question.text)
 
     def copy_last_answer(self) -> None:
         if self.current_id is None:
@@ -589,6 +684,19 @@ class MainWindow(QMainWindow):
         elif chosen == gif and not path.lower().endswith(".gif"):
             path += ".gif"
         self.export_animation(message_id, path)
+
+    # --- help ----------------------------------------------------------------------------
+    def show_about(self) -> AboutDialog:
+        if self.about_dialog is not None:
+            self.about_dialog.close()
+            self.about_dialog.deleteLater()
+        self.about_dialog = AboutDialog(self)      # rebuilt: the model may have changed
+        self.about_dialog.show()
+        self.about_dialog.raise_()
+        return self.about_dialog
+
+    def open_log(self) -> bool:
+        return open_log_file(lambda text: self.banner.show_message(text, "info"))
 
     def show_settings(self) -> None:
         self.settings_dock.show()

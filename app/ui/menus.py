@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 
 if TYPE_CHECKING:
     from app.ui.main_window import MainWindow
@@ -21,11 +21,13 @@ def shortcut(standard: QKeySequence.StandardKey, fallback: str) -> list[QKeySequ
 
 
 def build_menus(window: "MainWindow") -> None:
-    """File, Chat and View menus; each action is also set on `window` (window.new_action, ...)."""
+    """File, Chat, View and Help menus; each action is also set on `window`
+    (window.new_action, ...)."""
     K = QKeySequence.StandardKey
     file_menu = window.menuBar().addMenu("&File")
     chat_menu = window.menuBar().addMenu("&Chat")
     view_menu = window.menuBar().addMenu("&View")
+    help_menu = window.menuBar().addMenu("&Help")
 
     def action(menu, text: str, slot: Callable[[], object], keys=None) -> QAction:
         act = QAction(text, window)
@@ -61,6 +63,18 @@ def build_menus(window: "MainWindow") -> None:
     view_menu.addAction(w.inspector_action)
     window.addAction(w.inspector_action)
     view_menu.addSeparator()
+    # One tick among the colour modes; it follows the mode however it was changed.
+    w.colour_actions = {}
+    group = QActionGroup(window)
+    group.setExclusive(True)
     for key, label in (("state", "Colour by state"), ("confidence", "Colour by confidence"),
                        ("reveal", "Colour by reveal order")):
-        action(view_menu, label, lambda k=key: w.set_colour_mode(k))
+        act = action(view_menu, label, lambda k=key: w.set_colour_mode(k))
+        act.setCheckable(True)
+        act.setChecked(key == w.colour_mode)
+        group.addAction(act)
+        w.colour_actions[key] = act
+    w.about_action = action(help_menu, "About LLaDA Desktop", w.show_about)
+    w.about_action.setMenuRole(QAction.MenuRole.AboutRole)
+    w.open_log_action = action(help_menu, "Open Log", w.open_log)
+    w.open_log_action.setToolTip("Open the log file (what went wrong, with details)")

@@ -18,7 +18,7 @@ from app.models.catalog import recommended_entry
 from app.models.defaults import (
     DEMO_NOTE, example_prompts, is_bundled_demo, same_settings, window_defaults,
 )
-from app.ui.models_ui import DownloadDialog, ModelManager, ask_to_continue
+from app.ui.models_ui import DownloadDialog, ModelManager, ask_to_continue, confirm_download
 
 if TYPE_CHECKING:
     from app.ui.main_window import MainWindow
@@ -55,6 +55,10 @@ class ModelControl(QObject):
         self.path = str(path)
         self.loading = True
         window.update_welcome()
+        window.update_send_button()
+        picker = getattr(window, "model_picker", None)
+        if picker is not None:
+            picker.show_state()
         window.workers.request_load.emit(str(path), window.backend_name,
                                          dict(window.load_options))
 
@@ -108,12 +112,16 @@ class ModelControl(QObject):
         if folder:
             self.open_folder(folder)
 
-    def download(self, repo_id: str) -> DownloadDialog:
-        """Open the download dialog for `repo_id`; the model loads once it is complete."""
+    def download(self, repo_id: str) -> Optional[DownloadDialog]:
+        """Open the download dialog for `repo_id`; the model loads once it is complete. A large
+        download asks first (size, free disk); None when the user declines or space is short."""
         window = self.window
         if self.download_dialog is not None and self.download_dialog.running:
             self.download_dialog.raise_()
             return self.download_dialog
+        if not confirm_download(window, repo_id, window.hub_cache_dir):
+            window.status.setText("Download not started.")
+            return None
         dialog = DownloadDialog(repo_id, window, cache_dir=window.hub_cache_dir,
                                 endpoint=window.hub_endpoint)
         dialog.downloaded.connect(self._downloaded)
@@ -144,6 +152,7 @@ class ModelControl(QObject):
             manager.use_requested.connect(window.request_model)
             manager.download_requested.connect(window.download_model)
             self.manager = manager
+        self.manager.loaded_path = self.path if self.info is not None else None
         self.manager.refresh()
         self.manager.show()
         self.manager.raise_()
@@ -152,7 +161,10 @@ class ModelControl(QObject):
     # --- the worker's answer ---------------------------------------------------------------
     def _on_loading(self, path: str) -> None:
         self.window.status.setText(f"Loading {path} …")
-        self.window.send_button.setEnabled(False)
+        self.window.update_send_button()
+        picker = getattr(self.window, "model_picker", None)
+        if picker is not None:
+            picker.show_state()
 
     def _on_loaded(self, info: dict) -> None:
         window = self.window
@@ -181,7 +193,10 @@ class ModelControl(QObject):
         device = f", {info['device']}" if info.get("device") else ""
         dtype = f", {info['dtype']}" if info.get("dtype") else ""
         window.status.setText(f"Model: {self.identity.label} ({info['backend']}{device}{dtype})")
-        window.send_button.setEnabled(True)
+        window.update_send_button()
+        if self.manager is not None:
+            self.manager.loaded_path = self.path
+            self.manager.refresh()
         window.context.show_model(self.identity)
         window.transcript.set_examples(example_prompts(info["path"]))
         self.loaded.emit(info)
@@ -196,7 +211,10 @@ class ModelControl(QObject):
         self.pending_folder = self.pending_prompt = None
         window.update_welcome()
         window.status.setText(NO_MODEL)
-        window.send_button.setEnabled(True)
+        window.update_send_button()
+        if self.manager is not None:
+            self.manager.loaded_path = None
+            self.manager.refresh()
         window.banner.show_message(message, "error")
         window.context.show_model(None)
         self.failed.emit(message)

@@ -323,8 +323,13 @@ class WelcomePage(QWidget):
         heading.setStyleSheet("font-size: 22px; font-weight: 600;")
         intro = QLabel(WHAT_IS_LLADA)
         intro.setWordWrap(True)
-        intro.setFixedWidth(540)
-        intro.setMinimumHeight(intro.heightForWidth(540))
+        # At most 540 px wide; a narrower window wraps it into more lines (and may scroll).
+        intro.setMinimumWidth(320)
+        intro.setMaximumWidth(540)
+        intro_row = QHBoxLayout()
+        intro_row.addStretch(1)
+        intro_row.addWidget(intro, 100)
+        intro_row.addStretch(1)
         self.download_button = QPushButton(
             f"Download {self.recommended.name} — {self.recommended.size_text}")
         self.download_button.setObjectName("welcomeDownload")
@@ -343,12 +348,12 @@ class WelcomePage(QWidget):
         self._use_path: Optional[str] = None
         column = QVBoxLayout(self)
         column.addStretch(2)
-        for widget in (heading, intro):
-            column.addWidget(widget, 0, Qt.AlignmentFlag.AlignHCenter)
+        column.addWidget(heading, 0, Qt.AlignmentFlag.AlignHCenter)
+        column.addLayout(intro_row)
         column.addSpacing(14)
         for widget in (self.use_button, self.download_button, hint, self.open_button,
                        self.demo_button):
-            widget.setMinimumWidth(380) if isinstance(widget, QPushButton) else None
+            widget.setMinimumWidth(320) if isinstance(widget, QPushButton) else None
             column.addWidget(widget, 0, Qt.AlignmentFlag.AlignHCenter)
         column.addSpacing(4)
         column.addWidget(self.demo_examples, 0, Qt.AlignmentFlag.AlignHCenter)
@@ -384,6 +389,13 @@ class WelcomePage(QWidget):
         folder = bundled_demo_model()
         if folder is not None:
             self.demo_requested.emit(str(folder))
+
+
+def _same_folder(a: str, b: str) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return a == b
 
 
 def ask_to_continue(parent: QWidget, report: FitReport) -> bool:
@@ -462,6 +474,7 @@ class ModelManager(QDialog):
         self.refresh()
 
     def refresh(self) -> None:
+        """The table; the loaded model's row (loaded_path) says "Loaded" in bold."""
         self.rows: list[dict] = []
         for entry in CATALOG:
             folder = downloaded_snapshot(entry.repo_id, self.cache_dir)
@@ -491,11 +504,20 @@ class ModelManager(QDialog):
                 cells = [path, "–", "–", "–", f"Unusable: {error}"]
                 folder = None
             self.rows.append({"kind": "local", "id": path, "folder": folder, "cells": cells})
+        loaded = getattr(self, "loaded_path", None)
+        for row in self.rows:
+            row["loaded"] = bool(loaded and row["folder"] and _same_folder(row["folder"], loaded))
+            if row["loaded"]:
+                row["cells"][-1] = f"Loaded ✓ · {row['cells'][-1]}"
         self.table.setRowCount(len(self.rows))
         for r, row in enumerate(self.rows):
             for c, text in enumerate(row["cells"]):
                 item = QTableWidgetItem(str(text))
                 item.setToolTip(str(text))
+                if row["loaded"]:
+                    font = item.font()
+                    font.setBold(True)
+                    item.setFont(font)
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -602,3 +624,51 @@ class ModelManager(QDialog):
         if row and row["kind"] == "local":
             local.remove_folder(self.store, row["id"])
             self.refresh()
+
+
+LARGE_DOWNLOAD_BYTES = 1_000_000_000    # at least this much to fetch: ask first
+DISK_MARGIN_BYTES = 500_000_000          # left free after the download, for everything else
+
+
+def download_box(parent: QWidget, name: str, needed: int, free: int) -> tuple[QMessageBox, bool]:
+    """The question before a large download: its size and the free disk space; when the space
+    is short, a polite refusal instead. Returns (box, whether it can go ahead)."""
+    box = QMessageBox(parent)
+    box.setObjectName("downloadQuestion")
+    box.setWindowTitle("Download model — LLaDA Desktop")
+    room = free >= needed + DISK_MARGIN_BYTES
+    if room:
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setText(f"Download {name}? It is {format_bytes(needed)}.")
+        box.setInformativeText(f"This disk has {format_bytes(free)} free; "
+                               f"{format_bytes(free - needed)} will be left. The download can be "
+                               "cancelled and resumed later.")
+        box.addButton("Download", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    else:
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setText(f"There is not enough disk space for {name}.")
+        box.setInformativeText(f"It needs {format_bytes(needed)} and this disk has "
+                               f"{format_bytes(free)} free. Free some space, or choose a smaller "
+                               "(quantized) model in File ▸ Models….")
+        box.addButton(QMessageBox.StandardButton.Ok)
+    return box, room
+
+
+def confirm_download(parent: QWidget, repo_id: str, cache_dir=None) -> bool:
+    """Ask before a download of LARGE_DOWNLOAD_BYTES or more (what is still missing of a
+    catalog model); smaller ones, and unknown repos whose size is not known yet, go ahead."""
+    from app.models.download import free_space, hub_cache_dir
+
+    entry = catalog_entry(repo_id)
+    if entry is None:
+        return True
+    cached = cached_model(repo_id, cache_dir)
+    needed = max(0, entry.size_bytes - (cached.size_bytes if cached else 0))
+    if needed < LARGE_DOWNLOAD_BYTES:
+        return True
+    box, room = download_box(parent, entry.name, needed, free_space(hub_cache_dir(cache_dir)))
+    box.exec()
+    role = box.buttonRole(box.clickedButton()) if box.clickedButton() else None
+    return room and role == QMessageBox.ButtonRole.AcceptRole

@@ -19,23 +19,33 @@ MODES = [("Exact (reference)", "exact"), ("Fast (KV cache)", "fast")]
 
 
 class ChoiceSlider(QWidget):
-    """A slider over a list of allowed values, with the value shown beside it."""
+    """A slider over a list of allowed values, with a box beside it to type the value.
+
+    A typed value that is not a choice moves to the nearest choice (the slider's own rule,
+    app.settings_logic.nearest); with `free`, any value from 1 to `maximum` is taken as typed
+    (the answer length: the other sliders follow it)."""
 
     valueChanged = Signal(int)
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, *, free: bool = False,
+                 maximum: int = 4096):
         super().__init__(parent)
+        self.free = free
+        self.maximum = maximum
         self.choices: list[int] = [1]
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setPageStep(1)
-        self.label = QLabel()
-        self.label.setMinimumWidth(42)
-        self.label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.slider.setMinimumWidth(60)
+        self.box = QSpinBox()
+        self.box.setKeyboardTracking(False)   # a value is taken when typing ends (Enter, Tab)
+        self.box.setAlignment(Qt.AlignmentFlag.AlignRight)
+        self.box.setRange(1, maximum)
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.slider, 1)
-        row.addWidget(self.label)
+        row.addWidget(self.box)
         self.slider.valueChanged.connect(self._moved)
+        self.box.valueChanged.connect(self._typed)
 
     def set_choices(self, choices: list[int], value: int) -> None:
         self.choices = list(choices)
@@ -43,14 +53,33 @@ class ChoiceSlider(QWidget):
         self.slider.setRange(0, len(self.choices) - 1)
         self.slider.setValue(self.choices.index(value))
         self.slider.blockSignals(False)
-        self.label.setText(str(value))
+        self._show_in_box(value)
 
     def value(self) -> int:
         return self.choices[self.slider.value()]
 
+    def _show_in_box(self, value: int) -> None:
+        self.box.blockSignals(True)
+        if not self.free:
+            self.box.setRange(min(self.choices), max(self.choices))
+        self.box.setValue(value)
+        self.box.blockSignals(False)
+
     def _moved(self, index: int) -> None:
-        self.label.setText(str(self.choices[index]))
+        self._show_in_box(self.choices[index])
         self.valueChanged.emit(self.choices[index])
+
+    def _typed(self, value: int) -> None:
+        if self.free and value not in self.choices:
+            self.choices = sorted({*self.choices, value})
+            self.slider.blockSignals(True)
+            self.slider.setRange(0, len(self.choices) - 1)
+            self.slider.blockSignals(False)
+        chosen = logic.nearest(self.choices, value)
+        if chosen == self.value():
+            self._show_in_box(chosen)      # snapped back to what it was: nothing changed
+            return
+        self.slider.setValue(self.choices.index(chosen))   # emits valueChanged via _moved
 
 
 class SettingsPanel(QWidget):
@@ -60,7 +89,7 @@ class SettingsPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.gen_length = ChoiceSlider()
+        self.gen_length = ChoiceSlider(free=True, maximum=logic.ANSWER_LENGTHS[-1] * 4)
         self.block_length = ChoiceSlider()
         self.steps = ChoiceSlider()
         self.gen_length.setObjectName("answerLength")
@@ -85,12 +114,17 @@ class SettingsPanel(QWidget):
         self.threshold = QSlider(Qt.Horizontal)
         self.threshold.setObjectName("threshold")
         self.threshold.setRange(50, 99)
-        self.threshold_label = QLabel()
+        self.threshold_box = QDoubleSpinBox()
+        self.threshold_box.setObjectName("thresholdBox")
+        self.threshold_box.setRange(0.50, 0.99)
+        self.threshold_box.setSingleStep(0.01)
+        self.threshold_box.setDecimals(2)
+        self.threshold_box.setKeyboardTracking(False)
         threshold_row = QWidget()
         threshold_layout = QHBoxLayout(threshold_row)
         threshold_layout.setContentsMargins(0, 0, 0, 0)
         threshold_layout.addWidget(self.threshold, 1)
-        threshold_layout.addWidget(self.threshold_label)
+        threshold_layout.addWidget(self.threshold_box)
         self.seed = QSpinBox()
         self.seed.setRange(-1, 2_147_483_647)
         self.seed.setSpecialValueText("random")
@@ -100,12 +134,20 @@ class SettingsPanel(QWidget):
         self.constraints.setToolTip(
             "Words pinned at answer positions (0-based tokens), as the reference demo's "
             "'position: word'; click a position on the empty canvas to add it.")
-        self.reset = QPushButton("Reference defaults")
+        # The loaded model's own defaults (set_defaults), the reference's until a model loads.
+        self.defaults: dict = DEFAULTS.to_dict()
+        self.reset = QPushButton("Model defaults")
+        self.reset.setObjectName("resetDefaults")
+        self.reset.setToolTip("Back to the loaded model's own settings (its recommended answer "
+                              "length, blocks, steps and sampler)")
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.summary.setObjectName("settingsSummary")
 
         form = QFormLayout()
+        # Labels above their fields when the dock is narrow, so nothing is cut off.
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Answer length", self.gen_length)
         form.addRow("Block length", self.block_length)
         form.addRow("Steps", self.steps)
@@ -135,6 +177,8 @@ class SettingsPanel(QWidget):
         self.mode.currentIndexChanged.connect(lambda _: self._emit())
         self.parallel.toggled.connect(lambda _: self._emit())
         self.threshold.valueChanged.connect(lambda _: self._emit())
+        self.threshold_box.valueChanged.connect(
+            lambda value: self.threshold.setValue(round(value * 100)))
         self.constraints.textChanged.connect(lambda _: self._emit())
         self.reset.clicked.connect(self._reset)
 
@@ -201,8 +245,12 @@ class SettingsPanel(QWidget):
         self.steps.set_choices(logic.steps_choices(gen, block), steps)
         self._emit()
 
+    def set_defaults(self, defaults: dict) -> None:
+        """What "Model defaults" returns to: the loaded model's own settings."""
+        self.defaults = dict(defaults)
+
     def _reset(self) -> None:
-        self.set_settings(DEFAULTS.to_dict())
+        self.set_settings(self.defaults)
         self._emit()
 
     def add_constraint_position(self, position: int) -> None:
@@ -218,7 +266,10 @@ class SettingsPanel(QWidget):
         fast = self.mode.currentData() == "fast"
         self.parallel.setEnabled(fast and self.remasking.currentText() == "low_confidence")
         self.threshold.setEnabled(fast and self._threshold_on())
-        self.threshold_label.setText(f"{self.threshold.value() / 100:.2f}")
+        self.threshold_box.setEnabled(self.threshold.isEnabled())
+        self.threshold_box.blockSignals(True)
+        self.threshold_box.setValue(self.threshold.value() / 100)
+        self.threshold_box.blockSignals(False)
         s = self.settings()
         blocks = s["gen_length"] // s["block_length"]
         per_step = s["gen_length"] / s["steps"]

@@ -9,6 +9,7 @@ message, with its timeline (app.ui.replay).
 from __future__ import annotations
 
 import html
+import re
 from typing import Optional
 
 from PySide6.QtCore import QPoint, Qt, QTimer, QUrl, Signal
@@ -52,6 +53,8 @@ def small_label(text: str = "") -> QLabel:
 
 class MessageView(QFrame):
     copy_requested = Signal(int)
+    copy_markdown_requested = Signal(int)
+    retry_requested = Signal(int)
     replay_requested = Signal(int)
     export_requested = Signal(int)
 
@@ -109,10 +112,14 @@ class MessageView(QFrame):
             self.column.addWidget(self.meta)
 
     def menu(self) -> QMenu:
-        """The message's menu (right click): Copy, and for an answer with a trace Replay and
-        Export animation…"""
+        """The message's menu (right click): Copy, Copy as Markdown, Retry, and for an answer
+        with a trace Replay and Export animation…"""
         menu = QMenu(self)
         menu.addAction("Copy", lambda: self.copy_requested.emit(self.message.id))
+        menu.addAction("Copy as Markdown",
+                       lambda: self.copy_markdown_requested.emit(self.message.id))
+        menu.addAction("Retry", lambda: self.retry_requested.emit(self.message.id))
+        menu.addSeparator()
         if self.message.has_trace:
             menu.addAction("Replay", lambda: self.replay_requested.emit(self.message.id))
             menu.addAction("Export animation…",
@@ -188,15 +195,44 @@ def open_link(url: str) -> bool:
 
 
 def markdown_html(text: str) -> str:
-    """Markdown rendered by Qt, with any HTML tags in the text discarded (answers are data)."""
+    """Markdown rendered by Qt, with any HTML tags in the text discarded (answers are data);
+    long unbroken runs may wrap anywhere (see breakable)."""
     document = QTextDocument()
     features = QTextDocument.MarkdownFeature
     document.setMarkdown(text, features.MarkdownDialectGitHub | features.MarkdownNoHTML)
-    return document.toHtml()
+    return breakable(document.toHtml())
+
+
+def markdown_plain(text: str) -> str:
+    """The text as it reads on screen: Markdown rendered, then its plain text."""
+    document = QTextDocument()
+    features = QTextDocument.MarkdownFeature
+    document.setMarkdown(text, features.MarkdownDialectGitHub | features.MarkdownNoHTML)
+    return document.toPlainText()
+
+
+LONG_RUN = 30          # a run of more characters than this, without a space, may wrap anywhere
+WRAP_RUN = 8           # characters between its break opportunities (lines end near the edge)
+_TAG_OR_TEXT = re.compile(r"(<[^>]*>)")
+_LONG_RUN = re.compile(r"[^\s<>&\u200b]{%d,}" % (LONG_RUN + 1))
+
+
+def breakable(page: str) -> str:
+    """QLabel wraps only between words, so a long URL or token would push the bubble past the
+    window's edge: a zero-width space every WRAP_RUN characters of a run longer than LONG_RUN (in
+    text, never in a tag or an entity) lets it wrap there. Copy takes the stored text, so none is copied."""
+    def split(match: re.Match) -> str:
+        run = match.group(0)
+        return "\u200b".join(run[i:i + WRAP_RUN] for i in range(0, len(run), WRAP_RUN))
+
+    return "".join(part if part.startswith("<") else _LONG_RUN.sub(split, part)
+                   for part in _TAG_OR_TEXT.split(page))
 
 
 class Transcript(QScrollArea):
     copy_requested = Signal(int)
+    copy_markdown_requested = Signal(int)
+    retry_requested = Signal(int)
     replay_requested = Signal(int)
     export_requested = Signal(int)
     example_chosen = Signal(str)    # an example prompt of the empty chat was clicked
@@ -243,6 +279,8 @@ class Transcript(QScrollArea):
         for message in messages:
             view = MessageView(message)
             view.copy_requested.connect(self.copy_requested)
+            view.copy_markdown_requested.connect(self.copy_markdown_requested)
+            view.retry_requested.connect(self.retry_requested)
             view.replay_requested.connect(self.replay_requested)
             view.export_requested.connect(self.export_requested)
             self.column.insertWidget(self.column.count() - 1, view)

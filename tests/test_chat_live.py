@@ -1,0 +1,66 @@
+"""`llada chat`'s live line: a pass counter while the answer denoises, and Ctrl-C (during an
+answer or at the prompt) leaves a clean prompt and the history as it was."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from app.cli import build_parser, chat
+from backend_choice import BACKEND
+from window_support import FailsAfterFirstStep
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_live_line_counts_passes_and_fits_the_terminal():
+    line = chat.live_line(3, 16, [], 40)
+    assert line.startswith("\r\x1b[2K LLaDA [pass 3/16]: ")
+    assert len(line) - len("\r\x1b[2K") <= 39
+
+
+@pytest.fixture
+def chat_args(tiny_checkpoint):
+    return build_parser().parse_args(
+        ["chat", "--backend", BACKEND, "--device", "cpu", "--model", str(tiny_checkpoint),
+         "--gen-length", "8", "--steps", "4", "--block-length", "8", "--mode", "exact"])
+
+
+def test_live_line_shows_pass_k_of_n(chat_args):
+    out = Terminal()
+    replies = iter(["Hello", "/quit"])
+    assert chat.run(chat_args, input_fn=lambda _: next(replies), out=out) == 0
+    text = out.getvalue()
+    for k in range(1, 5):
+        assert f"LLaDA [pass {k}/4]: " in text
+    assert "\r\x1b[2KLLaDA: " in text       # the live line wiped before the answer
+
+
+def test_ctrl_c_during_an_answer_and_at_the_prompt_leaves_a_clean_prompt(chat_args, monkeypatch):
+    real = chat.load_backend_model
+
+    def interrupted(args):
+        name, backend, model, tokenizer = real(args)
+        return name, FailsAfterFirstStep(backend, KeyboardInterrupt()), model, tokenizer
+
+    monkeypatch.setattr(chat, "load_backend_model", interrupted)
+    out = Terminal()
+    prompts = []
+
+    def reply(prompt):
+        prompts.append(out.getvalue())
+        step = len(prompts)
+        if step == 1:
+            return "Hello"
+        if step == 2:
+            raise KeyboardInterrupt        # Ctrl-C at the prompt
+        raise EOFError
+
+    assert chat.run(chat_args, input_fn=reply, out=out) == 0
+    # before the second prompt: the live line wiped, one sentence, and a new line
+    assert prompts[1].endswith("\r\x1b[2K(stopped; that answer is not kept)\n")
+    assert prompts[2].endswith("(stopped; that answer is not kept)\n\n")
