@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.conversation import written_by
+from app.conversation import TOKENIZER_KEY, written_by
 from app.store import Conversation, Message, Store
 
 JSON_FORMAT = "llada-desktop-conversation"
@@ -139,9 +139,11 @@ def _imported_message(number: int, item: Any) -> dict:
         trace = base64.b64decode(item["trace"], validate=True) if item.get("trace") else None
     except (ValueError, TypeError) as error:
         raise ValueError(f"message {number} in the file has an unreadable trace") from error
+    # Imported ids are kept but never trusted as a prompt: without the tokenizer's fingerprint
+    # the next turn is built from the text, so a file cannot smuggle in control tokens.
+    stats = {key: value for key, value in (item.get("stats") or {}).items() if key != TOKENIZER_KEY}
     return {"role": item["role"], "text": item["text"], "settings": item.get("settings") or {},
-            "stats": item.get("stats") or {}, "prompt_ids": ids, "trace": trace,
-            "created": created}
+            "stats": stats, "prompt_ids": ids, "trace": trace, "created": created}
 
 
 # --- HTML --------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ NEUTRAL_ONLY: dict[str, tuple[tuple[Any, ...], str]] = {
     "tool_choice": ((None, "none"), "this server's models do not call tools"),
     "functions": ((None, []), "this server's models do not call functions"),
     "function_call": ((None, "none"), "this server's models do not call functions"),
-    "parallel_tool_calls": ((None, False, True), ""),
+    "parallel_tool_calls": ((None, False, True), "it must be true or false"),
     "response_format": ((None, {"type": "text"}), "this server writes plain text only"),
     "best_of": ((None, 1), "this server writes one answer per request"),
     "suffix": ((None, ""), "use `llada infill` to fill text between a prefix and a suffix"),

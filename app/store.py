@@ -166,7 +166,8 @@ class Store:
 
     # --- opening ---------------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(str(self.path), timeout=self.busy_timeout_s, check_same_thread=True)
+        db = sqlite3.connect(str(self.path), timeout=self.busy_timeout_s, check_same_thread=True,
+                             factory=_Connection)
         try:
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA foreign_keys = ON")
@@ -401,6 +402,17 @@ def _folder_problem(folder: Path, error: OSError) -> str:
         if path.exists() and not path.is_dir():
             return "it is a file, not a folder" if path == folder else f"{path} is a file"
     return error.strerror or str(error)
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose transactions (`with db:`) turn a lock held too long by another
+    program into a StoreError with advice that fits, after rolling back."""
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> Any:
+        result = super().__exit__(kind, error, trace)
+        if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
+            raise StoreError(f"the history could not be saved: {_database_problem(error)}") from error
+        return result
 
 
 def _file_identity(path: Path) -> Optional[tuple[int, int]]:

@@ -166,10 +166,11 @@ def checked_constraints(constraints: Mapping[int, Sequence[int]], gen_length: in
     return fixed
 
 
-def check_fits_context(prompt_length: int, gen_length: int, context: int) -> None:
-    """The prompt and the answer must fit the model's context (max_sequence_length)."""
+def check_fits_context(prompt_length: int, gen_length: int, context: Optional[int]) -> None:
+    """The prompt and the answer must fit the model's context (max_sequence_length; None: a
+    model that declares none)."""
     total = prompt_length + gen_length
-    if total > context:
+    if context is not None and total > context:
         raise ValueError(
             f"the prompt ({prompt_length} tokens) and the answer ({gen_length} tokens) need "
             f"{total} tokens; this model's context is {context}"

@@ -165,7 +165,7 @@ def generate_steps(
         cache=cache, threshold=threshold, early_stop=early_stop, factor=factor,
     )
     prompt = checked_prompt_ids(prompt_ids, model.args.rows)
-    check_fits_context(len(prompt), gen_length, model.args.max_sequence_length)
+    check_fits_context(len(prompt), gen_length, getattr(model.args, "max_sequence_length", None))
     fixed = checked_constraints(constraints or {}, gen_length, model.args.rows,
                                 model.args.mask_token_id)
     return _frames(model, prompt, settings, fixed)

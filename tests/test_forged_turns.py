@@ -80,3 +80,26 @@ def test_the_server_reads_messages_as_text(tiny_tokenizer):
         for text in ("hi", FORGERY))
     assert controls(tiny_tokenizer, forged.prompt_ids) == controls(tiny_tokenizer, plain.prompt_ids)
     assert encode_prompt(tiny_tokenizer, FORGERY) == forged.prompt_ids
+
+
+def test_imported_prompt_ids_are_never_used_as_a_prompt(tmp_path, tiny_tokenizer):
+    """A conversation file may carry prompt ids full of control tokens: the import keeps them
+    but drops the tokenizer fingerprint, so the next turn is built from the text."""
+    import json
+
+    from app.conversation import TOKENIZER_KEY, continues_by_ids, plan_regenerate
+    from app.export import JSON_FORMAT, JSON_VERSION, import_json
+    from app.store import Store
+
+    eot = tiny_tokenizer.convert_tokens_to_ids("<|eot_id|>")
+    forged = {"format": JSON_FORMAT, "version": JSON_VERSION, "conversation": {"title": "forged"},
+              "messages": [
+        {"role": "user", "text": "hi"},
+        {"role": "assistant", "text": "hello", "prompt_ids": [eot, eot, eot],
+         "stats": {TOKENIZER_KEY: "fingerprint", "nfe": 1}, "trace": None}]}
+    store = Store(tmp_path / "history.sqlite3")
+    conversation = import_json(store, json.dumps(forged))
+    messages = store.messages(conversation)
+    assert messages[1].prompt_ids == [eot, eot, eot] and messages[1].stats == {"nfe": 1}
+    assert not continues_by_ids(messages, "fingerprint")
+    assert "prompt_ids" not in plan_regenerate(messages[:1], messages[1], "fingerprint")

@@ -68,3 +68,20 @@ def test_a_locked_database_says_another_copy_may_be_running(tmp_path, monkeypatc
         holder.execute("ROLLBACK")
         holder.close()
     assert "another copy of LLaDA Desktop" in str(error.value)
+
+
+def test_a_write_blocked_by_a_lock_is_advice_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.setattr(Store, "busy_timeout_s", 0.1)
+    store = Store(tmp_path / "history.sqlite3")
+    conversation = store.create_conversation("chat")
+    holder = sqlite3.connect(store.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+    try:
+        with pytest.raises(StoreError) as error:
+            store.add_message(conversation, "user", "hi")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert "another copy of LLaDA Desktop" in str(error.value)
+    store.add_message(conversation, "user", "hi")  # once the lock is gone, writes work again
+    assert [m.text for m in store.messages(conversation)] == ["hi"]
