@@ -18,9 +18,14 @@ class Terminal(io.StringIO):
 
 
 def test_live_line_counts_passes_and_fits_the_terminal():
-    line = chat.live_line(3, 16, [], 40)
+    from app.frame_text import display_width
+
+    line = chat.live_line(3, 16, ["x"] * 50, 40)
     assert line.startswith("\r\x1b[2K LLaDA [pass 3/16]: ")
-    assert len(line) - len("\r\x1b[2K") <= 39
+    assert display_width(line[len("\r\x1b[2K"):]) <= 39
+    narrow = chat.live_line(100, 128, ["x"] * 50, 24)     # the long counter leaves no room
+    assert narrow.startswith("\r\x1b[2K [100/128] ")
+    assert display_width(narrow[len("\r\x1b[2K"):]) <= 23
 
 
 @pytest.fixture

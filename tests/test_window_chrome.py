@@ -159,6 +159,9 @@ def test_usable_at_900_px_wide_with_settings_open(qtbot, window):
     QApplication.processEvents()
     panel = window.settings_panel
     assert window.settings_dock.isVisible()
+    panel_right = panel.mapTo(window, QPoint(panel.width(), 0)).x()
+    assert panel_right <= window.width()                     # the panel itself is not cut off
+    assert panel.width() >= panel.minimumSizeHint().width()
     visible = panel.rect()
     for widget in panel.findChildren(QWidget):
         if not widget.isVisibleTo(panel) or widget.width() == 0:
