@@ -18,9 +18,14 @@ class Terminal(io.StringIO):
 
 
 def test_live_line_counts_passes_and_fits_the_terminal():
-    line = chat.live_line(3, 16, [], 40)
+    from app.frame_text import display_width
+
+    line = chat.live_line(3, 16, ["x"] * 50, 40)
     assert line.startswith("\r\x1b[2K LLaDA [pass 3/16]: ")
-    assert len(line) - len("\r\x1b[2K") <= 39
+    assert display_width(line[len("\r\x1b[2K"):]) <= 39
+    narrow = chat.live_line(100, 128, ["x"] * 50, 24)     # the long counter leaves no room
+    assert narrow.startswith("\r\x1b[2K [100/128] ")
+    assert display_width(narrow[len("\r\x1b[2K"):]) <= 23
 
 
 @pytest.fixture
@@ -64,3 +69,33 @@ def test_ctrl_c_during_an_answer_and_at_the_prompt_leaves_a_clean_prompt(chat_ar
     # before the second prompt: the live line wiped, one sentence, and a new line
     assert prompts[1].endswith("\r\x1b[2K(stopped; that answer is not kept)\n")
     assert prompts[2].endswith("(stopped; that answer is not kept)\n\n")
+
+
+def test_ctrl_c_on_a_real_terminal(tiny_checkpoint):
+    """On a pseudo-terminal: Ctrl-C mid-answer wipes the live line, says one sentence and gives
+    the next prompt at the start of a clean line; Ctrl-C at the prompt gives a fresh one. (The
+    chat is not in the pty's session, so Ctrl-C is sent as the SIGINT the terminal would send.)"""
+    import signal
+    import time
+
+    from test_cli import Terminal
+
+    term = Terminal(tiny_checkpoint, "--gen-length", "128", "--steps", "128", "--block-length",
+                    "128", "--mode", "exact", "--threshold", "none", "--no-early-stop")
+    term.read_until(b"You: ")
+    term.write(b"Hello\n")
+    live = term.read_until(b"\r\x1b[2K LLaDA [pass 2/128]: ")
+    term.process.send_signal(signal.SIGINT)               # Ctrl-C mid-answer (128 passes)
+    stopped = term.read_until(b"(stopped; that answer is not kept)", after=live)
+    prompt = term.read_until(b"You: ", after=stopped)
+    assert term.output[stopped - len(b"\r\x1b[2K"):stopped] == b"\r\x1b[2K"   # no half line
+    assert term.output[stopped:prompt].rstrip(b"You: ").endswith(b"kept)\r\n")
+    # Python's input() writes the prompt before it waits; a SIGINT in between is only seen at
+    # the next key, so give it a moment to be waiting (a person is never that fast).
+    time.sleep(0.5)
+    term.process.send_signal(signal.SIGINT)               # Ctrl-C at the prompt
+    again = term.read_until(b"You: ", after=prompt + 1)
+    text = term.finish()
+    assert term.process.returncode == 0, text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text
+    assert term.output[prompt:again].count(b"\n") == 1   # one new line, then the prompt

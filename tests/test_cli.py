@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 import time
@@ -103,9 +104,12 @@ def test_chat_keeps_the_history_between_turns(tiny_checkpoint):
 ANSWER = b"\x1b[2KLLaDA: "  # the finished answer, printed over the live line
 
 
+LIVE = re.compile(r" (LLaDA \[pass \d+/\d+\]: |\[\d+/\d+\] )")  # wide, narrow terminal
+
+
 def live_lines(text: str) -> list[str]:
-    """Each redraw of the live line, as the terminal shows it."""
-    return [part for part in text.split("\r\x1b[2K") if part.startswith(" LLaDA: ")]
+    """Each redraw of the live line (its pass counter first), as the terminal shows it."""
+    return [part for part in text.split("\r\x1b[2K") if LIVE.match(part)]
 
 
 class Terminal:
@@ -165,7 +169,7 @@ def test_chat_shows_a_live_line_in_a_terminal(tiny_checkpoint):
     term.read_until(b"You: ", after=term.read_until(ANSWER) + 1)
     text = term.finish()
     assert term.process.returncode == 0, text
-    assert "\r\x1b[2K LLaDA: " in text and "░" in text  # the masked canvas, redrawn in place
+    assert "\r\x1b[2K LLaDA [pass 1/" in text and "░" in text  # the masked canvas, redrawn in place
     assert "LLaDA:" in text
 
 
@@ -180,11 +184,11 @@ def test_typing_during_an_answer_stays_out_of_the_line_and_the_next_prompt(tiny_
                     "--mode", "exact", "--threshold", "none", "--no-early-stop", columns=24)
     term.read_until(b"You: ")
     term.write(b"Hello\n")
-    first_frame = term.read_until(b"\r\x1b[2K LLaDA: ")
+    first_frame = term.read_until(b"\r\x1b[2K [1/128] ")  # 24 columns: the short counter
     term.write(b"sneaky typing\n")  # mid-answer: 128 steps are still to come
     typed_at = len(term.output)
     answer = term.read_until(ANSWER, after=first_frame)
-    assert term.output.count(b"\r\x1b[2K LLaDA: ", typed_at) > 10  # it was still running
+    assert term.output.count(b"\r\x1b[2K [", typed_at) > 10  # it was still running
     prompt = term.read_until(b"You: ", after=answer)
     term.write(b"/reset\n")
     term.read_until(b"(conversation cleared)", after=prompt)

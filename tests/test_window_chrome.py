@@ -159,6 +159,9 @@ def test_usable_at_900_px_wide_with_settings_open(qtbot, window):
     QApplication.processEvents()
     panel = window.settings_panel
     assert window.settings_dock.isVisible()
+    panel_right = panel.mapTo(window, QPoint(panel.width(), 0)).x()
+    assert panel_right <= window.width()                     # the panel itself is not cut off
+    assert panel.width() >= panel.minimumSizeHint().width()
     visible = panel.rect()
     for widget in panel.findChildren(QWidget):
         if not widget.isVisibleTo(panel) or widget.width() == 0:
@@ -180,9 +183,11 @@ def test_typed_numbers_beside_sliders_stay_in_sync_and_valid(qtbot, window):
     panel = window.settings_panel
     changes = []
     panel.changed.connect(changes.append)
+    panel.gen_length.box.setValue(48)
     panel.gen_length.box.setValue(40)          # not on the slider's list: taken as typed
-    assert panel.gen_length.value() == 40
+    assert panel.gen_length.value() == 40 and changes[-1]["gen_length"] == 40
     assert panel.gen_length.choices[panel.gen_length.slider.value()] == 40
+    assert 40 % panel.block_length.value() == 0              # the others followed
     panel.block_length.box.setValue(7)         # 7 does not divide 40: the nearest divisor
     block = panel.block_length.value()
     assert 40 % block == 0 and block in (5, 8) and panel.block_length.box.value() == block

@@ -34,10 +34,17 @@ def add_parser(subparsers) -> None:
 LIVE_PREFIX = " LLaDA: "
 
 
+MIN_CANVAS_COLUMNS = 8
+
+
 def live_line(done: int, total: int, pieces, columns: int) -> str:
-    """The line redrawn in place while an answer denoises: ' LLaDA [pass 3/16]: text…'."""
-    prefix = f" LLaDA [{passes_text(done, max(total, done))}]: "
-    # One column spare: a line that fills the last column wraps in some terminals.
+    """The line redrawn in place while an answer denoises: ' LLaDA [pass 3/16]: text…', or
+    ' [3/16] text…' in a terminal too narrow to leave the text MIN_CANVAS_COLUMNS. It never
+    fills the last column (a full line wraps in some terminals, and \r cannot erase that)."""
+    total = max(total, done)
+    prefix = f" LLaDA [{passes_text(done, total)}]: "
+    if columns - len(prefix) - 1 < MIN_CANVAS_COLUMNS:
+        prefix = f" [{done}/{total}] "
     width = max(1, columns - len(prefix) - 1)
     return f"\r\x1b[2K{prefix}{one_line(pieces, width)}"
 

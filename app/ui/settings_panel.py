@@ -70,13 +70,15 @@ class ChoiceSlider(QWidget):
         self.valueChanged.emit(self.choices[index])
 
     def _typed(self, value: int) -> None:
+        before = self.value()
         if self.free and value not in self.choices:
             self.choices = sorted({*self.choices, value})
-            self.slider.blockSignals(True)
+            self.slider.blockSignals(True)         # the list grew: keep the slider on `before`
             self.slider.setRange(0, len(self.choices) - 1)
+            self.slider.setValue(self.choices.index(before))
             self.slider.blockSignals(False)
         chosen = logic.nearest(self.choices, value)
-        if chosen == self.value():
+        if chosen == before:
             self._show_in_box(chosen)      # snapped back to what it was: nothing changed
             return
         self.slider.setValue(self.choices.index(chosen))   # emits valueChanged via _moved
