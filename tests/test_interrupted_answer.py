@@ -110,3 +110,32 @@ def test_killed_mid_answer_then_reopened_offers_retry(qtbot, windows, tiny_check
     assert messages[1].id == stored.args[0]
     # the same settings the killed answer was asked with (the command line's)
     assert messages[1].settings["gen_length"] == 32 and messages[1].settings["steps"] == 32
+
+
+def test_retry_fills_an_interrupted_text_to_fill_again(qtbot, windows, tiny_checkpoint,
+                                                       tiny_tokenizer):
+    """A question sent with "Fill the blanks" keeps that with its settings: Retry fills it
+    again rather than answering it as a chat message."""
+    from app import trace as trace_mod
+    from llada_core.constraints import infill_canvas
+
+    window = windows.open(str(tiny_checkpoint), settings={"steps": 7})
+    window.new_conversation()
+    text = "The capital of France is [____]."
+    window.fill_blanks.setChecked(True)
+    with qtbot.waitSignal(window.answer_stored, timeout=TIMEOUT) as first:
+        assert window.send(text)
+    window.fill_blanks.setChecked(False)
+    question, answer = window.store.messages(window.current_id)
+    assert question.settings.get("infill") is True
+    window.store.delete_message(first.args[0])  # as if the app had died mid-answer
+    window.open_conversation(window.current_id)
+    assert window.transcript.interrupted.isVisibleTo(window)
+    with qtbot.waitSignal(window.answer_stored, timeout=TIMEOUT) as again:
+        window.transcript.interrupted.retry_button.click()
+    retried = window.store.message(again.args[0])
+    canvas = infill_canvas(tiny_tokenizer, text)
+    trace = trace_mod.decode(window.store.trace_blob(retried.id))
+    assert trace.gen_length == canvas.length
+    assert all(trace.tokens[p] == t for p, t in canvas.fixed.items())
+    assert retried.text.startswith("The capital of France is")
