@@ -83,6 +83,17 @@ def written_by(stats: dict) -> str:
     return text.strip()
 
 
+# --- an answer lost to a crash --------------------------------------------------------------
+def interrupted_question(messages: Sequence[Any], answering: bool = False) -> Optional[Any]:
+    """The question whose answer was lost, or None: a conversation's stored messages end with a
+    user message only while its answer is being generated (`answering`) or when the app was
+    killed or crashed before the answer was stored (a failed or stopped answer takes its
+    question back out)."""
+    if answering or not messages or messages[-1].role != "user":
+        return None
+    return messages[-1]
+
+
 # --- planning (window side) ---------------------------------------------------------------
 def _turns(messages: Sequence[Any]) -> list[dict]:
     return [{"role": m.role, "content": m.text} for m in messages]

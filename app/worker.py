@@ -7,7 +7,6 @@ takes effect at the next step; the GUI thread never waits on the model.
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -53,8 +52,6 @@ class Worker(QObject):
     frame = Signal(int, object, object)   # request id, StepFrame, per-position text pieces
     finished = Signal(int, dict)    # request id, result
     failed = Signal(int, str)       # request id, message
-    # A model was dropped; what it left in reference cycles waits for the GUI thread to collect.
-    unloaded = Signal()
 
     def __init__(self, step_delay: float = 0.0):
         super().__init__()
@@ -142,20 +139,12 @@ class Worker(QObject):
         return str(getattr(self.model, "dtype", "")).rsplit(".", 1)[-1]
 
     def unload(self) -> None:
-        """Drop the model and hand its memory back (MLX's buffer cache, CUDA's allocator).
-
-        Python's cycle collector runs here only on the main thread: in the worker thread the
-        garbage may hold Qt objects of the window (a closed dialog in a cycle), and destroying
-        them off the GUI thread crashes the process. `unloaded` asks the GUI thread instead."""
+        """Drop the model and hand its memory back (Python's cycle collector, then MLX's buffer
+        cache or CUDA's allocator), before the next model loads."""
         backend = self.backend
         self.model = self.tokenizer = self.pieces = self.identity = None
-        if backend is None:
-            return
-        on_main_thread = threading.current_thread() is threading.main_thread()
-        if hasattr(backend, "release_memory"):
-            backend.release_memory(collect_garbage=on_main_thread)
-        if not on_main_thread:
-            self.unloaded.emit()
+        if backend is not None and hasattr(backend, "release_memory"):
+            backend.release_memory()
 
     def prompt(self, plan: dict, gen_length: int) -> conversation.Prompt:
         return conversation.build_prompt(self.tokenizer, plan, int(gen_length),
@@ -272,13 +261,7 @@ class WorkerThread(QObject):
         self.request_load.connect(self.worker.load)
         self.request_generate.connect(self.worker.generate)
         self.request_measure.connect(self.worker.measure)
-        self.worker.unloaded.connect(self.collect_garbage)  # queued: runs on the GUI thread
         self.thread.start()
-
-    @Slot()
-    def collect_garbage(self) -> None:
-        """What a dropped model left in reference cycles, collected on the GUI thread."""
-        gc.collect()
 
     def shutdown(self) -> None:
         """Stop the thread and wait for it. A generation stops at its next step, but a model

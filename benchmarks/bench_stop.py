@@ -32,10 +32,7 @@ def main(stops: int = 5) -> None:
     from app.store import Store
     from app.ui.main_window import MainWindow
 
-    from app.ui.gc_guard import collect_on_gui_thread
-
     app = QApplication.instance() or QApplication([])
-    collect_on_gui_thread(app)  # as `llada app` does
     rng = random.Random(0)
     print(f"{'step delay':>10} {'stops':>6} {'median s':>9} {'max s':>7} {'max / step':>11}")
     for delay in (0.0, 0.25, 1.0):

@@ -79,16 +79,13 @@ def wired_limit_for(model: Any) -> Optional[int]:
         return working_set
 
 
-def release(*, collect_garbage: bool = True) -> None:
+def release() -> None:
     """Restore MLX's wired and cache limits and free the buffer cache (after unloading a model).
 
-    Drop every reference to the model first: MLX frees a weight when its last array goes.
-    collect_garbage runs Python's cycle collector first (arrays held only by reference cycles);
-    a caller on a thread that must not collect (a Qt worker) passes False and collects on its
-    own main thread.
+    Drop every reference to the model first: MLX frees a weight when its last array goes. Python's
+    cycle collector runs first, for arrays held only by reference cycles.
     """
-    if collect_garbage:
-        gc.collect()
+    gc.collect()
     with _lock:
         mx.synchronize()
         if "wired" in _saved:

@@ -61,6 +61,22 @@ class BundleParts:
     excludes: list[str]
 
 
+# The Mac bundle is built on Python 3.12 or later: there None is immortal, so no PySide6 release
+# can abort the app by dropping references to it, as PySide6 6.12.0 did on 3.11 (issue 21).
+BUNDLE_PYTHON = (3, 12)
+
+
+def check_bundle_python(running: Optional[tuple[int, ...]] = None) -> None:
+    """Stop a Mac build on a Python older than BUNDLE_PYTHON (this one's by default), in one
+    sentence."""
+    running = tuple(sys.version_info[:2]) if running is None else running
+    if tuple(running[:2]) < BUNDLE_PYTHON:
+        need = ".".join(map(str, BUNDLE_PYTHON))
+        raise SystemExit(f"the macOS bundle is built on Python {need} or later, not "
+                         f"{'.'.join(map(str, running[:2]))}: on older Pythons a PySide6 release "
+                         f"that drops references to None aborts the app")
+
+
 def version() -> str:
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     return re.search(r'^version\s*=\s*"([^"]+)"', text, re.M).group(1)

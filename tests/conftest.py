@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import tempfile
 from pathlib import Path
@@ -15,19 +14,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LLADA_LOG_DIR", tempfile.mkdtemp(prefix="llada-test-logs-"))
 
 from llada_train.tiny import TinySpec, make_tiny_checkpoint  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def collect_garbage_on_the_main_thread():
-    """The app's rule (app/ui/gc_guard.py) for every test: no automatic collection, which could
-    start in a model worker thread and destroy Qt objects there; the main thread collects what
-    is due after each test."""
-    from app.ui.gc_guard import collect_due_generations
-
-    gc.disable()
-    yield
-    gc.disable()
-    collect_due_generations()
 
 
 @pytest.fixture(scope="session")

@@ -76,32 +76,28 @@ def test_bad_settings_are_refused_before_the_window_opens(tmp_path):
     assert result.returncode == 2 and "does not divide" in result.stderr
 
 
-@pytest.mark.slow
-def test_kill_mid_generation_keeps_every_earlier_message(tiny_checkpoint, tmp_path):
-    data = tmp_path / "data"
-    store = Store.in_folder(data)
-    earlier = store.create_conversation("Earlier chat")
-    store.add_message(earlier, "user", "An earlier question")
-    store.add_message(earlier, "assistant", "An earlier answer", stats={"nfe": 8},
-                      prompt_ids=[1, 2, 3], trace=b"LLTR")
-    store.close()
-
+def kill_app_mid_answer(checkpoint: Path, data: Path, prompt: str, out: Path) -> None:
+    """Start `llada app` answering `prompt` slowly and kill -9 it a step or two into the answer,
+    once the question is committed."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "app", "--model", str(tiny_checkpoint),
-         "--backend", BACKEND, "--device", "cpu", "--prompt", "Crash during this answer",
-         "--screenshot", str(tmp_path / "never.png"), "--data-dir", str(data),
+        [sys.executable, "-m", "app.cli", "app", "--model", str(checkpoint),
+         "--backend", BACKEND, "--device", "cpu", "--prompt", prompt,
+         "--screenshot", str(out), "--data-dir", str(data),
          "--gen-length", "32", "--steps", "32", "--block-length", "8", "--step-delay", "0.5"],
         cwd=ROOT, env=app_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
         committed = False
         while time.monotonic() < deadline and process.poll() is None:
-            db = sqlite3.connect(data / DB_NAME, timeout=5)
-            try:
-                committed = db.execute("SELECT COUNT(*) FROM messages WHERE text = ?",
-                                       ("Crash during this answer",)).fetchone()[0] == 1
-            finally:
-                db.close()
+            if (data / DB_NAME).exists():
+                db = sqlite3.connect(data / DB_NAME, timeout=5)
+                try:
+                    committed = db.execute("SELECT COUNT(*) FROM messages WHERE text = ?",
+                                           (prompt,)).fetchone()[0] == 1
+                except sqlite3.OperationalError:  # the schema is not there yet
+                    committed = False
+                finally:
+                    db.close()
             if committed:
                 break
             time.sleep(0.1)
@@ -115,7 +111,21 @@ def test_kill_mid_generation_keeps_every_earlier_message(tiny_checkpoint, tmp_pa
             process.kill()
             process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
-    assert not (tmp_path / "never.png").exists()
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_kill_mid_generation_keeps_every_earlier_message(tiny_checkpoint, tmp_path):
+    data = tmp_path / "data"
+    store = Store.in_folder(data)
+    earlier = store.create_conversation("Earlier chat")
+    store.add_message(earlier, "user", "An earlier question")
+    store.add_message(earlier, "assistant", "An earlier answer", stats={"nfe": 8},
+                      prompt_ids=[1, 2, 3], trace=b"LLTR")
+    store.close()
+
+    kill_app_mid_answer(tiny_checkpoint, data, "Crash during this answer",
+                        tmp_path / "never.png")
 
     store = Store.in_folder(data)
     assert store.notice is None

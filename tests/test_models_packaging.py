@@ -36,6 +36,26 @@ def test_specs_are_python_and_name_what_the_bundles_need():
     assert (ROOT / "resources" / "icon-1024.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_mac_bundle_is_built_on_python_3_12_or_later(monkeypatch):
+    """None is immortal from 3.12: no PySide6 release can abort the bundled app by dropping
+    references to it (PySide6 6.12.0 on 3.11 did, issue 21)."""
+    common = _packaging("common")
+    BUNDLE_PYTHON, check_bundle_python = common.BUNDLE_PYTHON, common.check_bundle_python
+
+    assert BUNDLE_PYTHON == (3, 12)
+    for older in ((3, 10), (3, 11)):
+        with pytest.raises(SystemExit, match="Python 3.12 or later, not 3.1"):
+            check_bundle_python(older)
+    check_bundle_python((3, 12))
+    check_bundle_python((3, 13))
+    assert "check_bundle_python()" in MAC_SPEC.read_text(encoding="utf-8")
+    build = (ROOT / "packaging/macos/build.sh").read_text()
+    assert "sys.version_info >= (3, 12)" in build
+    old = subprocess.run([sys.executable, "-c", build.split("\n\"$PYTHON\" -c ", 1)[1]
+                          .split("\n", 1)[0].strip("'")], capture_output=True, text=True)
+    assert (old.returncode == 0) == (sys.version_info >= (3, 12))
+
+
 def test_version_for_info_plist_comes_from_the_package():
     from app import __version__
 
@@ -141,6 +161,8 @@ def _run_spec(spec: Path, monkeypatch, *, metal: bool) -> FakeAnalysis:
     """Execute a spec file as PyInstaller would, with PyInstaller's globals faked."""
     common = _packaging("common")
     monkeypatch.setattr(common, "_pyinstaller_hooks", lambda: FakeHooks(metal))
+    # the Mac spec stops below Python 3.12 (test_the_mac_bundle_is_built_on_python_3_12_or_later)
+    monkeypatch.setattr(common, "check_bundle_python", lambda: None)
     monkeypatch.setattr(sys, "platform", "darwin" if metal else "linux")
     monkeypatch.setattr(sys, "path", list(sys.path))  # the spec inserts packaging/
     made: dict[str, FakeAnalysis] = {}

@@ -150,3 +150,15 @@ def test_constraints_pin_a_good_qt_for_every_python():
     # CI (Python 3.11) and every Python the project supports below 3.12 install this pin.
     assert _version(qt) < (6, 12), f"constraints.txt pins PySide6 {qt}, which drops None on 3.11"
     assert _allows(_requirements_of("PySide6-Essentials"), "3.11", qt)
+
+
+def test_ci_installs_with_the_constraints_and_the_readme_shows_the_same_commands():
+    ci = (ROOT / ".ci" / "run").read_text()
+    commands = [line for line in ci.splitlines()
+                if line.startswith(("python -m pip", "bash tests/"))]
+    assert commands and "-c constraints.txt" in commands[0]
+    readme = (ROOT / "README.md").read_text()
+    shown = readme.split("these two commands are exactly what CI runs", 1)[1]
+    block = shown.split("```bash\n", 1)[1].split("```", 1)[0].strip().splitlines()
+    assert block == commands, "the README's test commands differ from .ci/run's"
+    assert "-c constraints.txt" in (ROOT / "tests" / "mlx_only.sh").read_text()

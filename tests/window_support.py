@@ -19,8 +19,7 @@ LOAD_TIMEOUT = 120_000
 @pytest.fixture(autouse=True)
 def collect_earlier_windows():
     """Windows of earlier tests are garbage in reference cycles (signals, controllers): collect
-    them now, in the GUI thread. A collection that happens to start in the model worker's
-    thread would destroy their widgets there, which crashes Qt."""
+    them now, so that each test starts without them."""
     gc.collect()
 
 

@@ -101,9 +101,6 @@ def run(args: argparse.Namespace) -> int:
     app.setApplicationName("LLaDA Desktop")
     app.setOrganizationName("LLaDA Desktop")
     app.setDesktopFileName("llada-desktop")
-    from app.ui.gc_guard import collect_on_gui_thread
-
-    collect_on_gui_thread(app)
     try:
         store = Store.in_folder(args.data_dir)
     except StoreError as error:

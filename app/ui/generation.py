@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from app.ui.main_window import MainWindow
 
 
+# In a question's stored settings: it was a text to fill, not a chat message.
+INFILL_KEY = "infill"
+
+
 class Generation(QObject):
     answer_stored = Signal(int)           # message id
     failed = Signal(str)
@@ -84,8 +88,27 @@ class Generation(QObject):
         else:
             plan = conversation.plan_prompt(earlier, text, self.window.fingerprint,
                                             self.answer_ids)
-        user_id = store.add_message(conversation_id, "user", text)
+        # the question keeps the settings it was asked with: a Retry after a crash uses them
+        asked = {**settings, INFILL_KEY: True} if infill else settings
+        user_id = store.add_message(conversation_id, "user", text, settings=asked)
         self.start(conversation_id, plan, settings, user_message=(user_id, text))
+
+    def retry(self, conversation_id: int, settings: dict) -> bool:
+        """Ask again the question whose answer a crash or a kill lost, with the settings it
+        was asked with (`settings` for a question stored without them)."""
+        messages = self.window.store.messages(conversation_id)
+        question = conversation.interrupted_question(messages)
+        if question is None:
+            return False
+        asked = dict(question.settings) or dict(settings)
+        if asked.pop(INFILL_KEY, False):
+            plan, asked = {"infill": question.text}, sampler_part(asked)
+        else:
+            plan = conversation.plan_regenerate(messages, None, self.window.fingerprint)
+        if not self.check_settings(asked):
+            return False
+        self.start(conversation_id, plan, asked)
+        return True
 
     def regenerate(self, conversation_id: int, settings: dict) -> bool:
         messages = self.window.store.messages(conversation_id)
@@ -184,8 +207,11 @@ class Generation(QObject):
         self.failed.emit(message)
 
     def _take_back(self, request: dict) -> None:
-        """Remove the user message this request would have answered and give its text back."""
+        """Remove the user message this request would have answered and give its text back
+        (a retried question stays, and so does its notice)."""
         if not request["user_message"]:
+            if request["conversation_id"] == self.window.current_id:
+                self.window.show_messages()
             return
         message_id, text = request["user_message"]
         window = self.window

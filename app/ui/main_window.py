@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 
 from app import export as export_mod
 from app import trace as trace_mod
-from app.conversation import ModelIdentity
+from app.conversation import ModelIdentity, interrupted_question
 from app.models.defaults import given_settings, window_defaults
 from app.store import Store
 from app.ui import transfer
@@ -231,6 +231,7 @@ class MainWindow(QMainWindow):
         self.transcript.retry_requested.connect(self.retry_message)
         self.transcript.replay_requested.connect(self.replay_message)
         self.transcript.export_requested.connect(self.choose_export_animation)
+        self.transcript.retry_requested.connect(self.retry_interrupted)
         self.live.mode_changed.connect(self._colour_mode_changed)
         self.composer.submitted.connect(self.send)
         self.send_button.clicked.connect(self._send_or_stop)
@@ -295,11 +296,12 @@ class MainWindow(QMainWindow):
         self.update_title()
 
     def show_messages(self) -> None:
-        self.transcript.set_messages(self.store.messages(self.current_id)
-                                     if self.current_id is not None else [])
+        messages = self.store.messages(self.current_id) if self.current_id is not None else []
         request = self.request if getattr(self, "generation", None) is not None else None
-        self.transcript.set_live_visible(
-            request is not None and request["conversation_id"] == self.current_id)
+        answering = request is not None and request["conversation_id"] == self.current_id
+        self.transcript.set_messages(
+            messages, interrupted=interrupted_question(messages, answering) is not None)
+        self.transcript.set_live_visible(answering)
         self.update_welcome()
 
     # --- colour mode and inspector ---------------------------------------------------------
@@ -565,6 +567,19 @@ class MainWindow(QMainWindow):
         if not self.generation.check_settings(settings):
             return False
         return self.generation.regenerate(self.current_id, settings)
+
+    def retry_interrupted(self) -> bool:
+        """Retry under a question whose answer was lost: ask it again."""
+        if self.model_info is None:
+            self.banner.show_message("The model is not loaded yet; Retry once it is.", "info")
+            return False
+        if self.generating:
+            self.banner.show_message("Another answer is being generated; Retry when it is "
+                                     "done.", "info")
+            return False
+        if self.current_id is None:
+            return False
+        return self.generation.retry(self.current_id, self.settings_panel.settings())
 
     # --- messages --------------------------------------------------------------------------
     def copy_message(self, message_id: int) -> None:

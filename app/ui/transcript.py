@@ -15,8 +15,8 @@ from typing import Optional
 from PySide6.QtCore import QPoint, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QKeyEvent, QPalette, QTextDocument
 from PySide6.QtWidgets import (
-    QFrame, QHBoxLayout, QLabel, QMenu, QPlainTextEdit, QScrollArea, QSizePolicy, QToolButton,
-    QVBoxLayout, QWidget,
+    QFrame, QHBoxLayout, QLabel, QMenu, QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy,
+    QToolButton, QVBoxLayout, QWidget,
 )
 
 from app.export import settings_line, speaker, stats_line
@@ -187,6 +187,29 @@ class LiveAnswerView(QFrame):
             self.details.setText(step_details(self.canvas.frame) + " · denoising…")
 
 
+class InterruptedNotice(QFrame):
+    """Under a question whose answer was lost (the app was killed or crashed mid-answer): says
+    so, with Retry."""
+
+    retry_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        style_message(self, "assistant")
+        self.setObjectName("interruptedAnswer")
+        self.label = QLabel("<b>LLaDA</b> — the answer to this question was interrupted (the "
+                            "app closed before it was finished) and was not kept.")
+        self.label.setWordWrap(True)
+        self.retry_button = QPushButton("Retry")
+        self.retry_button.setToolTip("Ask this question again, with the settings it was "
+                                     "asked with")
+        self.retry_button.clicked.connect(self.retry_requested)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(10, 6, 10, 8)
+        row.addWidget(self.label, 1)
+        row.addWidget(self.retry_button)
+
+
 def open_link(url: str) -> bool:
     """Open a link from a message in the browser: http(s) only, anything else is ignored."""
     if not is_web_link(url):
@@ -236,6 +259,7 @@ class Transcript(QScrollArea):
     replay_requested = Signal(int)
     export_requested = Signal(int)
     example_chosen = Signal(str)    # an example prompt of the empty chat was clicked
+    retry_requested = Signal()      # Retry under a question whose answer was interrupted
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -270,8 +294,13 @@ class Transcript(QScrollArea):
         self.more_examples.setObjectName("moreExamplePrompts")
         self.more_examples.chosen.connect(self.example_chosen)
         self.column.insertWidget(self.column.count() - 1, self.more_examples)
+        self.interrupted = InterruptedNotice()
+        self.interrupted.retry_requested.connect(self.retry_requested)
+        self.interrupted.hide()
 
-    def set_messages(self, messages: list[Message]) -> None:
+    def set_messages(self, messages: list[Message], interrupted: bool = False) -> None:
+        """`interrupted`: the last message is a question whose answer was lost; a notice with
+        Retry goes under it."""
         for view in self.views:
             self.column.removeWidget(view)
             view.deleteLater()
@@ -285,6 +314,10 @@ class Transcript(QScrollArea):
             view.export_requested.connect(self.export_requested)
             self.column.insertWidget(self.column.count() - 1, view)
             self.views.append(view)
+        self.column.removeWidget(self.interrupted)
+        if interrupted and self.live is None:
+            self.column.insertWidget(self.column.count() - 1, self.interrupted)
+        self.interrupted.setVisible(interrupted and self.live is None)
         if self.live is not None:  # the answer being generated stays last
             self.column.removeWidget(self.live)
             self.column.insertWidget(self.column.count() - 1, self.live)
@@ -312,6 +345,8 @@ class Transcript(QScrollArea):
     # --- the answer being generated --------------------------------------------------------
     def begin_live(self) -> LiveAnswerView:
         self.end_live()
+        self.column.removeWidget(self.interrupted)  # a retry's answer takes the notice's place
+        self.interrupted.hide()
         self.live = LiveAnswerView(self.mode)
         self.column.insertWidget(self.column.count() - 1, self.live)
         self.placeholder.hide()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build "LLaDA Desktop.app" and a .dmg on an Apple Silicon Mac.
 #
-#   python -m pip install -e ".[mlx,packaging]"      # once (Python 3.10+ from python.org or pyenv);
+#   python -m pip install -e ".[mlx,packaging]"      # once (Python 3.12+ from python.org or pyenv);
 #                                                     # torch is not needed: the app bundles MLX only
 #   packaging/macos/build.sh                          # -> dist/LLaDA Desktop.app, dist/LLaDA-Desktop-<v>.dmg
 #
@@ -15,6 +15,9 @@ cd "$ROOT"
 PYTHON="${PYTHON:-python3}"
 [[ "$(uname -s)" == "Darwin" ]] || { echo "build.sh: run this on macOS" >&2; exit 2; }
 [[ "$(uname -m)" == "arm64" ]] || echo "build.sh: warning: not Apple Silicon; MLX needs arm64" >&2
+# Python 3.12+: None is immortal there, so a PySide6 that drops references to it cannot abort
+# the app (PySide6 6.12.0 on 3.11 did); the spec checks it again (packaging/common.py)
+"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "build.sh: the macOS bundle needs Python 3.12 or later, not " + sys.version.split()[0])'
 "$PYTHON" -c 'import mlx.core' || { echo "build.sh: $PYTHON has no mlx (pip install -e \".[mlx,packaging]\")" >&2; exit 2; }
 VERSION="$("$PYTHON" -c 'import re,sys;print(re.search(r"^version\s*=\s*\"([^\"]+)\"",open("pyproject.toml").read(),re.M).group(1))')"
 APP="dist/LLaDA Desktop.app"
