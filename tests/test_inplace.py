@@ -69,7 +69,7 @@ def test_the_answer_denoises_in_its_own_message(qtbot, make_window):
     assert window.transcript.live is None
     answer_view = window.transcript.views[-1]
     assert answer_view.message.id == blocker.args[0] and not answer_view.body.isHidden()
-    assert answer_view.body.text() and "NFE 16" in answer_view.meta.text()
+    assert answer_view.body.text() and "16 passes (NFE)" in answer_view.meta.text()
 
 
 def test_the_live_answer_stays_in_its_conversation(qtbot, make_window):

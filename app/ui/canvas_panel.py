@@ -4,8 +4,11 @@ colour-mode picker and the legend, and per-step details (what the step committed
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget,
+)
 
+from app.stats_text import pass_caption, start_caption
 from app.ui.canvas import MODES, CanvasFrame, DenoiseCanvas
 
 LEGENDS = {
@@ -23,6 +26,11 @@ class CanvasPanel(QWidget):
         self.canvas = DenoiseCanvas()
         self.caption = QLabel(title)
         self.caption.setObjectName("canvasCaption")
+        # Long captions wrap inside the panel instead of widening it past the window's edge.
+        self.caption.setWordWrap(True)
+        self.caption.setTextFormat(Qt.TextFormat.PlainText)
+        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.caption.setMinimumWidth(80)
         self.title = title
         self.mode = QComboBox()
         for key, label in MODES.items():
@@ -33,6 +41,7 @@ class CanvasPanel(QWidget):
         font = self.legend.font()
         font.setPointSizeF(font.pointSizeF() * 0.85)
         self.legend.setFont(font)
+        self.legend.setWordWrap(True)
         top = QHBoxLayout()
         top.addWidget(self.caption, 1)
         top.addWidget(self.legend)
@@ -42,6 +51,7 @@ class CanvasPanel(QWidget):
         self.details.setTextFormat(Qt.TextFormat.PlainText)
         self.details.setWordWrap(True)
         self.details.setFont(font)
+        self.details.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -64,10 +74,17 @@ class CanvasPanel(QWidget):
 
     def describe(self, frame: CanvasFrame) -> None:
         blocks = max(1, len(frame.committed_at) // max(1, frame.block_length))
-        self.caption.setText(
-            f"{self.title} — step {frame.index + 1}/{frame.total_steps} · "
-            f"block {frame.block + 1}/{blocks} · NFE {frame.nfe}")
+        self.caption.setText(f"{self.title} — " + (
+            start_caption(frame.total_steps) if frame.index < 0 else
+            pass_caption(frame.index, frame.nfe, frame.total_steps, frame.block, blocks)))
         self.details.setText(step_report(frame))
+
+    def clear(self, caption: str = "") -> None:
+        """Nothing running and nothing to show: no frame, the title (or `caption`), no details
+        left over from an earlier answer."""
+        self.canvas.clear()
+        self.caption.setText(caption or self.title)
+        self.details.setText("")
 
     def set_frame(self, frame: CanvasFrame) -> None:
         self.canvas.set_frame(frame)
@@ -81,7 +98,9 @@ class CanvasPanel(QWidget):
 def step_report(frame: CanvasFrame, shown: int = 8) -> str:
     """What one step did: how many tokens it committed, how sure it was of each (the most sure
     first), and how many masks are left."""
-    new = [i for i, at in enumerate(frame.committed_at) if at == frame.index]
+    new = [i for i in range(len(frame.committed_at)) if frame.is_new(i)]
+    padding = [i for i in new if frame.is_padding(i)]
+    new = [i for i in new if i not in padding]
     masked = sum(1 for at in frame.committed_at if at < 0)
     if frame.index < 0:
         return f"{masked} positions masked"
@@ -91,6 +110,7 @@ def step_report(frame: CanvasFrame, shown: int = 8) -> str:
         for i in new[:shown] if i < len(frame.pieces))
     more = f" and {len(new) - shown} more" if len(new) > shown else ""
     mean = sum(frame.confidence[i] for i in new) / len(new) if new else 0.0
-    return (f"This step committed {len(new)} token{'s' if len(new) != 1 else ''}"
+    return (f"This pass committed {len(new)} token{'s' if len(new) != 1 else ''}"
             + (f" (mean confidence {mean:.2f}): {words}{more}" if new else "")
+            + (f" + {len(padding)} padding" if padding else "")
             + f" · {masked} still masked")

@@ -105,8 +105,7 @@ class Generation(QObject):
                         "settings": settings, "frames": 0, "started": time.time(),
                         "user_message": user_message, "replaces": replaces}
         window = self.window
-        window.live.canvas.clear()
-        window.live.caption.setText("Denoising — starting…")
+        window.live.clear("Denoising — starting…")
         window.transcript.begin_live()  # the answer denoises in place, in its own message
         window.transcript.set_live_visible(conversation_id == window.current_id)
         window.set_busy(True)
@@ -127,6 +126,7 @@ class Generation(QObject):
         if not self._current(request_id):
             return
         self.request["prompt_ids"] = info["prompt_ids"]
+        self.request["fixed"] = info.get("fixed", [])
         if "settings" in info:  # an infilling: lengths from the text
             self.request["settings"] = info["settings"]
         self.window.context.show_request(info)
@@ -136,7 +136,8 @@ class Generation(QObject):
             return
         self.request["frames"] += 1
         settings = self.request["settings"]
-        shown = CanvasFrame.of(frame, pieces, settings["block_length"], settings["steps"])
+        shown = CanvasFrame.of(frame, pieces, settings["block_length"], settings["steps"],
+                               self.request.get("fixed", ()))
         self.window.live.set_frame(shown)
         self.window.transcript.live_frame(shown)
         self.frame_received.emit(request_id, frame)

@@ -125,6 +125,7 @@ class MainWindow(QMainWindow):
         send_column = QVBoxLayout()
         send_column.addStretch(1)
         send_column.addWidget(self.fill_blanks)
+        self.fill_blanks.toggled.connect(self.composer.set_fill_blanks)
         send_column.addWidget(self.send_button)
         composer_row = QHBoxLayout()
         composer_row.addWidget(self.composer, 1)
@@ -312,12 +313,11 @@ class MainWindow(QMainWindow):
         except ValueError:
             trace = None
         if trace is None or trace.num_steps == 0:
-            self.live.canvas.clear()
-            self.live.caption.setText(self.live.title)
+            self.live.clear()
             return
         last = trace.num_steps - 1
         self.live.show_now(CanvasFrame.of(trace.frame(last), trace.pieces, trace.block_length,
-                                          trace.num_steps))
+                                          trace.num_steps, trace.fixed))
 
     def rename_conversation(self, conversation_id: int, title: Optional[str] = None) -> None:
         if title is None:
