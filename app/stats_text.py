@@ -100,9 +100,11 @@ def pass_caption(index: int, nfe: int, budget: int, block: Optional[int] = None,
     return text
 
 
-def start_caption(budget: int) -> str:
-    """The frame before the first pass."""
-    return f"start · every position masked · up to {plural(budget, 'pass')}"
+def start_caption(budget: int, masked: Optional[int] = None, total: Optional[int] = None) -> str:
+    """The frame before the first pass (the user's fixed words, if any, already in place)."""
+    where = ("every position masked" if masked is None or masked == total
+             else f"{masked} positions masked")
+    return f"start · {where} · up to {plural(budget, 'pass')}"
 
 
 def json_stats(*, nfe: int, steps: int, step_budget: int, seconds: float,

@@ -450,7 +450,7 @@ def test_transcript_renders_markdown_with_code_in_monospace(qtbot, make_window):
 
     window = make_window(model=None)
     text = "Some **bold** and `inline`\n\n```python\nprint(1)\n```\n"
-    window.store.add_message(window.current_id, "user", text)
+    window.store.add_message(window.current_id, "assistant", text)
     window.show_messages()
     [view] = window.transcript.views
     assert view.body.textFormat() == Qt.TextFormat.RichText

@@ -62,7 +62,8 @@ def trace_frames(trace: Trace) -> list[CanvasFrame]:
 
 def caption(frame: CanvasFrame) -> str:
     if frame.index < 0:
-        return start_caption(frame.total_steps)
+        return start_caption(frame.total_steps, sum(1 for at in frame.committed_at if at < 0),
+                             len(frame.committed_at))
     blocks = max(1, len(frame.committed_at) // max(1, frame.block_length))
     return pass_caption(frame.index, frame.nfe, frame.total_steps, frame.block, blocks)
 

@@ -360,7 +360,7 @@ class DenoiseCanvas(QWidget):
                 # EOS padding after the answer: a dim dotted outline and a dot, neither a mask
                 # nor a word, and never highlighted as new.
                 faint = QColor(colour)
-                faint.setAlpha(110)
+                faint.setAlpha(150)
                 painter.setPen(QPen(faint, 1.0, Qt.PenStyle.DotLine))
                 painter.setBrush(Qt.BrushStyle.NoBrush)
                 painter.drawRoundedRect(cell.rect.adjusted(1.5, 2.5, -1.5, -2.5), 3, 3)

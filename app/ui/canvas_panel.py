@@ -29,8 +29,7 @@ class CanvasPanel(QWidget):
         # Long captions wrap inside the panel instead of widening it past the window's edge.
         self.caption.setWordWrap(True)
         self.caption.setTextFormat(Qt.TextFormat.PlainText)
-        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.caption.setMinimumWidth(80)
+        self.caption.setMinimumWidth(1)
         self.title = title
         self.mode = QComboBox()
         for key, label in MODES.items():
@@ -42,22 +41,22 @@ class CanvasPanel(QWidget):
         font.setPointSizeF(font.pointSizeF() * 0.85)
         self.legend.setFont(font)
         self.legend.setWordWrap(True)
-        top = QHBoxLayout()
-        top.addWidget(self.caption, 1)
-        top.addWidget(self.legend)
+        top = QHBoxLayout()  # the legend and the picker; the caption has a row of its own
+        top.addWidget(self.legend, 1)
         top.addWidget(self.mode)
         self.details = QLabel()
         self.details.setObjectName("canvasDetails")
         self.details.setTextFormat(Qt.TextFormat.PlainText)
         self.details.setWordWrap(True)
         self.details.setFont(font)
-        self.details.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.details.setMinimumWidth(1)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.scroll.setWidget(self.canvas)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.caption)
         layout.addLayout(top)
         layout.addWidget(self.scroll, 1)
         layout.addWidget(self.details)
@@ -75,7 +74,8 @@ class CanvasPanel(QWidget):
     def describe(self, frame: CanvasFrame) -> None:
         blocks = max(1, len(frame.committed_at) // max(1, frame.block_length))
         self.caption.setText(f"{self.title} — " + (
-            start_caption(frame.total_steps) if frame.index < 0 else
+            start_caption(frame.total_steps, masked_count(frame), len(frame.committed_at))
+            if frame.index < 0 else
             pass_caption(frame.index, frame.nfe, frame.total_steps, frame.block, blocks)))
         self.details.setText(step_report(frame))
 
@@ -93,6 +93,10 @@ class CanvasPanel(QWidget):
     def show_now(self, frame: CanvasFrame) -> None:
         self.canvas.show_now(frame)
         self.describe(frame)
+
+
+def masked_count(frame: CanvasFrame) -> int:
+    return sum(1 for at in frame.committed_at if at < 0)
 
 
 def step_report(frame: CanvasFrame, shown: int = 8) -> str:

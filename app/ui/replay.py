@@ -19,7 +19,8 @@ BASE_INTERVAL_MS = 120  # one step per 120 ms at 1×
 def step_details(frame: CanvasFrame) -> str:
     """'pass 3 of up to 8 · block 1/2 · 2 new · 5 masked': what one pass did."""
     if frame.index < 0:
-        return start_caption(frame.total_steps)
+        return start_caption(frame.total_steps, sum(1 for at in frame.committed_at if at < 0),
+                             len(frame.committed_at))
     blocks = max(1, len(frame.committed_at) // max(1, frame.block_length))
     new = frame.new_count()
     masked = sum(1 for at in frame.committed_at if at < 0)
