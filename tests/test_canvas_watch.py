@@ -224,3 +224,74 @@ def test_the_live_caption_leaves_starting_at_the_first_frame(qtbot):
     assert live.details.text() == "Starting…"
     live.set_frame(padded_frame())
     assert live.details.text().startswith("pass 3 of up to 64")
+
+
+# --- the window, as a first-time user opens it ----------------------------------------------------
+def test_the_demo_at_its_defaults_fills_the_live_message_visibly(qtbot, tmp_path, monkeypatch):
+    """No step delay: what is painted is what the sampler did, at its own pace."""
+    from app.models import defaults
+    from app.models.defaults import DEMO_EXAMPLES, default_model
+    from app.ui.transcript import LiveAnswerView
+    from window_support import LOAD_TIMEOUT, Windows
+
+    monkeypatch.setattr(defaults, "installed_catalog_model", lambda: None)
+    windows = Windows(qtbot, tmp_path / "data")
+    try:
+        window = windows.open(default_model())
+        window.resize(1180, 760)
+        window.show()
+        qtbot.waitExposed(window)
+        assert window.settings_panel.settings()["mode"] == "exact"
+        assert window.settings_panel.summary.text().startswith("Exact:")
+        prompt = next(p for p in DEMO_EXAMPLES if p.startswith("Count"))
+        painted: set[int] = set()
+        captions: list[str] = []
+        from PySide6.QtCore import QTimer
+
+        shot = OUT / "live-demo-default.png"
+        OUT.mkdir(exist_ok=True)
+        shot.unlink(missing_ok=True)
+        with qtbot.waitSignal(window.answer_stored, timeout=LOAD_TIMEOUT):
+            window.composer.setPlainText(prompt)
+            window.send()
+            qtbot.waitUntil(lambda: isinstance(window.transcript.live, LiveAnswerView),
+                            timeout=5000)
+            live = window.transcript.live
+
+            def on_paint(index: int) -> None:
+                painted.add(index)
+                captions.append(live.details.text())
+                if len(painted) == 20 and not shot.is_file():  # mid-answer, once, after painting
+                    QTimer.singleShot(0, lambda: window.grab().save(str(shot)))
+
+            live.canvas.painted.connect(on_paint)
+        assert len(painted) >= 16, sorted(painted)
+        assert not any("Starting" in c for c in captions)
+        assert all(c.startswith("pass ") and "of up to 64" in c for c in captions)
+        assert shot.is_file()
+        answer = window.store.messages(window.current_id)[-1]
+        assert answer.stats["nfe"] == 64 and answer.stats["step_budget"] == 64
+    finally:
+        windows.close_all()
+
+
+def test_the_fill_blanks_toggle_is_remembered_per_chat(qtbot, tmp_path):
+    from app.settings_logic import FILL_BLANKS_KEY, sampler_part
+    from window_support import Windows
+
+    windows = Windows(qtbot, tmp_path / "data")
+    window = windows.open(None)
+    first = window.current_id
+    window.fill_blanks.setChecked(True)
+    assert window.store.conversation(first).settings[FILL_BLANKS_KEY] is True
+    assert "[___]" in window.composer.placeholderText()
+    window.store.add_message(first, "user", "The [___] sat.")  # so the next chat is a new one
+    second = window.new_conversation()
+    assert second != first
+    assert not window.fill_blanks.isChecked()
+    window.settings_panel.changed.emit(window.settings_panel.settings())  # a setting moved
+    window.open_conversation(first)
+    assert window.fill_blanks.isChecked()
+    assert window.store.conversation(second).settings.get(FILL_BLANKS_KEY) is False
+    assert FILL_BLANKS_KEY not in sampler_part({FILL_BLANKS_KEY: True, "steps": 8})
+    windows.close_all()

@@ -21,6 +21,7 @@ from app import export as export_mod
 from app import trace as trace_mod
 from app.conversation import ModelIdentity
 from app.models.defaults import given_settings, window_defaults
+from app.settings_logic import FILL_BLANKS_KEY
 from app.store import Store
 from app.ui import transfer
 from app.ui.banner import Banner
@@ -126,6 +127,7 @@ class MainWindow(QMainWindow):
         send_column.addStretch(1)
         send_column.addWidget(self.fill_blanks)
         self.fill_blanks.toggled.connect(self.composer.set_fill_blanks)
+        self.fill_blanks.toggled.connect(self._fill_blanks_toggled)
         send_column.addWidget(self.send_button)
         composer_row = QHBoxLayout()
         composer_row.addWidget(self.composer, 1)
@@ -227,6 +229,7 @@ class MainWindow(QMainWindow):
                 and not self.store.messages(self.current_id) and not self.generating):
             self.store.set_conversation_settings(self.current_id, self.default_settings)
             self.settings_panel.set_settings(self.default_settings)
+            self.fill_blanks.setChecked(False)
             self.composer.setFocus()
             return self.current_id
         conversation_id = self.store.create_conversation("New chat", self.default_settings)
@@ -242,6 +245,8 @@ class MainWindow(QMainWindow):
             return
         self.current_id = conversation_id
         self.settings_panel.set_settings(conversation.settings or self.default_settings)
+        # The toggle is per chat: a fill-the-blanks chat opens with it on, the others off.
+        self.fill_blanks.setChecked(bool((conversation.settings or {}).get(FILL_BLANKS_KEY)))
         self._show_blank_canvas()
         self.show_messages()
         if not self.generating:
@@ -354,9 +359,17 @@ class MainWindow(QMainWindow):
                 return
         self.refresh_conversations()
 
+    def _fill_blanks_toggled(self, on: bool) -> None:
+        conversation = self.store.conversation(self.current_id) if self.current_id else None
+        if conversation is not None and bool(conversation.settings.get(FILL_BLANKS_KEY)) != on:
+            settings = conversation.settings or self.settings_panel.settings()
+            self.store.set_conversation_settings(self.current_id,
+                                                 {**settings, FILL_BLANKS_KEY: on})
+
     def _settings_changed(self, settings: dict) -> None:
         if self.current_id is not None:
-            self.store.set_conversation_settings(self.current_id, settings)
+            self.store.set_conversation_settings(
+                self.current_id, {**settings, FILL_BLANKS_KEY: self.fill_blanks.isChecked()})
         self._show_blank_canvas()
         self.context.refresh()
 
