@@ -163,8 +163,8 @@ class Generation(QObject):
             settings=request["settings"], stats=result["stats"],
             prompt_ids=result["prompt_ids"], trace=result["trace"],
             replaces=request["replaces"])
-        window.status.setText(("Stopped: " if result["stopped"] else "Done: ")
-                              + export_mod.stats_line(result["stats"]))
+        line = export_mod.stats_line(result["stats"])  # a stopped one starts "stopped after pass k"
+        window.status.setText(line[:1].upper() + line[1:] if result["stopped"] else f"Done: {line}")
         if request["conversation_id"] == window.current_id:
             window.show_messages()
         window.refresh_conversations()
