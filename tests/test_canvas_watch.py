@@ -265,6 +265,7 @@ def test_the_demo_at_its_defaults_fills_the_live_message_visibly(qtbot, tmp_path
                     QTimer.singleShot(0, lambda: window.grab().save(str(shot)))
 
             live.canvas.painted.connect(on_paint)
+        print(f"painted {len(painted)} distinct passes")
         assert len(painted) >= 16, sorted(painted)
         assert not any("Starting" in c for c in captions)
         assert all(c.startswith("pass ") and "of up to 64" in c for c in captions)
