@@ -19,7 +19,7 @@ from app import trace as trace_mod
 from app.errors import generation_error_message, load_error_message
 from app.frame_text import TokenPieces
 from app.settings_logic import CONSTRAINTS_KEY, sampler_part
-from app.stats_text import answer_stats  # noqa: F401 - also imported from here by tests
+from app.stats_text import answer_stats
 from llada_core.chat import bos_id
 from llada_core.constraints import (
     constraints_from_text, infill_canvas, infill_lengths, infill_text,

@@ -1,19 +1,18 @@
-"""The inspector (View ▸ Inspector): the canvas with its caption (step, block, NFE), the
-colour-mode picker and the legend, and per-step details (what the step committed, how sure)."""
+"""The inspector (View ▸ Inspector): the canvas with its caption (pass of up to the step budget,
+block), the colour-mode picker and the legend, and per-pass details (what the pass committed, how
+sure; EOS padding counted apart)."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (
-    QComboBox, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget,
-)
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from app.stats_text import pass_caption, start_caption
 from app.ui.canvas import MODES, CanvasFrame, DenoiseCanvas
 
 LEGENDS = {
-    "state": "grey ░ masked · yellow new this step · plain earlier",
-    "confidence": "new this step: red < 0.3 · orange < 0.7 · green ≥ 0.7 · blue earlier",
+    "state": "grey ░ masked · yellow new this pass · plain earlier · dotted EOS padding",
+    "confidence": "new this pass: red < 0.3 · orange < 0.7 · green ≥ 0.7 · blue earlier",
     "reveal": "light → dark blue: revealed early → late",
 }
 
@@ -100,7 +99,7 @@ def masked_count(frame: CanvasFrame) -> int:
 
 
 def step_report(frame: CanvasFrame, shown: int = 8) -> str:
-    """What one step did: how many tokens it committed, how sure it was of each (the most sure
+    """What one pass did: how many tokens it committed, how sure it was of each (the most sure
     first), and how many masks are left."""
     new = [i for i in range(len(frame.committed_at)) if frame.is_new(i)]
     padding = [i for i in new if frame.is_padding(i)]
