@@ -293,7 +293,9 @@ def test_the_fill_blanks_toggle_is_remembered_per_chat(qtbot, tmp_path):
     window.settings_panel.changed.emit(window.settings_panel.settings())  # a setting moved
     window.open_conversation(first)
     assert window.fill_blanks.isChecked()
-    assert window.store.conversation(second).settings.get(FILL_BLANKS_KEY) is False
+    assert FILL_BLANKS_KEY not in window.store.conversation(second).settings
+    window.fill_blanks.setChecked(False)
+    assert FILL_BLANKS_KEY not in window.store.conversation(first).settings
     assert FILL_BLANKS_KEY not in sampler_part({FILL_BLANKS_KEY: True, "steps": 8})
     windows.close_all()
 

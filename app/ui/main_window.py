@@ -362,14 +362,16 @@ class MainWindow(QMainWindow):
     def _fill_blanks_toggled(self, on: bool) -> None:
         conversation = self.store.conversation(self.current_id) if self.current_id else None
         if conversation is not None and bool(conversation.settings.get(FILL_BLANKS_KEY)) != on:
-            settings = conversation.settings or self.settings_panel.settings()
-            self.store.set_conversation_settings(self.current_id,
-                                                 {**settings, FILL_BLANKS_KEY: on})
+            settings = {k: v for k, v in (conversation.settings
+                                          or self.settings_panel.settings()).items()
+                        if k != FILL_BLANKS_KEY}
+            self.store.set_conversation_settings(
+                self.current_id, {**settings, FILL_BLANKS_KEY: True} if on else settings)
 
     def _settings_changed(self, settings: dict) -> None:
         if self.current_id is not None:
-            self.store.set_conversation_settings(
-                self.current_id, {**settings, FILL_BLANKS_KEY: self.fill_blanks.isChecked()})
+            toggle = {FILL_BLANKS_KEY: True} if self.fill_blanks.isChecked() else {}
+            self.store.set_conversation_settings(self.current_id, {**settings, **toggle})
         self._show_blank_canvas()
         self.context.refresh()
 
