@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.conversation import TOKENIZER_KEY, written_by
+from app.conversation import TOKENIZER_KEY
+from app.stats_text import stats_line
 from app.store import Conversation, Message, Store
 
 JSON_FORMAT = "llada-desktop-conversation"
@@ -30,31 +31,6 @@ def speaker(message: Message) -> str:
 def settings_line(settings: dict) -> str:
     parts = [f"{label} {settings[key]}" for key, label in SETTING_LABELS
              if key in settings and settings[key] is not None]
-    return ", ".join(parts)
-
-
-def stats_line(stats: dict) -> str:
-    parts = []
-    if "steps" in stats:
-        parts.append(f"{stats['steps']} step{'' if stats['steps'] == 1 else 's'}")
-    if "nfe" in stats:
-        parts.append(f"NFE {stats['nfe']}")
-    if "tokens_per_nfe" in stats:
-        parts.append(f"{stats['tokens_per_nfe']:.2f} tokens/pass")
-    if "tokens_per_second" in stats:
-        parts.append(f"{stats['tokens_per_second']:.1f} tokens/s")
-    if "seconds" in stats:
-        parts.append(f"{stats['seconds']:.2f} s")
-    if "tokens" in stats:
-        padding = stats.get("padding")
-        parts.append(f"{stats['tokens']} tokens" + (f" + {padding} padding" if padding else ""))
-    if stats.get("backend"):
-        parts.append(" ".join(filter(None, [stats["backend"], stats.get("dtype")])))
-    written = written_by(stats)
-    if written:
-        parts.append(written)
-    if stats.get("stopped"):
-        parts.append("stopped")
     return ", ".join(parts)
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from app.errors import client_error_message
+from app.stats_text import json_stats
 from llada_core.chat import encode_prompt, encode_raw, known_ids, visible_answer_ids
 from llada_core.settings import SamplerSettings
 
@@ -649,9 +650,13 @@ class Server:
         return self._json(self._completion_body(ident, kind, answer, generation, run))
 
     def _usage(self, answer: AnswerText, generation: Generation, run: "_Run") -> dict[str, Any]:
+        """OpenAI's token counts, then the sampler's in the app's one vocabulary (stats_text):
+        passes (nfe), steps run, step budget, tokens per pass, tokens/s, seconds."""
         return {"prompt_tokens": len(generation.prompt_ids), "completion_tokens": answer.tokens,
-                "total_tokens": len(generation.prompt_ids) + answer.tokens, "nfe": run.nfe,
-                "steps": run.steps}
+                "total_tokens": len(generation.prompt_ids) + answer.tokens,
+                **json_stats(nfe=run.nfe, steps=run.steps,
+                             step_budget=int(generation.sampler["steps"]),
+                             seconds=time.monotonic() - run.started, tokens=answer.tokens)}
 
     def _completion_body(self, ident: str, kind: str, answer: AnswerText, generation: Generation,
                          run: "_Run") -> dict[str, Any]:
@@ -768,6 +773,7 @@ class _Run:
         self.inbox: "asyncio.Queue[tuple[str, Any]]" = asyncio.Queue()
         self.nfe = 0
         self.steps = 0
+        self.started = time.monotonic()
         self.last_tokens: Optional[Sequence[int]] = None
         self.error: Optional[BaseException] = None
         self.job = Job(generation.prompt_ids, generation.sampler, self._deliver, request_id=request_id)

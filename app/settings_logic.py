@@ -84,6 +84,8 @@ def for_answer_length(gen_length: int, block_length: int, steps: int,
 # --- word constraints (stored with the conversation's settings as the text the user wrote) -------
 
 CONSTRAINTS_KEY = "constraints"
+# The composer's Fill the blanks toggle, remembered with each conversation's settings.
+FILL_BLANKS_KEY = "fill_blanks"
 
 
 def constraints_entry(text: str) -> dict[str, str]:
@@ -94,8 +96,10 @@ def constraints_entry(text: str) -> dict[str, str]:
 
 
 def sampler_part(settings: dict) -> dict:
-    """The settings the sampler's SamplerSettings takes (everything but the constraints)."""
-    return {key: value for key, value in settings.items() if key != CONSTRAINTS_KEY}
+    """The settings the sampler's SamplerSettings takes (everything but the constraints and the
+    fill-the-blanks toggle)."""
+    return {key: value for key, value in settings.items()
+            if key not in (CONSTRAINTS_KEY, FILL_BLANKS_KEY)}
 
 
 def check_constraints_text(text: str, gen_length: int) -> list[tuple[int, str]]:

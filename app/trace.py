@@ -45,6 +45,9 @@ class Trace:
     pieces: list[str] = field(default_factory=list)  # per position: text in the last frame
     done: bool = True
     units: list[Unit] | None = None  # per position: its final token's bytes; None if not stored
+    # Positions the user fixed (constraints, the words around infill holes): in place before the
+    # first step, so never drawn as masked nor as new (the sampler reports them at step 0).
+    fixed: list[int] = field(default_factory=list)
 
     @property
     def gen_length(self) -> int:
@@ -98,8 +101,9 @@ class Trace:
 class TraceRecorder:
     """Collects what a trace needs while frames stream past."""
 
-    def __init__(self, mask_id: int, block_length: int):
+    def __init__(self, mask_id: int, block_length: int, fixed: Sequence[int] = ()):
         self.mask_id = mask_id
+        self.fixed = sorted(int(p) for p in fixed)
         self.block_length = block_length
         self.blocks: list[int] = []
         self.nfe: list[int] = []
@@ -126,7 +130,7 @@ class TraceRecorder:
             confidence=[float(c) for c in last.confidence],
             blocks=list(self.blocks), nfe=list(self.nfe), block_length=self.block_length,
             pieces=list(pieces), done=bool(last.done),
-            units=None if units is None else list(units),
+            units=None if units is None else list(units), fixed=list(self.fixed),
         )
 
 
@@ -145,6 +149,12 @@ def _unpacked(typecode: str, data: bytes) -> list:
     return values.tolist()
 
 
+def fixed_positions(constraints: dict) -> list[int]:
+    """The answer positions a constraints map ({start: token ids}) fixes."""
+    return sorted({start + k for start, ids in (constraints or {}).items()
+                   for k in range(len(ids))})
+
+
 def encode(trace: Trace) -> bytes:
     """The trace as a compressed blob for the database."""
     header = json.dumps({
@@ -152,6 +162,7 @@ def encode(trace: Trace) -> bytes:
         "gen_length": trace.gen_length, "steps": trace.num_steps, "done": trace.done,
         "pieces": trace.pieces,
         **({} if trace.units is None else {"units": [_unit_json(u) for u in trace.units]}),
+        **({"fixed": trace.fixed} if trace.fixed else {}),
     }).encode("utf-8")
     body = b"".join([
         _packed("i", trace.tokens), _packed("i", trace.committed_at),
@@ -219,4 +230,5 @@ def _decode(blob: bytes) -> Trace:
                  block_length=header["block_length"], pieces=header.get("pieces", []),
                  done=header.get("done", True),
                  units=None if header.get("units") is None
-                 else [_unit_of_json(u) for u in header["units"]])
+                 else [_unit_of_json(u) for u in header["units"]],
+                 fixed=[int(p) for p in header.get("fixed", [])])

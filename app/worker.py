@@ -19,26 +19,13 @@ from app import trace as trace_mod
 from app.errors import generation_error_message, load_error_message
 from app.frame_text import TokenPieces
 from app.settings_logic import CONSTRAINTS_KEY, sampler_part
+from app.stats_text import answer_stats
 from llada_core.chat import bos_id
 from llada_core.constraints import (
     constraints_from_text, infill_canvas, infill_lengths, infill_text,
 )
 
 log = logging.getLogger(__name__)
-
-
-def answer_stats(tokenizer: Any, tokens: list[int], mask_id: int, *, steps: int, nfe: int,
-                 seconds: float) -> dict:
-    """Speed over the visible answer (up to EOS or end of turn); the EOS padding after it, which
-    the model also wrote, is counted apart."""
-    from llada_core.chat import visible_answer_ids
-
-    committed = [t for t in tokens if t != mask_id]
-    visible = len(visible_answer_ids(tokenizer, committed))
-    return {"steps": steps, "nfe": nfe, "seconds": round(seconds, 4), "tokens": visible,
-            "padding": len(committed) - visible,
-            "tokens_per_second": visible / seconds if seconds > 0 else 0.0,
-            "tokens_per_nfe": round(visible / nfe, 3) if nfe else 0.0}
 
 
 class Worker(QObject):
@@ -192,11 +179,13 @@ class Worker(QObject):
                                                     settings.get(CONSTRAINTS_KEY, ""))
                 started = {}
             mask_id = int(self.model.args.mask_token_id)
-            recorder = trace_mod.TraceRecorder(mask_id, int(settings["block_length"]))
+            recorder = trace_mod.TraceRecorder(mask_id, int(settings["block_length"]),
+                                               trace_mod.fixed_positions(constraints))
             self.started.emit(request_id, {
                 "prompt_ids": prompt, "dropped": built.dropped, "reencoded": built.reencoded,
                 "used": built.total(settings["gen_length"]),
-                "limit": self.identity.max_length, **started})
+                "limit": self.identity.max_length,
+                "fixed": trace_mod.fixed_positions(constraints), **started})
             begin = time.perf_counter()
             stopped = False
             frames = self.backend.generate_steps(self.model, prompt, constraints=constraints,
@@ -232,11 +221,16 @@ class Worker(QObject):
         else:
             text = answer_text(self.tokenizer, tokens)
         stats = answer_stats(self.tokenizer, tokens, mask_id, steps=last.index + 1,
-                             nfe=int(last.nfe), seconds=seconds)
+                             nfe=int(last.nfe), seconds=seconds,
+                             step_budget=int(settings["steps"]))
         stats.update(backend=self.backend_name, dtype=self.dtype_name(),
                      **self.identity.stamp())
         if built.dropped:
             stats["dropped"] = built.dropped
+        if infill is not None:
+            stats["holes"] = len(infill.holes)
+        elif constraints:
+            stats["constraints"] = str(settings.get(CONSTRAINTS_KEY, "")).strip()
         if stopped:
             stats["stopped"] = True
         trace = recorder.trace(pieces)

@@ -169,7 +169,7 @@ def test_export_animation_of_a_stored_answer(qapp, tmp_path, capsys):
                  "--colour-mode", "reveal", str(out)]) == 0
     with Image.open(out) as image:
         assert image.is_animated and image.n_frames == 4 + 1
-    assert "4 steps" in capsys.readouterr().out
+    assert "4 passes" in capsys.readouterr().out
     # without --message: the latest answer that has a trace
     assert main(["export-animation", "--data-dir", str(tmp_path / "data"),
                  str(tmp_path / "latest.gif")]) == 0

@@ -44,6 +44,6 @@ def test_stats_count_the_visible_answer_and_the_padding_apart(tiny_tokenizer):
     tokens = [40, 41, 42, 43, eot, eos, eos, eos]
     stats = answer_stats(tokenizer, tokens, mask, steps=8, nfe=4, seconds=2.0)
     assert stats["tokens"] == 4 and stats["padding"] == 4
-    assert stats["tokens_per_second"] == 2.0 and stats["tokens_per_nfe"] == 1.0
+    assert stats["tokens_per_second"] == 2.0 and stats["tokens_per_pass"] == 1.0
     stopped = answer_stats(tokenizer, [40, mask, 42, mask], mask, steps=2, nfe=2, seconds=1.0)
     assert stopped["tokens"] == 2 and stopped["padding"] == 0

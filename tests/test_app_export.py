@@ -30,7 +30,7 @@ def test_markdown_export(filled, tmp_path):
     assert text.startswith("# Demo <chat>")
     assert "## You" in text and "## LLaDA" in text
     assert "```\nprint(1)\n```" in text
-    assert "NFE 64" in text and "answer length 64" in text
+    assert "64 passes (NFE)" in text and "answer length 64" in text
 
 
 def test_json_export_round_trips(filled, tmp_path):

@@ -82,7 +82,7 @@ def test_send_frames_reach_canvas_and_answer_is_stored(qtbot, make_window, tiny_
     assert window.store.conversation(window.current_id).title == "Hello there"
     # the transcript shows both messages, with the answer's stats
     assert len(window.transcript.views) == 2
-    assert "NFE 8" in window.transcript.views[1].meta.text()
+    assert "8 passes (NFE)" in window.transcript.views[1].meta.text()
 
 
 def test_stop_mid_answer(qtbot, make_window):
@@ -451,7 +451,7 @@ def test_transcript_renders_markdown_with_code_in_monospace(qtbot, make_window):
 
     window = make_window(model=None)
     text = "Some **bold** and `inline`\n\n```python\nprint(1)\n```\n"
-    window.store.add_message(window.current_id, "user", text)
+    window.store.add_message(window.current_id, "assistant", text)
     window.show_messages()
     [view] = window.transcript.views
     assert view.body.textFormat() == Qt.TextFormat.RichText
@@ -520,7 +520,7 @@ def test_fast_mode_from_the_settings_panel(qtbot, make_window):
     assert answer.settings["mode"] == "fast" and answer.settings["threshold"] == 0.8
     assert all(frame.committed >= 1 for frame in frames)
     assert answer.stats["tokens"] + answer.stats["padding"] == SMALL["gen_length"]
-    assert answer.stats["tokens_per_nfe"] == pytest.approx(
+    assert answer.stats["tokens_per_pass"] == pytest.approx(
         answer.stats["tokens"] / answer.stats["nfe"], abs=1e-3)
     assert "tokens/pass" in window.transcript.views[-1].meta.text()
 

@@ -51,7 +51,7 @@ def test_the_answer_denoises_in_its_own_message(qtbot, make_window):
         shown = live.canvas.frame
         assert any(at < 0 for at in shown.committed_at)        # still partly masked
         assert any(at >= 0 for at in shown.committed_at)
-        assert "step" in live.details.text() and "masked" in live.details.text()
+        assert "pass" in live.details.text() and "masked" in live.details.text()
         # mid-answer, the masks are painted in the message itself
         image = live.canvas.grab().toImage()
         masked = [c for c in live.canvas.cells if shown.committed_at[c.position] < 0]
@@ -69,7 +69,7 @@ def test_the_answer_denoises_in_its_own_message(qtbot, make_window):
     assert window.transcript.live is None
     answer_view = window.transcript.views[-1]
     assert answer_view.message.id == blocker.args[0] and not answer_view.body.isHidden()
-    assert answer_view.body.text() and "NFE 16" in answer_view.meta.text()
+    assert answer_view.body.text() and "16 passes (NFE)" in answer_view.meta.text()
 
 
 def test_the_live_answer_stays_in_its_conversation(qtbot, make_window):
@@ -104,9 +104,9 @@ def test_replay_in_place_and_the_inspector(qtbot, make_window):
         assert replay.canvas.frame.committed_at == [int(c) for c in stored.committed_at]
         assert replay.canvas.frame.confidence == [float(c) for c in stored.confidence]
         assert window.live.canvas.frame.index == k               # the inspector follows
-    assert f"step {trace.num_steps}/{trace.num_steps}" in window.live.caption.text()
-    assert "This step committed" in window.live.details.text()
-    assert replay.details.text().startswith(f"step {trace.num_steps}/")
+    assert f"pass {trace.num_steps} of up to {trace.num_steps}" in window.live.caption.text()
+    assert "This pass committed" in window.live.details.text()
+    assert replay.details.text().startswith(f"pass {trace.num_steps} of up to ")
     window.set_colour_mode("reveal")
     assert replay.canvas.mode == "reveal"
     assert [a.text() for a in view.menu().actions()] == ["Copy", "Replay", "Export animation…"]

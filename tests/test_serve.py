@@ -201,6 +201,10 @@ def test_models_and_chat_completion(demo):
     usage = reply.usage.model_dump()
     assert usage["completion_tokens"] == len(load_tokenizer(DEMO)("105", add_special_tokens=False)["input_ids"])
     assert usage["prompt_tokens"] > 5 and usage["nfe"] >= 1
+    # the app's one stats vocabulary (app/stats_text.py): passes of up to the step budget
+    assert usage["nfe"] <= usage["step_budget"] and usage["seconds"] > 0
+    assert usage["tokens_per_pass"] == pytest.approx(usage["completion_tokens"] / usage["nfe"],
+                                                     abs=1e-3)
     # Extension fields reach the sampler: exact mode runs its fixed schedule up to the end of turn.
     exact = client.chat.completions.create(
         model="llada-demo", messages=ask("What is 12 + 30?"), max_tokens=8,

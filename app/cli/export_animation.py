@@ -48,11 +48,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         store.close()
 
+    from app.stats_text import plural
     from app.ui.animation_render import export_trace
 
     written = export_trace(trace, args.out, args.colour_mode)
     shown = written[0] if len(written) == 1 else f"{len(written)} files in {args.out}"
-    print(f"llada export-animation: answer {message_id}, {trace.num_steps} steps: {shown}")
+    print(f"llada export-animation: answer {message_id}, {plural(trace.num_steps, 'pass')}: {shown}")
     return 0
 
 

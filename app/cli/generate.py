@@ -12,7 +12,8 @@ from app.cli.options import (
     add_constraint_option, add_model_options, add_sampler_options, check_sampler_settings,
     constraints_of, load_backend_model, sampler_kwargs,
 )
-from llada_core.chat import answer_text, encode_prompt, encode_text
+from app.stats_text import json_stats
+from llada_core.chat import answer_text, encode_prompt, encode_text, visible_answer_ids
 
 if TYPE_CHECKING:
     from app.trace import TraceRecorder
@@ -84,10 +85,11 @@ def run(args: argparse.Namespace) -> int:
     constraints = constraints_of(args, tokenizer)
     recorder = None
     if args.animation:
-        from app.trace import TraceRecorder
+        from app.trace import TraceRecorder, fixed_positions
 
         recorder = TraceRecorder(int(model.args.mask_token_id),
-                                 int(sampler_kwargs(args)["block_length"]))
+                                 int(sampler_kwargs(args)["block_length"]),
+                                 fixed_positions(constraints))
     started = time.perf_counter()
     frame = None
     for frame in backend.generate_steps(model, prompt_ids, constraints=constraints,
@@ -103,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
         json.dump({
             "backend": backend_name, "dtype": dtype_name(model), "model": str(args.model),
             "prompt_ids": prompt_ids, "answer_ids": answer_ids, "text": text,
-            "nfe": frame.nfe, "steps": frame.index + 1, "seconds": round(seconds, 4),
+            **json_stats(nfe=frame.nfe, steps=frame.index + 1,
+                         step_budget=int(sampler_kwargs(args)["steps"]), seconds=seconds,
+                         tokens=len(visible_answer_ids(tokenizer, answer_ids))),
             "settings": sampler_kwargs(args),
             "constraints": {str(start): ids for start, ids in constraints.items()},
         }, sys.stdout)

@@ -10,6 +10,7 @@ import time
 from app.cli.options import (
     add_model_options, add_sampler_options, load_backend_model, resolve_model, sampler_kwargs,
 )
+from app.stats_text import json_stats
 from llada_core.chat import bos_id
 from llada_core.constraints import infill_canvas, infill_lengths, infill_text, parse_infill
 from llada_core.settings import SamplerSettings
@@ -58,8 +59,10 @@ def run(args: argparse.Namespace) -> int:
             "holes": [{"start": start, "length": length, "ids": ids,
                        "text": infill_text(tokenizer, ids)}
                       for (start, length), ids in zip(canvas.holes, canvas.filled(tokens))],
-            "nfe": frame.nfe, "steps": frame.index + 1,
-            "seconds": round(time.perf_counter() - started, 4), "settings": kwargs,
+            **json_stats(nfe=frame.nfe, steps=frame.index + 1, step_budget=int(kwargs["steps"]),
+                         seconds=time.perf_counter() - started,
+                         tokens=canvas.hole_tokens),
+            "settings": kwargs,
         }, sys.stdout)
         sys.stdout.write("\n")
     else:

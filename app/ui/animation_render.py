@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPalette
 
 from app import animation
+from app.stats_text import pass_caption, start_caption
 from app.trace import Trace
 from app.ui.canvas import MODES, CanvasFrame, DenoiseCanvas
 
@@ -41,24 +42,30 @@ def light_palette(base: QPalette) -> QPalette:
 def start_frame(trace: Trace) -> CanvasFrame:
     """The canvas before the first step: every position masked."""
     n = trace.gen_length
-    return CanvasFrame(index=-1, block=0, committed_at=[-1] * n, confidence=[0.0] * n,
-                       pieces=[""] * n, block_length=trace.block_length,
-                       total_steps=trace.num_steps)
+    fixed = set(trace.fixed)
+    pieces = trace.pieces_at(0) if fixed else [""] * n
+    return CanvasFrame(index=-1, block=0,
+                       committed_at=[0 if i in fixed else -1 for i in range(n)],
+                       confidence=[1.0 if i in fixed else 0.0 for i in range(n)],
+                       pieces=[pieces[i] if i in fixed else "" for i in range(n)],
+                       block_length=trace.block_length, total_steps=trace.num_steps,
+                       fixed=frozenset(fixed))
 
 
 def trace_frames(trace: Trace) -> list[CanvasFrame]:
     """The all-masked start, then the canvas after each step."""
     return [start_frame(trace)] + [
-        CanvasFrame.of(trace.frame(k), trace.pieces_at(k), trace.block_length, trace.num_steps)
+        CanvasFrame.of(trace.frame(k), trace.pieces_at(k), trace.block_length, trace.num_steps,
+                       trace.fixed)
         for k in range(trace.num_steps)]
 
 
 def caption(frame: CanvasFrame) -> str:
     if frame.index < 0:
-        return f"start · every position masked · {frame.total_steps} steps"
+        return start_caption(frame.total_steps, sum(1 for at in frame.committed_at if at < 0),
+                             len(frame.committed_at))
     blocks = max(1, len(frame.committed_at) // max(1, frame.block_length))
-    return (f"step {frame.index + 1}/{frame.total_steps} · block {frame.block + 1}/{blocks} · "
-            f"NFE {frame.nfe}")
+    return pass_caption(frame.index, frame.nfe, frame.total_steps, frame.block, blocks)
 
 
 class FrameRenderer:

@@ -67,18 +67,33 @@ class CanvasFrame:
     # Per position: its bytes are shown on an earlier position (the 2nd token of 中): no cell
     # width, and no word break before it.
     joined: list[bool] = field(default_factory=list)
+    # Positions the user fixed (constraints, infill text): in place from the start, never new.
+    fixed: frozenset = frozenset()
 
     @classmethod
-    def of(cls, frame, pieces: Sequence[str], block_length: int, total_steps: int) -> "CanvasFrame":
+    def of(cls, frame, pieces: Sequence[str], block_length: int, total_steps: int,
+           fixed: Sequence[int] = ()) -> "CanvasFrame":
         return cls(index=int(frame.index), block=int(frame.block),
                    committed_at=[int(c) for c in frame.committed_at],
                    confidence=[float(c) for c in frame.confidence], pieces=list(pieces),
                    block_length=int(block_length), total_steps=int(total_steps),
                    nfe=int(frame.nfe), done=bool(frame.done),
-                   joined=list(getattr(pieces, "joined", [])))
+                   joined=list(getattr(pieces, "joined", [])), fixed=frozenset(fixed))
 
     def is_joined(self, i: int) -> bool:
         return i < len(self.joined) and self.joined[i] and self.committed_at[i] >= 0
+
+    def is_new(self, i: int) -> bool:
+        """Committed by this frame's step (a fixed position never is)."""
+        return self.committed_at[i] == self.index and i not in self.fixed
+
+    def is_padding(self, i: int) -> bool:
+        """A committed token with no text of its own (EOS, end of turn) after the answer."""
+        return (self.committed_at[i] >= 0 and i < len(self.pieces) and not self.pieces[i]
+                and not self.is_joined(i) and i not in self.fixed)
+
+    def new_count(self) -> int:
+        return sum(1 for i in range(len(self.committed_at)) if self.is_new(i))
 
 
 @dataclass
@@ -292,6 +307,12 @@ class DenoiseCanvas(QWidget):
         at = frame.committed_at[i]
         if at < 0:
             return MASKED, QColor("#bbbbbb")
+        if i in frame.fixed:  # the user's own text: plain in every mode and every frame
+            return None, plain
+        if frame.is_padding(i):
+            faint = QColor(plain)
+            faint.setAlpha(90)
+            return None, faint
         if self.mode == "state":
             if at == frame.index:
                 return NEW, text_on(NEW)
@@ -336,9 +357,13 @@ class DenoiseCanvas(QWidget):
                 painter.setPen(colour)
                 painter.drawText(cell.rect, Qt.AlignmentFlag.AlignCenter, cell.text)
             elif frame.committed_at[cell.position] >= 0 and not cell.text:
-                # A special token (end of text): a faint dot keeps it visible.
+                # EOS padding after the answer: a dim dotted outline and a dot, neither a mask
+                # nor a word, and never highlighted as new.
                 faint = QColor(colour)
-                faint.setAlpha(110)
+                faint.setAlpha(150)
+                painter.setPen(QPen(faint, 1.0, Qt.PenStyle.DotLine))
+                painter.setBrush(Qt.BrushStyle.NoBrush)
+                painter.drawRoundedRect(cell.rect.adjusted(1.5, 2.5, -1.5, -2.5), 3, 3)
                 painter.setPen(faint)
                 painter.drawText(cell.rect, Qt.AlignmentFlag.AlignCenter, "·")
             if cell.position and frame.block_length and cell.position % frame.block_length == 0:

@@ -1,16 +1,18 @@
-"""The inspector (View ▸ Inspector): the canvas with its caption (step, block, NFE), the
-colour-mode picker and the legend, and per-step details (what the step committed, how sure)."""
+"""The inspector (View ▸ Inspector): the canvas with its caption (pass of up to the step budget,
+block), the colour-mode picker and the legend, and per-pass details (what the pass committed, how
+sure; EOS padding counted apart)."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
+from app.stats_text import pass_caption, start_caption
 from app.ui.canvas import MODES, CanvasFrame, DenoiseCanvas
 
 LEGENDS = {
-    "state": "grey ░ masked · yellow new this step · plain earlier",
-    "confidence": "new this step: red < 0.3 · orange < 0.7 · green ≥ 0.7 · blue earlier",
+    "state": "grey ░ masked · yellow new this pass · plain earlier · dotted EOS padding",
+    "confidence": "new this pass: red < 0.3 · orange < 0.7 · green ≥ 0.7 · blue earlier",
     "reveal": "light → dark blue: revealed early → late",
 }
 
@@ -23,6 +25,10 @@ class CanvasPanel(QWidget):
         self.canvas = DenoiseCanvas()
         self.caption = QLabel(title)
         self.caption.setObjectName("canvasCaption")
+        # Long captions wrap inside the panel instead of widening it past the window's edge.
+        self.caption.setWordWrap(True)
+        self.caption.setTextFormat(Qt.TextFormat.PlainText)
+        self.caption.setMinimumWidth(1)
         self.title = title
         self.mode = QComboBox()
         for key, label in MODES.items():
@@ -33,21 +39,23 @@ class CanvasPanel(QWidget):
         font = self.legend.font()
         font.setPointSizeF(font.pointSizeF() * 0.85)
         self.legend.setFont(font)
-        top = QHBoxLayout()
-        top.addWidget(self.caption, 1)
-        top.addWidget(self.legend)
+        self.legend.setWordWrap(True)
+        top = QHBoxLayout()  # the legend and the picker; the caption has a row of its own
+        top.addWidget(self.legend, 1)
         top.addWidget(self.mode)
         self.details = QLabel()
         self.details.setObjectName("canvasDetails")
         self.details.setTextFormat(Qt.TextFormat.PlainText)
         self.details.setWordWrap(True)
         self.details.setFont(font)
+        self.details.setMinimumWidth(1)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.scroll.setWidget(self.canvas)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.caption)
         layout.addLayout(top)
         layout.addWidget(self.scroll, 1)
         layout.addWidget(self.details)
@@ -64,10 +72,18 @@ class CanvasPanel(QWidget):
 
     def describe(self, frame: CanvasFrame) -> None:
         blocks = max(1, len(frame.committed_at) // max(1, frame.block_length))
-        self.caption.setText(
-            f"{self.title} — step {frame.index + 1}/{frame.total_steps} · "
-            f"block {frame.block + 1}/{blocks} · NFE {frame.nfe}")
+        self.caption.setText(f"{self.title} — " + (
+            start_caption(frame.total_steps, masked_count(frame), len(frame.committed_at))
+            if frame.index < 0 else
+            pass_caption(frame.index, frame.nfe, frame.total_steps, frame.block, blocks)))
         self.details.setText(step_report(frame))
+
+    def clear(self, caption: str = "") -> None:
+        """Nothing running and nothing to show: no frame, the title (or `caption`), no details
+        left over from an earlier answer."""
+        self.canvas.clear()
+        self.caption.setText(caption or self.title)
+        self.details.setText("")
 
     def set_frame(self, frame: CanvasFrame) -> None:
         self.canvas.set_frame(frame)
@@ -78,10 +94,16 @@ class CanvasPanel(QWidget):
         self.describe(frame)
 
 
+def masked_count(frame: CanvasFrame) -> int:
+    return sum(1 for at in frame.committed_at if at < 0)
+
+
 def step_report(frame: CanvasFrame, shown: int = 8) -> str:
-    """What one step did: how many tokens it committed, how sure it was of each (the most sure
+    """What one pass did: how many tokens it committed, how sure it was of each (the most sure
     first), and how many masks are left."""
-    new = [i for i, at in enumerate(frame.committed_at) if at == frame.index]
+    new = [i for i in range(len(frame.committed_at)) if frame.is_new(i)]
+    padding = [i for i in new if frame.is_padding(i)]
+    new = [i for i in new if i not in padding]
     masked = sum(1 for at in frame.committed_at if at < 0)
     if frame.index < 0:
         return f"{masked} positions masked"
@@ -91,6 +113,7 @@ def step_report(frame: CanvasFrame, shown: int = 8) -> str:
         for i in new[:shown] if i < len(frame.pieces))
     more = f" and {len(new) - shown} more" if len(new) > shown else ""
     mean = sum(frame.confidence[i] for i in new) / len(new) if new else 0.0
-    return (f"This step committed {len(new)} token{'s' if len(new) != 1 else ''}"
+    return (f"This pass committed {len(new)} token{'s' if len(new) != 1 else ''}"
             + (f" (mean confidence {mean:.2f}): {words}{more}" if new else "")
+            + (f" + {len(padding)} padding" if padding else "")
             + f" · {masked} still masked")

@@ -128,8 +128,7 @@ class Generation(QObject):
                         "settings": settings, "frames": 0, "started": time.time(),
                         "user_message": user_message, "replaces": replaces}
         window = self.window
-        window.live.canvas.clear()
-        window.live.caption.setText("Denoising — starting…")
+        window.live.clear("Denoising — starting…")
         window.transcript.begin_live()  # the answer denoises in place, in its own message
         window.transcript.set_live_visible(conversation_id == window.current_id)
         window.set_busy(True)
@@ -150,6 +149,7 @@ class Generation(QObject):
         if not self._current(request_id):
             return
         self.request["prompt_ids"] = info["prompt_ids"]
+        self.request["fixed"] = info.get("fixed", [])
         if "settings" in info:  # an infilling: lengths from the text
             self.request["settings"] = info["settings"]
         self.window.context.show_request(info)
@@ -159,7 +159,8 @@ class Generation(QObject):
             return
         self.request["frames"] += 1
         settings = self.request["settings"]
-        shown = CanvasFrame.of(frame, pieces, settings["block_length"], settings["steps"])
+        shown = CanvasFrame.of(frame, pieces, settings["block_length"], settings["steps"],
+                               self.request.get("fixed", ()))
         self.window.live.set_frame(shown)
         self.window.transcript.live_frame(shown)
         self.frame_received.emit(request_id, frame)
@@ -185,8 +186,8 @@ class Generation(QObject):
             settings=request["settings"], stats=result["stats"],
             prompt_ids=result["prompt_ids"], trace=result["trace"],
             replaces=request["replaces"])
-        window.status.setText(("Stopped: " if result["stopped"] else "Done: ")
-                              + export_mod.stats_line(result["stats"]))
+        line = export_mod.stats_line(result["stats"])  # a stopped one starts "stopped after pass k"
+        window.status.setText(line[:1].upper() + line[1:] if result["stopped"] else f"Done: {line}")
         if request["conversation_id"] == window.current_id:
             window.show_messages()
         window.refresh_conversations()

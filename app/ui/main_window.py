@@ -22,6 +22,7 @@ from app import export as export_mod
 from app import trace as trace_mod
 from app.conversation import ModelIdentity, interrupted_question
 from app.models.defaults import given_settings, window_defaults
+from app.settings_logic import FILL_BLANKS_KEY
 from app.store import Store
 from app.ui import transfer
 from app.ui.about import AboutDialog
@@ -153,6 +154,8 @@ class MainWindow(QMainWindow):
         send_column = QVBoxLayout()
         send_column.addStretch(1)
         send_column.addWidget(self.fill_blanks)
+        self.fill_blanks.toggled.connect(self.composer.set_fill_blanks)
+        self.fill_blanks.toggled.connect(self._fill_blanks_toggled)
         send_column.addWidget(self.send_button)
         composer_row = QHBoxLayout()
         composer_row.addWidget(self.composer, 1)
@@ -271,6 +274,7 @@ class MainWindow(QMainWindow):
                 and not self.store.messages(self.current_id) and not self.generating):
             self.store.set_conversation_settings(self.current_id, self.default_settings)
             self.settings_panel.set_settings(self.default_settings)
+            self.fill_blanks.setChecked(False)
             self.composer.setFocus()
             return self.current_id
         conversation_id = self.store.create_conversation("New chat", self.default_settings)
@@ -286,6 +290,8 @@ class MainWindow(QMainWindow):
             return
         self.current_id = conversation_id
         self.settings_panel.set_settings(conversation.settings or self.default_settings)
+        # The toggle is per chat: a fill-the-blanks chat opens with it on, the others off.
+        self.fill_blanks.setChecked(bool((conversation.settings or {}).get(FILL_BLANKS_KEY)))
         self._show_blank_canvas()
         self.show_messages()
         if not self.generating:
@@ -361,12 +367,11 @@ class MainWindow(QMainWindow):
         except ValueError:
             trace = None
         if trace is None or trace.num_steps == 0:
-            self.live.canvas.clear()
-            self.live.caption.setText(self.live.title)
+            self.live.clear()
             return
         last = trace.num_steps - 1
         self.live.show_now(CanvasFrame.of(trace.frame(last), trace.pieces, trace.block_length,
-                                          trace.num_steps))
+                                          trace.num_steps, trace.fixed))
 
     def rename_conversation(self, conversation_id: int, title: Optional[str] = None) -> None:
         if title is None:
@@ -401,9 +406,19 @@ class MainWindow(QMainWindow):
                 return
         self.refresh_conversations()
 
+    def _fill_blanks_toggled(self, on: bool) -> None:
+        conversation = self.store.conversation(self.current_id) if self.current_id else None
+        if conversation is not None and bool(conversation.settings.get(FILL_BLANKS_KEY)) != on:
+            settings = {k: v for k, v in (conversation.settings
+                                          or self.settings_panel.settings()).items()
+                        if k != FILL_BLANKS_KEY}
+            self.store.set_conversation_settings(
+                self.current_id, {**settings, FILL_BLANKS_KEY: True} if on else settings)
+
     def _settings_changed(self, settings: dict) -> None:
         if self.current_id is not None:
-            self.store.set_conversation_settings(self.current_id, settings)
+            toggle = {FILL_BLANKS_KEY: True} if self.fill_blanks.isChecked() else {}
+            self.store.set_conversation_settings(self.current_id, {**settings, **toggle})
         if self.banner.text().startswith("These settings cannot be used"):
             self.banner.clear_error()       # the settings it was about changed
         self._show_blank_canvas()

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (
     QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QToolButton, QVBoxLayout, QWidget,
 )
 
+from app.stats_text import pass_caption, start_caption
 from app.trace import Trace
 from app.ui.canvas import CanvasFrame, DenoiseCanvas
 
@@ -16,12 +17,15 @@ BASE_INTERVAL_MS = 120  # one step per 120 ms at 1×
 
 
 def step_details(frame: CanvasFrame) -> str:
-    """'step 3/8 · block 1/2 · NFE 3 · 2 new · 5 masked': what one step did."""
+    """'pass 3 of up to 8 · block 1/2 · 2 new · 5 masked': what one pass did."""
+    if frame.index < 0:
+        return start_caption(frame.total_steps, sum(1 for at in frame.committed_at if at < 0),
+                             len(frame.committed_at))
     blocks = max(1, len(frame.committed_at) // max(1, frame.block_length))
-    new = sum(1 for at in frame.committed_at if at == frame.index)
+    new = frame.new_count()
     masked = sum(1 for at in frame.committed_at if at < 0)
-    return (f"step {frame.index + 1}/{frame.total_steps} · block {frame.block + 1}/{blocks} · "
-            f"NFE {frame.nfe} · {new} new · {masked} masked")
+    return (pass_caption(frame.index, frame.nfe, frame.total_steps, frame.block, blocks)
+            + f" · {new} new · {masked} masked")
 
 
 class ReplayView(QWidget):
@@ -77,7 +81,7 @@ class ReplayView(QWidget):
 
     def canvas_frame(self, k: int) -> CanvasFrame:
         return CanvasFrame.of(self.trace.frame(k), self.trace.pieces_at(k), self.trace.block_length,
-                              self.trace.num_steps)
+                              self.trace.num_steps, self.trace.fixed)
 
     def seek(self, k: int) -> None:
         frame = self.canvas_frame(k)

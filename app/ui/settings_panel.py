@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
 
 from app import settings_logic as logic
 from app.settings_logic import constraints_entry
+from app.stats_text import schedule_summary
 from llada_core.settings import REMASKING_CHOICES, SamplerSettings
 
 DEFAULTS = SamplerSettings()
@@ -272,19 +273,7 @@ class SettingsPanel(QWidget):
         self.threshold_box.blockSignals(True)
         self.threshold_box.setValue(self.threshold.value() / 100)
         self.threshold_box.blockSignals(False)
-        s = self.settings()
-        blocks = s["gen_length"] // s["block_length"]
-        per_step = s["gen_length"] / s["steps"]
-        self.summary.setText(
-            f"{blocks} block{'s' if blocks != 1 else ''} of {s['block_length']} tokens, "
-            f"{s['steps'] // blocks} steps each "
-            f"({per_step:.2g} token{'' if per_step == 1 else 's'} unmasked per step).")
-        if fast:
-            self.summary.setText(self.summary.text() + (
-                f" Fast: KV cache per block, stops at EOS; every token at least "
-                f"{s['threshold']:.2f} confident is committed at once (at least one per step)."
-                if s["threshold"] is not None else
-                " Fast: KV cache per block, stops at EOS; fixed steps."))
+        self.summary.setText(schedule_summary(self.settings()))
 
     def _emit(self) -> None:
         if self._updating:

@@ -98,13 +98,25 @@ class MessageView(QFrame):
         self.body.setOpenExternalLinks(False)
         self.body.linkActivated.connect(open_link)
         self.body.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.body.setText(markdown_html(message.text if message.text else "*(empty answer)*"))
+        if message.role == "user":
+            # As typed: a fill-the-blanks text's [___] and underscores are not Markdown.
+            self.body.setTextFormat(Qt.TextFormat.PlainText)
+            self.body.setText(message.text)
+        else:
+            self.body.setText(markdown_html(message.text if message.text else "*(empty answer)*"))
 
         self.column = QVBoxLayout(self)
         self.column.setContentsMargins(10, 6, 10, 8)
         self.column.setSpacing(4)
         self.column.addLayout(header)
         self.column.addWidget(self.body)
+        if message.role == "assistant" and message.stats.get("stopped"):
+            after = message.stats.get("steps", message.stats.get("nfe"))
+            self.stopped_note = small_label(
+                f"Stopped after pass {after}: this is what was committed by then; the positions "
+                "still masked were dropped.")
+            self.stopped_note.setObjectName("stoppedNote")
+            self.column.addWidget(self.stopped_note)
         if message.role == "assistant":
             meta = " · ".join(x for x in (stats_line(message.stats),
                                           settings_line(message.settings)) if x)
@@ -180,6 +192,8 @@ class LiveAnswerView(QFrame):
 
     def set_frame(self, frame: CanvasFrame) -> None:
         self.canvas.set_frame(frame)
+        if self.canvas.frames_shown == 0:  # never "Starting…" once a frame has arrived
+            self.details.setText(step_details(frame) + " · denoising…")
 
     def _painted(self, _index: int) -> None:
         # Described when painted, so the line changes at the screen's rate like the canvas.
@@ -403,6 +417,17 @@ class Composer(QPlainTextEdit):
         self.setPlaceholderText("Message LLaDA (Enter sends, Shift+Enter for a new line)")
         self.setTabChangesFocus(True)
         self.setFixedHeight(self.fontMetrics().lineSpacing() * 3 + 16)
+
+    FILL_BLANKS_HINT = ("Text with holes to fill: [___] is one token per underscore, [_:8] is "
+                        "8 tokens (Enter sends)")
+
+    def set_fill_blanks(self, on: bool) -> None:
+        """The placeholder says the fill-the-blanks syntax while that mode is on."""
+        if on and self.placeholderText() != self.FILL_BLANKS_HINT:
+            self._usual_placeholder = self.placeholderText()
+            self.setPlaceholderText(self.FILL_BLANKS_HINT)
+        elif not on and self.placeholderText() == self.FILL_BLANKS_HINT:
+            self.setPlaceholderText(getattr(self, "_usual_placeholder", ""))
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
