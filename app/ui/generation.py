@@ -9,15 +9,18 @@ one Enter away. A regenerated answer replaces the old one only when it is stored
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from typing import TYPE_CHECKING, Optional
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QGuiApplication
 
 from app import conversation
 from app import export as export_mod
 from app import trace as trace_mod
 from app.settings_logic import CONSTRAINTS_KEY, check_constraints_text, sampler_part
+from app.store import StoreError
 from llada_core.constraints import parse_infill
 from app.ui.canvas import CanvasFrame
 from llada_core.settings import SamplerSettings
@@ -28,6 +31,9 @@ if TYPE_CHECKING:
 
 # In a question's stored settings: it was a text to fill, not a chat message.
 INFILL_KEY = "infill"
+
+
+log = logging.getLogger(__name__)
 
 
 class Generation(QObject):
@@ -181,11 +187,21 @@ class Generation(QObject):
             self._take_back(request)
             window.status.setText("Stopped before the first step; nothing was kept.")
             return
-        message_id = store.add_message(
-            request["conversation_id"], "assistant", result["text"],
-            settings=request["settings"], stats=result["stats"],
-            prompt_ids=result["prompt_ids"], trace=result["trace"],
-            replaces=request["replaces"])
+        try:
+            message_id = store.add_message(
+                request["conversation_id"], "assistant", result["text"],
+                settings=request["settings"], stats=result["stats"],
+                prompt_ids=result["prompt_ids"], trace=result["trace"],
+                replaces=request["replaces"])
+        except StoreError as error:     # locked or unusable history: say so, keep the text
+            log.warning("the answer could not be stored", exc_info=True)
+            QGuiApplication.clipboard().setText(result["text"])
+            window.banner.show_message(
+                f"{error} The answer was not saved; its text is on the clipboard.", "error")
+            window.status.setText("The answer was not saved.")
+            if request["conversation_id"] == window.current_id:
+                window.show_messages()
+            return
         line = export_mod.stats_line(result["stats"])  # a stopped one starts "stopped after pass k"
         window.status.setText(line[:1].upper() + line[1:] if result["stopped"] else f"Done: {line}")
         if request["conversation_id"] == window.current_id:

@@ -7,6 +7,7 @@ menus (menus), export/import (transfer), and the conversation rules, free of Qt
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Optional
@@ -23,7 +24,7 @@ from app import trace as trace_mod
 from app.conversation import ModelIdentity, interrupted_question
 from app.models.defaults import given_settings, window_defaults
 from app.settings_logic import FILL_BLANKS_KEY
-from app.store import Store
+from app.store import Store, StoreError
 from app.ui import transfer
 from app.ui.about import AboutDialog
 from app.ui.about import open_log as open_log_file
@@ -49,6 +50,9 @@ __all__ = ["Banner", "MainWindow", "app_icon", "shortcut"]
 
 def app_icon() -> QIcon:
     return QIcon(str(Path(__file__).resolve().parents[1] / "resources" / "icon.svg"))
+
+
+log = logging.getLogger(__name__)
 
 
 class MainWindow(QMainWindow):
@@ -557,15 +561,22 @@ class MainWindow(QMainWindow):
         elif not self.generation.check_settings(settings):
             return False
         self.banner.clear_error()       # a new question: an earlier failure is history
-        if self.current_id is None or self.store.conversation(self.current_id) is None:
-            self.new_conversation()
-        conversation_id = self.current_id
-        if self.store.conversation(conversation_id).title == "New chat":
-            title = " ".join(text.split())
-            self.store.rename_conversation(conversation_id,
-                                           title[:48] + ("…" if len(title) > 48 else ""))
-        self.composer.clear()
-        self.generation.send(conversation_id, text, settings, infill=infill)
+        try:
+            if self.current_id is None or self.store.conversation(self.current_id) is None:
+                self.new_conversation()
+            conversation_id = self.current_id
+            if self.store.conversation(conversation_id).title == "New chat":
+                title = " ".join(text.split())
+                self.store.rename_conversation(conversation_id,
+                                               title[:48] + ("…" if len(title) > 48 else ""))
+            self.composer.clear()
+            self.generation.send(conversation_id, text, settings, infill=infill)
+        except StoreError as error:     # locked or unusable history: the text stays in the box
+            log.warning("the question could not be stored", exc_info=True)
+            if not self.composer.toPlainText().strip():
+                self.composer.setPlainText(text)
+            self.banner.show_message(f"{error} Your message was not sent.", "error")
+            return False
         self.refresh_conversations()
         self.show_messages()
         return True
