@@ -190,6 +190,13 @@ def test_count_fills_in_live_then_shows_the_numbers(browser, served, shots):
     page.keyboard.type("b")
     assert page.locator("#prompt").input_value() == "a\nb"
     assert page.locator(".message").count() == 2
+    # Settings the sampler refuses: the server's sentence, and the message back in the composer.
+    set_setting(page, "steps", "7")
+    page.locator("#prompt").fill("Count from 14 to 27.")
+    page.keyboard.press("Enter")
+    sync_api.expect(page.locator("#chat-error")).to_contain_text("steps")
+    assert page.locator("#prompt").input_value() == "Count from 14 to 27."
+    assert page.locator(".message").count() == 2
     assert page.errors == []
 
 
@@ -202,7 +209,10 @@ def test_stop_ends_an_answer_midway(browser, served, shots):
     try:
         page.locator("#prompt").fill("Count from 14 to 27.")
         page.locator("#send").click()
-        sync_api.expect(page.locator("#canvas .cell.masked").first).to_be_visible()
+        deadline = time.monotonic() + 20
+        while page.locator("#canvas .cell:not(.masked)").count() < 3:  # a few passes in
+            assert time.monotonic() < deadline, "the canvas did not fill in"
+            page.wait_for_timeout(20)
         page.locator("#stop").click()
         sync_api.expect(page.locator(".message.assistant .meta")).to_have_text("stopped")
         deadline = time.monotonic() + 10

@@ -336,7 +336,7 @@ async function send() {
   conversation.messages.push({ role: "user", content: text });
   if (conversation.title === "New chat") conversation.title = text.trim().slice(0, 40);
   $("prompt").value = "";
-  await answer(conversation);
+  await answer(conversation, text);
 }
 
 function retryAt(index) {
@@ -346,7 +346,9 @@ function retryAt(index) {
   answer(conversation);
 }
 
-async function answer(conversation) {
+// `typed`: the composer's text, given back to it (with the message taken off) when the server
+// refuses the request, so a setting out of range loses nothing.
+async function answer(conversation, typed = null) {
   showError("chat-error", "");
   const history = conversation.messages.map(({ role, content }) => ({ role, content }));
   const reply = { role: "assistant", content: "", pending: true };
@@ -358,12 +360,13 @@ async function answer(conversation) {
   state.frameStarted = performance.now();
   $("progress").textContent = "waiting for the model…";
   let finish = null;
+  let refused = false;
   try {
     const response = await api("/v1/chat/completions", {
       method: "POST", signal: controller.signal,
       body: JSON.stringify(Object.assign({ messages: history, stream: true, llada_frames: true }, settings())),
     });
-    if (!response.ok) throw new Error(await errorText(response));
+    if (!response.ok) { refused = true; throw new Error(await errorText(response)); }
     await readEvents(response, (name, data) => {
       if (name === "llada.frame") { drawFrame(data.llada_frame); return; }
       if (data.error) throw new Error(data.error.message);
@@ -376,6 +379,11 @@ async function answer(conversation) {
   } catch (error) {
     if (error.name === "AbortError") reply.note = "stopped";
     else { reply.note = "failed"; showError("chat-error", error.message); }
+    if (refused) {
+      conversation.messages.pop();
+      if (typed !== null) { conversation.messages.pop(); $("prompt").value = typed; }
+      $("progress").textContent = "idle";
+    }
   } finally {
     reply.pending = false;
     state.controller = null;
