@@ -311,3 +311,24 @@ def test_model_html_shows_as_text(browser, served, shots):
     page.wait_for_timeout(200)
     assert page.evaluate("window.pwned === undefined")
     page.screenshot(path=str(shots / "7-hostile-answer.png"))
+
+
+def test_keyboard_only(browser, served):
+    page = open_page(browser, served)
+    # The composer has the focus on load: type, Enter sends, no mouse anywhere.
+    page.keyboard.type("Count from 14 to 27.")
+    page.keyboard.press("Enter")
+    sync_api.expect(page.locator(".message.assistant .body")).to_have_text(COUNT, timeout=30_000)
+    # Tab reaches every control, among them the Infill tab and the settings.
+    seen = set()
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        seen.add(page.evaluate("document.activeElement.id || document.activeElement.className"))
+    assert {"tab-infill", "new-chat", "colour-mode", "prompt", "send"} <= seen, seen
+    page.locator("#tab-infill").focus()
+    page.keyboard.press("Enter")
+    sync_api.expect(page.locator("#infill-page")).to_be_visible()
+    page.locator("#infill-text").focus()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # the Fill button
+    sync_api.expect(page.locator("#infill-result mark")).to_have_count(1, timeout=30_000)
