@@ -12,6 +12,7 @@ Base models), streaming (server-sent events) or not. Standard fields map onto th
 `"llada_frames": true` adds each denoising step as an extra `llada.frame` event to a stream.
 A stream sends text as it becomes final: the settled prefix (the longest run of committed
 positions from the start of the answer) only grows, so its text is never taken back.
+The browser page at `/` and its endpoints (/v1/llada/info, /v1/llada/infill) are in app/web.
 """
 
 from __future__ import annotations
