@@ -12,6 +12,7 @@ Base models), streaming (server-sent events) or not. Standard fields map onto th
 `"llada_frames": true` adds each denoising step as an extra `llada.frame` event to a stream.
 A stream sends text as it becomes final: the settled prefix (the longest run of committed
 positions from the start of the answer) only grows, so its text is never taken back.
+The browser page at `/` and its endpoints (/v1/llada/info, /v1/llada/infill) are in app/web.
 """
 
 from __future__ import annotations
@@ -552,6 +553,8 @@ class Server:
         from starlette.middleware import Middleware
         from starlette.routing import Route
 
+        from app.web import web_routes
+
         async def http_error(request: Any, error: HTTPException) -> Any:
             kind = "not_found_error" if error.status_code == 404 else "invalid_request_error"
             return self._json(error_body(str(error.detail), kind=kind), error.status_code)
@@ -570,6 +573,7 @@ class Server:
                 Route("/v1/models/{model_id:path}", self.get_model, methods=["GET"]),
                 Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
                 Route("/v1/completions", self.completions, methods=["POST"]),
+                *web_routes(self),  # the browser page (app/web)
             ],
             middleware=[Middleware(_RequestIds), Middleware(_AuthMiddleware, server=self)],
             exception_handlers={HTTPException: http_error, RequestError: request_error},
@@ -709,7 +713,7 @@ class Server:
                 if pieces is not None:
                     frame_chunk = self._chunk(ident, kind, None, None)
                     frame_chunk["choices"] = []
-                    frame_chunk["llada_frame"] = frame_payload(payload, pieces)
+                    frame_chunk["llada_frame"] = frame_payload(payload, pieces, generation.sampler)
                     yield _sse(frame_chunk, event="llada.frame")
                 delta = answer.update(payload.tokens, payload.done)
                 if delta:
@@ -747,7 +751,9 @@ class _AuthMiddleware:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         key = self.server.api_key
-        if scope["type"] == "http" and key is not None:
+        from app.web import is_public_path
+
+        if scope["type"] == "http" and key is not None and not is_public_path(scope.get("path", "")):
             headers = dict(scope.get("headers") or [])
             given = headers.get(b"authorization", b"").decode("latin-1")
             scheme, _, token = given.partition(" ")
@@ -870,10 +876,16 @@ class _RequestIds:
                      scope.get("path"), status[0] if status else "-", time.monotonic() - started)
 
 
-def frame_payload(frame: Any, pieces: Callable[[Sequence[int]], Sequence[str]]) -> dict[str, Any]:
+def frame_payload(frame: Any, pieces: Callable[[Sequence[int]], Sequence[str]],
+                  sampler: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """A denoising step for clients that asked for frames: ids (mask id where masked), each
-    position's text (masks as ░) and the step each position was committed at (-1: masked)."""
-    return {"step": int(frame.index), "block": int(frame.block), "nfe": int(frame.nfe),
+    position's text (masks as ░), the step each position was committed at (-1: masked), its
+    confidence when committed (0 while masked), and the block length and step budget."""
+    sampler = sampler or {}
+    return {"block_length": int(sampler.get("block_length", len(frame.tokens))),
+            "total_steps": int(sampler.get("steps", 0)),
+            "confidence": [round(float(c), 4) for c in frame.confidence],
+            "step": int(frame.index), "block": int(frame.block), "nfe": int(frame.nfe),
             "committed": int(frame.committed), "done": bool(frame.done),
             "tokens": [int(t) for t in frame.tokens],
             "committed_at": [int(t) for t in frame.committed_at],

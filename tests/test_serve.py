@@ -403,6 +403,7 @@ def test_llada_serve_command(tmp_path):
         process.terminate()
         _, err = process.communicate(timeout=30)
     assert f"llada-demo at http://127.0.0.1:{port}/v1" in err
+    assert f"the browser page is at http://127.0.0.1:{port}/" in err
     assert "warning" not in err
     # The server keeps no conversations: nothing was written where the window keeps its data.
     assert not any(p.is_file() for p in (tmp_path / "data").rglob("*"))

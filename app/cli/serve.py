@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     port = listening.getsockname()[1]  # the one chosen when --port is 0
     print(f"llada serve: {server.model_id} at http://{shown}:{port}/v1", file=sys.stderr)
+    print(f"llada serve: the browser page is at http://{shown}:{port}/", file=sys.stderr)
     try:
         uvicorn_server(server, args.host, args.port, args.log_level).run(sockets=[listening])
     finally:
