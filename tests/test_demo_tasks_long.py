@@ -233,12 +233,16 @@ def test_the_readmes_demo_recipe_parses_with_known_tasks():
     parser = argparse.ArgumentParser()
     train_cli.add_parser(parser.add_subparsers())
     previous = "first-demo"
-    assert len(commands) == 6
-    for command in commands:
+    assert len(commands) == 7
+    for number, command in enumerate(commands, start=1):
         args = parser.parse_args(["train", *command.split()])
         assert set(args.task_weights) <= set(TASKS) and args.init_from == previous
-        assert (args.answer_length, args.block_length, args.seq_len) == (64, 32, 128)
+        assert (args.answer_length, args.block_length) == (64, 32)
+        # Six first-turn stages in rows of 128 tokens, then conversations of up to six turns.
+        assert args.seq_len == (128 if number < 7 else 640)
+        assert (args.multi_turn_share > 0) == (number == 7)
         previous = args.out
     defaults = json.loads((DEMO / "sampler_defaults.json").read_text())
     assert (defaults["gen_length"], defaults["block_length"]) == (64, 32)
     assert args.stop_weight > 1 and args.suffix_share > 0 and args.task_weights["count"] > 0
+    assert args.max_turns == 6 and {"count", "add2"} <= set(args.task_weights)
