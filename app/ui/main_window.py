@@ -238,7 +238,7 @@ class MainWindow(QMainWindow):
         self.transcript.retry_requested.connect(self.retry_message)
         self.transcript.replay_requested.connect(self.replay_message)
         self.transcript.export_requested.connect(self.choose_export_animation)
-        self.transcript.retry_requested.connect(self.retry_interrupted)
+        self.transcript.interrupted_retry_requested.connect(self.retry_interrupted)
         self.live.mode_changed.connect(self._colour_mode_changed)
         self.composer.submitted.connect(self.send)
         self.send_button.clicked.connect(self._send_or_stop)

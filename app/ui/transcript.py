@@ -273,7 +273,7 @@ class Transcript(QScrollArea):
     replay_requested = Signal(int)
     export_requested = Signal(int)
     example_chosen = Signal(str)    # an example prompt of the empty chat was clicked
-    retry_requested = Signal()      # Retry under a question whose answer was interrupted
+    interrupted_retry_requested = Signal()  # Retry under a question whose answer was interrupted
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -309,7 +309,7 @@ class Transcript(QScrollArea):
         self.more_examples.chosen.connect(self.example_chosen)
         self.column.insertWidget(self.column.count() - 1, self.more_examples)
         self.interrupted = InterruptedNotice()
-        self.interrupted.retry_requested.connect(self.retry_requested)
+        self.interrupted.retry_requested.connect(self.interrupted_retry_requested)
         self.interrupted.hide()
 
     def set_messages(self, messages: list[Message], interrupted: bool = False) -> None:
