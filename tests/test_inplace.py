@@ -109,7 +109,8 @@ def test_replay_in_place_and_the_inspector(qtbot, make_window):
     assert replay.details.text().startswith(f"pass {trace.num_steps} of up to ")
     window.set_colour_mode("reveal")
     assert replay.canvas.mode == "reveal"
-    assert [a.text() for a in view.menu().actions()] == ["Copy", "Replay", "Export animation…"]
+    assert [a.text() for a in view.menu().actions() if not a.isSeparator()] == [
+        "Copy", "Copy as Markdown", "Retry", "Replay", "Export animation…"]
     view.replay_button.setEnabled(True)
     replay.done_button.click()
     assert view.replay is None and not view.body.isHidden()

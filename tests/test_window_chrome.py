@@ -348,7 +348,7 @@ def test_message_menu_copies_and_retries(qtbot, window):
     assert labels[:3] == ["Copy", "Copy as Markdown", "Retry"]
     action = {a.text(): a for a in menu.actions()}
     action["Copy"].trigger()
-    assert QGuiApplication.clipboard().text() == "Say hello"
+    assert QGuiApplication.clipboard().text() == "Say **hello**"    # a question reads as typed
     action["Copy as Markdown"].trigger()
     assert QGuiApplication.clipboard().text() == "Say **hello**"
     answer_menu = answer.menu()

@@ -609,10 +609,12 @@ class MainWindow(QMainWindow):
 
     # --- messages --------------------------------------------------------------------------
     def copy_message(self, message_id: int) -> None:
-        """The message's text as it reads (Markdown rendered to plain text)."""
+        """The message's text as it reads: an answer's Markdown rendered to plain text, a
+        question as typed (it is shown as typed)."""
         message = self.store.message(message_id)
         if message is not None:
-            QGuiApplication.clipboard().setText(markdown_plain(message.text))
+            text = message.text if message.role == "user" else markdown_plain(message.text)
+            QGuiApplication.clipboard().setText(text)
             self.status.setText("Copied to the clipboard.")
 
     def copy_message_markdown(self, message_id: int) -> None:

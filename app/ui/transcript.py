@@ -101,7 +101,7 @@ class MessageView(QFrame):
         if message.role == "user":
             # As typed: a fill-the-blanks text's [___] and underscores are not Markdown.
             self.body.setTextFormat(Qt.TextFormat.PlainText)
-            self.body.setText(message.text)
+            self.body.setText(breakable_text(message.text))
         else:
             self.body.setText(markdown_html(message.text if message.text else "*(empty answer)*"))
 
@@ -252,6 +252,16 @@ LONG_RUN = 30          # a run of more characters than this, without a space, ma
 WRAP_RUN = 8           # characters between its break opportunities (lines end near the edge)
 _TAG_OR_TEXT = re.compile(r"(<[^>]*>)")
 _LONG_RUN = re.compile(r"[^\s<>&\u200b]{%d,}" % (LONG_RUN + 1))
+_LONG_PLAIN_RUN = re.compile(r"[^\s\u200b]{%d,}" % (LONG_RUN + 1))
+
+
+def breakable_text(text: str) -> str:
+    """`breakable` for plain text (a user's message, shown as typed): every long run may wrap."""
+    def split(match: re.Match) -> str:
+        run = match.group(0)
+        return "\u200b".join(run[i:i + WRAP_RUN] for i in range(0, len(run), WRAP_RUN))
+
+    return _LONG_PLAIN_RUN.sub(split, text)
 
 
 def breakable(page: str) -> str:
