@@ -275,6 +275,29 @@ def _text_prompt(tokenizer: Any, body: dict[str, Any]) -> list[int]:
     raise RequestError(400, "'prompt' must be one string or one list of token ids", param="prompt")
 
 
+def apply_sampler_fields(body: dict[str, Any], sampler: dict[str, Any]) -> None:
+    """The request's temperature, cfg_scale, seed, mode, remasking and threshold over `sampler`
+    (which holds the lengths already), checked as one SamplerSettings: a 400 names what is wrong."""
+    for name in ("temperature", "cfg_scale"):
+        value = _number(body, name)
+        if value is not None:
+            sampler[name] = value
+    seed = _number(body, "seed", whole=True)
+    if seed is not None:
+        sampler["seed"] = seed
+    for name in ("mode", "remasking"):
+        if name in body:
+            if not isinstance(body[name], str):
+                raise RequestError(400, f"'{name}' must be a string", param=name)
+            sampler[name] = body[name]
+    if "threshold" in body:  # null keeps the fixed schedule
+        sampler["threshold"] = _number(body, "threshold")
+    try:
+        SamplerSettings(**sampler)
+    except (TypeError, ValueError) as error:
+        raise RequestError(400, str(error), code="invalid_settings") from error
+
+
 def parse_generation(body: Any, kind: str, *, tokenizer: Any, defaults: dict[str, Any],
                      model_ids: Sequence[str], max_sequence_length: int, vocab_rows: int) -> Generation:
     """Validate a request body into a Generation; RequestError (4xx) names what is wrong."""
@@ -317,24 +340,7 @@ def parse_generation(body: Any, kind: str, *, tokenizer: Any, defaults: dict[str
         sampler.update(plan_schedule(max_tokens, defaults, block_length, steps))
     except ValueError as error:
         raise RequestError(400, str(error), code="invalid_settings") from error
-    for name, key in (("temperature", "temperature"), ("cfg_scale", "cfg_scale")):
-        value = _number(body, name)
-        if value is not None:
-            sampler[key] = value
-    seed = _number(body, "seed", whole=True)
-    if seed is not None:
-        sampler["seed"] = seed
-    for name in ("mode", "remasking"):
-        if name in body:
-            if not isinstance(body[name], str):
-                raise RequestError(400, f"'{name}' must be a string", param=name)
-            sampler[name] = body[name]
-    if "threshold" in body:  # null keeps the fixed schedule
-        sampler["threshold"] = _number(body, "threshold")
-    try:
-        SamplerSettings(**sampler)
-    except (TypeError, ValueError) as error:
-        raise RequestError(400, str(error), code="invalid_settings") from error
+    apply_sampler_fields(body, sampler)
 
     try:
         prompt_ids = (encode_prompt(tokenizer, _messages(body)) if kind == "chat"

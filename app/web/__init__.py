@@ -113,9 +113,8 @@ def parse_infill_request(body: Any, *, tokenizer: Any, defaults: dict[str, Any],
                          max_sequence_length: int) -> tuple[Any, dict[str, Any], bool]:
     """(canvas, sampler kwargs with the text's constraints, stream) of an infill request, checked
     by the code `llada infill` uses; RequestError (400) names what is wrong."""
-    from app.server import RequestError, _check_text, _number, _shown
+    from app.server import RequestError, _check_text, _number, _shown, apply_sampler_fields
     from llada_core.constraints import infill_canvas, infill_lengths
-    from llada_core.settings import SamplerSettings
 
     if not isinstance(body, dict):
         raise RequestError(400, "the request body must be a JSON object")
@@ -136,24 +135,7 @@ def parse_infill_request(body: Any, *, tokenizer: Any, defaults: dict[str, Any],
         sampler.update(infill_lengths(canvas, _number(body, "steps", whole=True)))
     except ValueError as error:
         raise RequestError(400, str(error), param="text", code="invalid_settings") from error
-    for name in ("temperature", "cfg_scale"):
-        value = _number(body, name)
-        if value is not None:
-            sampler[name] = value
-    seed = _number(body, "seed", whole=True)
-    if seed is not None:
-        sampler["seed"] = seed
-    for name in ("mode", "remasking"):
-        if name in body:
-            if not isinstance(body[name], str):
-                raise RequestError(400, f"'{name}' must be a string", param=name)
-            sampler[name] = body[name]
-    if "threshold" in body:
-        sampler["threshold"] = _number(body, "threshold")
-    try:
-        SamplerSettings(**sampler)
-    except (TypeError, ValueError) as error:
-        raise RequestError(400, str(error), code="invalid_settings") from error
+    apply_sampler_fields(body, sampler)
     if 1 + canvas.length > max_sequence_length:
         raise RequestError(400, f"the text needs {canvas.length + 1} tokens; this model's context "
                                 f"is {max_sequence_length}", code="context_length_exceeded",
