@@ -55,7 +55,13 @@ def test_the_demo_model_answers_held_out_items_above_its_floors(demo):
     backend = get_backend(BACKEND)
     model, tokenizer = backend.load(demo, dtype="float32")
     items = held_out_items(list(FLOORS), SAMPLE)
-    scores = evaluate(backend, model, tokenizer, items, sampler_defaults(str(demo)))
+    settings = sampler_defaults(str(demo))
+    if BACKEND == "mlx":
+        # MLX on a Linux CPU (the MLX-only CI venv) needs over 10 minutes for 50 exact answers of
+        # 64 passes; there the floors are checked in fast mode (2 passes an answer), which the
+        # README's table measures too. The torch suite checks them at the exact default.
+        settings = {**settings, "mode": "fast", "threshold": 0.9}
+    scores = evaluate(backend, model, tokenizer, items, settings)
     for task, floor in FLOORS.items():
         assert scores[task].accuracy >= floor, scores[task]
 
