@@ -232,11 +232,11 @@ def _fast(backend: Backend, canvas: Canvas, s: SamplerSettings) -> Iterator[Step
     for block in range(s.num_blocks):
         start, end = P + block * B, P + (block + 1) * B
         cache = None if s.cache == "none" else KVCache()
-        schedule = transfer_schedule(int((x[start:end] == mask_id).sum()), s.steps_per_block)
-        step = 0
         # Every step commits at least one masked position, so a block takes at most as many
         # steps as it has masks; one that does not (a committed mask id) stops, never loops.
         budget = int((x[start:end] == mask_id).sum())
+        schedule = transfer_schedule(budget, s.steps_per_block)
+        step = 0
         while (x[start:end] == mask_id).any():
             if step >= budget:
                 raise SamplerError(f"block {block} was not filled within its {budget} steps, so "

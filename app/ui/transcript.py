@@ -255,24 +255,22 @@ _LONG_RUN = re.compile(r"[^\s<>&\u200b]{%d,}" % (LONG_RUN + 1))
 _LONG_PLAIN_RUN = re.compile(r"[^\s\u200b]{%d,}" % (LONG_RUN + 1))
 
 
+def _with_breaks(match: re.Match) -> str:
+    """A zero-width space every WRAP_RUN characters of the matched run."""
+    run = match.group(0)
+    return "\u200b".join(run[i:i + WRAP_RUN] for i in range(0, len(run), WRAP_RUN))
+
+
 def breakable_text(text: str) -> str:
     """`breakable` for plain text (a user's message, shown as typed): every long run may wrap."""
-    def split(match: re.Match) -> str:
-        run = match.group(0)
-        return "\u200b".join(run[i:i + WRAP_RUN] for i in range(0, len(run), WRAP_RUN))
-
-    return _LONG_PLAIN_RUN.sub(split, text)
+    return _LONG_PLAIN_RUN.sub(_with_breaks, text)
 
 
 def breakable(page: str) -> str:
     """QLabel wraps only between words, so a long URL or token would push the bubble past the
     window's edge: a zero-width space every WRAP_RUN characters of a run longer than LONG_RUN (in
     text, never in a tag or an entity) lets it wrap there. Copy takes the stored text, so none is copied."""
-    def split(match: re.Match) -> str:
-        run = match.group(0)
-        return "\u200b".join(run[i:i + WRAP_RUN] for i in range(0, len(run), WRAP_RUN))
-
-    return "".join(part if part.startswith("<") else _LONG_RUN.sub(split, part)
+    return "".join(part if part.startswith("<") else _LONG_RUN.sub(_with_breaks, part)
                    for part in _TAG_OR_TEXT.split(page))
 
 
