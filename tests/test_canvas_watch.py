@@ -226,54 +226,65 @@ def test_the_live_caption_leaves_starting_at_the_first_frame(qtbot):
     assert live.details.text().startswith("pass 3 of up to 64")
 
 
-# --- the window, as a first-time user opens it ----------------------------------------------------
-def test_the_demo_at_its_defaults_fills_the_live_message_visibly(qtbot, tmp_path, monkeypatch):
-    """No step delay: what is painted is what the sampler did, at its own pace."""
+@pytest.fixture
+def demo_window(qtbot, tmp_path, monkeypatch):
+    """Opens the bundled demo, shown at a size, as on a first launch (no model installed)."""
     from app.models import defaults
-    from app.models.defaults import DEMO_EXAMPLES, default_model
-    from app.ui.transcript import LiveAnswerView
-    from window_support import LOAD_TIMEOUT, Windows
+    from window_support import Windows
 
     monkeypatch.setattr(defaults, "installed_catalog_model", lambda: None)
     windows = Windows(qtbot, tmp_path / "data")
-    try:
-        window = windows.open(default_model())
-        window.resize(1180, 760)
+
+    def open_demo(width: int, height: int, **options):
+        window = windows.open(defaults.default_model(), **options)
+        window.resize(width, height)
         window.show()
         qtbot.waitExposed(window)
-        assert window.settings_panel.settings()["mode"] == "exact"
-        assert window.settings_panel.summary.text().startswith("Exact:")
-        prompt = next(p for p in DEMO_EXAMPLES if p.startswith("Count"))
-        painted: set[int] = set()
-        captions: list[str] = []
-        from PySide6.QtCore import QTimer
+        return window
 
-        shot = OUT / "live-demo-default.png"
-        OUT.mkdir(exist_ok=True)
-        shot.unlink(missing_ok=True)
-        with qtbot.waitSignal(window.answer_stored, timeout=LOAD_TIMEOUT):
-            window.composer.setPlainText(prompt)
-            window.send()
-            qtbot.waitUntil(lambda: isinstance(window.transcript.live, LiveAnswerView),
-                            timeout=5000)
-            live = window.transcript.live
+    yield open_demo
+    windows.close_all()
 
-            def on_paint(index: int) -> None:
-                painted.add(index)
-                captions.append(live.details.text())
-                if len(painted) == 20 and not shot.is_file():  # mid-answer, once, after painting
-                    QTimer.singleShot(0, lambda: window.grab().save(str(shot)))
 
-            live.canvas.painted.connect(on_paint)
-        print(f"painted {len(painted)} distinct passes")
-        assert len(painted) >= 16, sorted(painted)
-        assert not any("Starting" in c for c in captions)
-        assert all(c.startswith("pass ") and "of up to 64" in c for c in captions)
-        assert shot.is_file()
-        answer = window.store.messages(window.current_id)[-1]
-        assert answer.stats["nfe"] == 64 and answer.stats["step_budget"] == 64
-    finally:
-        windows.close_all()
+# --- the window, as a first-time user opens it ----------------------------------------------------
+def test_the_demo_at_its_defaults_fills_the_live_message_visibly(qtbot, demo_window):
+    """No step delay: what is painted is what the sampler did, at its own pace."""
+    from app.models.defaults import DEMO_EXAMPLES
+    from app.ui.transcript import LiveAnswerView
+    from window_support import LOAD_TIMEOUT
+
+    window = demo_window(1180, 760)
+    assert window.settings_panel.settings()["mode"] == "exact"
+    assert window.settings_panel.summary.text().startswith("Exact:")
+    prompt = next(p for p in DEMO_EXAMPLES if p.startswith("Count"))
+    painted: set[int] = set()
+    captions: list[str] = []
+    from PySide6.QtCore import QTimer
+
+    shot = OUT / "live-demo-default.png"
+    OUT.mkdir(exist_ok=True)
+    shot.unlink(missing_ok=True)
+    with qtbot.waitSignal(window.answer_stored, timeout=LOAD_TIMEOUT):
+        window.composer.setPlainText(prompt)
+        window.send()
+        qtbot.waitUntil(lambda: isinstance(window.transcript.live, LiveAnswerView),
+                        timeout=5000)
+        live = window.transcript.live
+
+        def on_paint(index: int) -> None:
+            painted.add(index)
+            captions.append(live.details.text())
+            if len(painted) == 20 and not shot.is_file():  # mid-answer, once, after painting
+                QTimer.singleShot(0, lambda: window.grab().save(str(shot)))
+
+        live.canvas.painted.connect(on_paint)
+    print(f"painted {len(painted)} distinct passes")
+    assert len(painted) >= 16, sorted(painted)
+    assert not any("Starting" in c for c in captions)
+    assert all(c.startswith("pass ") and "of up to 64" in c for c in captions)
+    assert shot.is_file()
+    answer = window.store.messages(window.current_id)[-1]
+    assert answer.stats["nfe"] == 64 and answer.stats["step_budget"] == 64
 
 
 def test_the_fill_blanks_toggle_is_remembered_per_chat(qtbot, tmp_path):
@@ -300,84 +311,64 @@ def test_the_fill_blanks_toggle_is_remembered_per_chat(qtbot, tmp_path):
     windows.close_all()
 
 
-def test_an_infill_message_is_shown_as_typed_and_fixed_from_frame_0(qtbot, tmp_path, monkeypatch):
+def test_an_infill_message_is_shown_as_typed_and_fixed_from_frame_0(qtbot, demo_window):
     from app.export import to_markdown
-    from app.models.defaults import default_model
-    from app.models import defaults
     from app.ui.animation_render import FrameRenderer, trace_frames
-    from window_support import LOAD_TIMEOUT, Windows
+    from window_support import LOAD_TIMEOUT
 
-    monkeypatch.setattr(defaults, "installed_catalog_model", lambda: None)
-    windows = Windows(qtbot, tmp_path / "data")
-    try:
-        window = windows.open(default_model())
-        window.resize(1000, 600)
-        window.show()
-        qtbot.waitExposed(window)
-        window.fill_blanks.setChecked(True)
-        typed = "36 37 38 [_:4] 41 42"
-        with qtbot.waitSignal(window.answer_stored, timeout=LOAD_TIMEOUT) as stored:
-            window.composer.setPlainText(typed)
-            assert window.send()
-        user_view = window.transcript.views[-2]
-        assert user_view.body.text() == typed            # not Markdown: [_:4] stays as typed
-        OUT.mkdir(exist_ok=True)
-        qtbot.waitUntil(lambda: window.transcript.views[-1].isVisible()
-                        and window.transcript.views[-1].height() > 30)
-        qtbot.wait(100)
-        assert window.grab().save(str(OUT / "infill-message.png"))
-        message_id = stored.args[0]
-        answer = window.store.message(message_id)
-        assert answer.stats["holes"] == 1
-        assert "filled 1 hole" in window.transcript.views[-1].meta.text()
-        conversation = window.store.conversation(window.current_id)
-        assert "filled 1 hole" in to_markdown(conversation, window.store.messages(window.current_id))
-        trace = trace_mod.decode(window.store.trace_blob(message_id))
-        assert trace.fixed
-        frames = trace_frames(trace)
-        fixed = set(trace.fixed)
-        assert all(frames[0].committed_at[i] >= 0 for i in fixed)
-        assert all(at < 0 for i, at in enumerate(frames[0].committed_at) if i not in fixed)
-        assert not any(frames[1].is_new(i) for i in fixed)
-        renderer = FrameRenderer(frames, "state")
-        for k in range(3):
-            renderer.pil(k).save(OUT / f"infill-demo-frame-{k}.png")
-        with Image.open(OUT / "infill-demo-frame-0.png") as first:
-            assert first.size[0] > 100
-    finally:
-        windows.close_all()
+    window = demo_window(1000, 600)
+    window.fill_blanks.setChecked(True)
+    typed = "36 37 38 [_:4] 41 42"
+    with qtbot.waitSignal(window.answer_stored, timeout=LOAD_TIMEOUT) as stored:
+        window.composer.setPlainText(typed)
+        assert window.send()
+    user_view = window.transcript.views[-2]
+    assert user_view.body.text() == typed            # not Markdown: [_:4] stays as typed
+    OUT.mkdir(exist_ok=True)
+    qtbot.waitUntil(lambda: window.transcript.views[-1].isVisible()
+                    and window.transcript.views[-1].height() > 30)
+    qtbot.wait(100)
+    assert window.grab().save(str(OUT / "infill-message.png"))
+    message_id = stored.args[0]
+    answer = window.store.message(message_id)
+    assert answer.stats["holes"] == 1
+    assert "filled 1 hole" in window.transcript.views[-1].meta.text()
+    conversation = window.store.conversation(window.current_id)
+    assert "filled 1 hole" in to_markdown(conversation, window.store.messages(window.current_id))
+    trace = trace_mod.decode(window.store.trace_blob(message_id))
+    assert trace.fixed
+    frames = trace_frames(trace)
+    fixed = set(trace.fixed)
+    assert all(frames[0].committed_at[i] >= 0 for i in fixed)
+    assert all(at < 0 for i, at in enumerate(frames[0].committed_at) if i not in fixed)
+    assert not any(frames[1].is_new(i) for i in fixed)
+    renderer = FrameRenderer(frames, "state")
+    for k in range(3):
+        renderer.pil(k).save(OUT / f"infill-demo-frame-{k}.png")
+    with Image.open(OUT / "infill-demo-frame-0.png") as first:
+        assert first.size[0] > 100
 
 
-def test_a_stopped_answer_keeps_what_was_committed(qtbot, tmp_path, monkeypatch):
+def test_a_stopped_answer_keeps_what_was_committed(qtbot, demo_window):
     from app.frame_text import MASK_GLYPH
-    from app.models import defaults
-    from app.models.defaults import default_model
-    from window_support import LOAD_TIMEOUT, Windows
+    from window_support import LOAD_TIMEOUT
 
-    monkeypatch.setattr(defaults, "installed_catalog_model", lambda: None)
-    windows = Windows(qtbot, tmp_path / "data")
-    try:
-        window = windows.open(default_model(), step_delay=0.05)
-        window.resize(1180, 700)
-        window.show()
-        qtbot.waitExposed(window)
-        window.inspector_dock.show()
-        with qtbot.waitSignal(window.answer_stored, timeout=LOAD_TIMEOUT) as stored:
-            window.composer.setPlainText("Count from 36 to 51.")
-            assert window.send()
-            qtbot.waitUntil(lambda: window.live.canvas.frame is not None
-                            and window.live.canvas.frame.index >= 20, timeout=LOAD_TIMEOUT)
-            window.stop()
-        answer = window.store.message(stored.args[0])
-        assert answer.stats["stopped"] and MASK_GLYPH not in answer.text
-        k = answer.stats["steps"]
-        assert 20 < k < 64
-        view = window.transcript.views[-1]
-        assert f"Stopped after pass {k}" in view.stopped_note.text()
-        assert window.status.text().startswith(f"Stopped after pass {k}, ")
-        OUT.mkdir(exist_ok=True)
-        qtbot.waitUntil(lambda: view.isVisible() and view.height() > 30)
-        qtbot.wait(100)
-        assert window.grab().save(str(OUT / "stopped-answer.png"))
-    finally:
-        windows.close_all()
+    window = demo_window(1180, 700, step_delay=0.05)
+    window.inspector_dock.show()
+    with qtbot.waitSignal(window.answer_stored, timeout=LOAD_TIMEOUT) as stored:
+        window.composer.setPlainText("Count from 36 to 51.")
+        assert window.send()
+        qtbot.waitUntil(lambda: window.live.canvas.frame is not None
+                        and window.live.canvas.frame.index >= 20, timeout=LOAD_TIMEOUT)
+        window.stop()
+    answer = window.store.message(stored.args[0])
+    assert answer.stats["stopped"] and MASK_GLYPH not in answer.text
+    k = answer.stats["steps"]
+    assert 20 < k < 64
+    view = window.transcript.views[-1]
+    assert f"Stopped after pass {k}" in view.stopped_note.text()
+    assert window.status.text().startswith(f"Stopped after pass {k}, ")
+    OUT.mkdir(exist_ok=True)
+    qtbot.waitUntil(lambda: view.isVisible() and view.height() > 30)
+    qtbot.wait(100)
+    assert window.grab().save(str(OUT / "stopped-answer.png"))

@@ -12,19 +12,11 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.models import catalog, fit, local
 from app.models.download import cached_model, downloaded_snapshot
-from window_support import Windows, collect_earlier_windows  # noqa: F401
+from window_support import Windows, collect_earlier_windows, shot  # noqa: F401
 
 SMALL = {"gen_length": 16, "block_length": 8, "steps": 8}
 REPO = "GSAI-ML/LLaDA-8B-Instruct"       # served by the fake Hub with the tiny checkpoint
-SHOTS = Path(__file__).resolve().parents[1] / "out"
 LOAD_TIMEOUT = 120_000
-
-
-def shot(widget, name: str) -> Path:
-    SHOTS.mkdir(exist_ok=True)
-    path = SHOTS / name
-    assert widget.grab().save(str(path))
-    return path
 
 
 @pytest.fixture

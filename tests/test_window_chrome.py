@@ -19,19 +19,11 @@ from app.models.defaults import DEMO_NOTE
 from app.progress_text import progress_line, time_left
 from app.store import Store
 from llada_core.settings import SamplerSettings
-from window_support import LOAD_TIMEOUT, Windows, collect_earlier_windows  # noqa: F401
+from window_support import SHOTS, LOAD_TIMEOUT, Windows, collect_earlier_windows, shot  # noqa: F401
 
 SMALL = {"gen_length": 16, "block_length": 8, "steps": 8, "mode": "exact"}
-SHOTS = Path(__file__).resolve().parents[1] / "out"
 REPO = "GSAI-ML/LLaDA-8B-Instruct"
 GB = 1_000_000_000
-
-
-def shot(widget, name: str) -> Path:
-    SHOTS.mkdir(exist_ok=True)
-    path = SHOTS / name
-    assert widget.grab().save(str(path))
-    return path
 
 
 @pytest.fixture

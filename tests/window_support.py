@@ -14,6 +14,15 @@ from app.ui.main_window import MainWindow
 from backend_choice import BACKEND
 
 LOAD_TIMEOUT = 120_000
+SHOTS = Path(__file__).resolve().parents[1] / "out"   # screenshots for a person to look at
+
+
+def shot(widget, name: str) -> Path:
+    """Grab `widget` into out/NAME (git ignores out/)."""
+    SHOTS.mkdir(exist_ok=True)
+    path = SHOTS / name
+    assert widget.grab().save(str(path))
+    return path
 
 
 @pytest.fixture(autouse=True)
