@@ -141,42 +141,29 @@ class VmPeak:
 
 
 class BackendPeak:
-    """Peak memory of what runs inside, measured the way the backend can: MLX's own peak, the
-    CUDA allocator's peak, else the process's peak resident set (reset per variant on Linux,
-    otherwise the growth over the start, which an allocator that keeps freed memory hides)."""
+    """Peak memory of what runs inside, measured the way the backend can (MLX's own peak, the
+    CUDA allocator's peak: the backend's peak_memory), else the process's peak resident set
+    (reset per variant on Linux, otherwise the growth over the start, which an allocator that
+    keeps freed memory hides)."""
 
     def __init__(self, backend: Any, model: Any):
-        name = getattr(backend, "__name__", "")
-        self.kind = "rss"
-        if name.startswith("llada_mlx"):
-            self.kind = "mlx"
-        elif name.startswith("llada_torch"):
-            device = getattr(model, "device", None)
-            if getattr(device, "type", None) == "cuda":
-                self.kind = "cuda"
-        if self.kind == "rss" and VmPeak.available():
-            self.kind = "vmhwm"
+        self.backend, self.model = backend, model
+        self._backend_method = backend.peak_memory_method(model)
+        if self._backend_method:
+            self.kind = "backend"
+        else:
+            self.kind = "vmhwm" if VmPeak.available() else "rss"
         self.peak_mb = 0.0
 
     @property
     def method(self) -> str:
-        return {"mlx": "mx.get_peak_memory", "cuda": "torch.cuda.max_memory_allocated",
+        return {"backend": self._backend_method,
                 "vmhwm": "peak RSS (VmHWM, reset per variant) minus RSS at start",
                 "rss": "peak RSS growth (polled)"}[self.kind]
 
     def __enter__(self) -> "BackendPeak":
-        if self.kind == "mlx":
-            import mlx.core as mx
-
-            mx.clear_cache()
-            mx.reset_peak_memory()
-            self._base = mx.get_active_memory()
-        elif self.kind == "cuda":
-            import torch
-
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self._base = torch.cuda.memory_allocated()
+        if self.kind == "backend":
+            self._base = self.backend.reset_peak_memory(self.model)
         elif self.kind == "vmhwm":
             self._inner = VmPeak().__enter__()
         else:
@@ -184,15 +171,8 @@ class BackendPeak:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.kind == "mlx":
-            import mlx.core as mx
-
-            self.peak_mb = (mx.get_peak_memory() - self._base) / 2**20
-        elif self.kind == "cuda":
-            import torch
-
-            torch.cuda.synchronize()
-            self.peak_mb = (torch.cuda.max_memory_allocated() - self._base) / 2**20
+        if self.kind == "backend":
+            self.peak_mb = ((self.backend.peak_memory(self.model) or 0) - self._base) / 2**20
         else:
             self._inner.__exit__(*exc)
             self.peak_mb = self._inner.growth_mb
@@ -373,8 +353,9 @@ def _command(*argv: str) -> str:
         return ""
 
 
-def system_info(backend_name: str, model: Any = None) -> dict[str, Any]:
-    """The machine and the software that ran the suite."""
+def system_info(backend_name: str, model: Any = None, backend: Any = None) -> dict[str, Any]:
+    """The machine and the software that ran the suite; the device and dtype as `backend` (the
+    module, see app.backends.Backend) describes them."""
     import importlib.metadata as metadata
 
     from app import __version__
@@ -407,22 +388,8 @@ def system_info(backend_name: str, model: Any = None) -> dict[str, Any]:
             info["versions"][package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             pass
-    if backend_name == "mlx":
-        import mlx.core as mx
-
-        info["device"] = str(mx.default_device())
-        if mx.metal.is_available():
-            device = mx.metal.device_info()
-            info["device_info"] = {k: v for k, v in device.items() if isinstance(v, (int, float, str))}
-    elif model is not None:
-        device = getattr(model, "device", None)
-        info["device"] = str(device)
-        if getattr(device, "type", None) == "cuda":
-            import torch
-
-            info["device_name"] = torch.cuda.get_device_name(device)
-    if model is not None:
-        info["dtype"] = str(getattr(model, "dtype", "")).rsplit(".", 1)[-1]
+    if backend is not None:
+        info.update(backend.describe(model))
     return info
 
 
@@ -485,7 +452,7 @@ def run_report(out: str | Path, model_path: Optional[str], backend_name: Optiona
     report = {
         "model": str(model_path), "parameters": total, "prompt": REPORT_PROMPT,
         "prompt_tokens": len(prompt), "block_length": REPORT_BLOCK, "repeats": repeats,
-        "memory_method": method, "system": system_info(backend_name, model), "results": rows,
+        "memory_method": method, "system": system_info(backend_name, model, backend), "results": rows,
     }
     markdown, data = report_paths(out)
     markdown.parent.mkdir(parents=True, exist_ok=True)
@@ -523,24 +490,13 @@ def peak_rss():
     return value if sys.platform == "darwin" else value * 1024
 
 ids = np.random.default_rng(0).integers(0, 200, (1, canvas))
-if backend == "torch":
-    import torch
-    from llada_torch import load
-    model, _ = load(path, device="cpu", dtype="float32")
-    ids = torch.from_numpy(ids)
-    def forward():
-        with torch.inference_mode():
-            model(ids)
-    peak = lambda: None
-else:
-    import mlx.core as mx
-    from llada_mlx import load
-    model, _ = load(path, dtype="float32")
-    ids = mx.array(ids)
-    def forward():
-        mx.eval(model.model(ids))
-    mx.reset_peak_memory()
-    peak = mx.get_peak_memory
+from app.backends import get_backend, load_options
+backend = get_backend(backend)
+model, _ = backend.load(path, **load_options(backend, device="cpu", dtype="float32"))
+def forward():
+    backend.forward(model, ids)
+backend.reset_peak_memory(model)
+peak = lambda: backend.peak_memory(model)
 forward()
 times = []
 for _ in range(repeats):

@@ -11,7 +11,8 @@ The masked counts of one batch are stratified: a random start k in 1..T, then ev
 through the ratios (wrapping past T), each row's positions drawn uniformly. With CFG the logits
 are un + (c + 1)(cond − un), the unconditional pass having the prompt masked.
 
-Framework-free apart from `token_log_probs`, which imports torch or MLX when called.
+Framework-free: `token_log_probs` asks the backend (app.backends.Backend) for the model's
+log-probabilities.
 """
 
 from __future__ import annotations
@@ -25,57 +26,20 @@ import numpy as np
 LogProbs = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def token_log_probs(backend_name: str, model: Any, noisy: np.ndarray, targets: np.ndarray, *,
+def token_log_probs(backend: Any, model: Any, noisy: np.ndarray, targets: np.ndarray, *,
                     prompt_length: int = 0, cfg_scale: float = 0.0,
                     mask_id: int | None = None) -> np.ndarray:
     """log softmax(logits)[target] at each position of a batch, in float32, from one pass of the
-    model over the full sequences (two under CFG). Torch or MLX is imported here, when used."""
+    model over the full sequences (two under CFG). `backend` is a backend module (see
+    app.backends.Backend) or its name; its framework is imported here, when used."""
+    if isinstance(backend, str):
+        from app.backends import get_backend
+
+        backend = get_backend(backend)
     if mask_id is None:
         mask_id = model.args.mask_token_id
-    if backend_name == "torch":
-        return _torch_log_probs(model, noisy, targets, prompt_length, cfg_scale, mask_id)
-    if backend_name == "mlx":
-        return _mlx_log_probs(model, noisy, targets, prompt_length, cfg_scale, mask_id)
-    raise ValueError(f"backend {backend_name!r} is unknown; choose torch or mlx")
-
-
-def _torch_log_probs(model: Any, noisy: np.ndarray, targets: np.ndarray, prompt_length: int,
-                     cfg_scale: float, mask_id: int) -> np.ndarray:
-    import torch
-
-    with torch.inference_mode():
-        x = torch.as_tensor(np.ascontiguousarray(noisy), dtype=torch.long, device=model.device)
-        if cfg_scale > 0:
-            unconditional = x.clone()
-            unconditional[:, :prompt_length] = mask_id
-            x = torch.cat([x, unconditional])
-        logits = model(x).float()
-        if cfg_scale > 0:
-            cond, uncond = logits.chunk(2)
-            logits = uncond + (cfg_scale + 1) * (cond - uncond)
-        wanted = torch.as_tensor(np.ascontiguousarray(targets), dtype=torch.long, device=logits.device)
-        chosen = torch.log_softmax(logits, dim=-1).gather(-1, wanted[..., None])[..., 0]
-        return chosen.cpu().numpy().astype(np.float32)
-
-
-def _mlx_log_probs(model: Any, noisy: np.ndarray, targets: np.ndarray, prompt_length: int,
-                   cfg_scale: float, mask_id: int) -> np.ndarray:
-    import mlx.core as mx
-
-    x = mx.array(np.asarray(noisy, dtype=np.int32))
-    if cfg_scale > 0:
-        unconditional = np.array(noisy, dtype=np.int32)
-        unconditional[:, :prompt_length] = mask_id
-        x = mx.concatenate([x, mx.array(unconditional)])
-    logits = model(x).astype(mx.float32)
-    if cfg_scale > 0:
-        half = logits.shape[0] // 2
-        cond, uncond = logits[:half], logits[half:]
-        logits = uncond + (cfg_scale + 1) * (cond - uncond)
-    log_probs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-    wanted = mx.array(np.asarray(targets, dtype=np.int32))[..., None]
-    chosen = mx.take_along_axis(log_probs, wanted, axis=-1)[..., 0]
-    return np.array(chosen, dtype=np.float32)
+    return backend.token_log_probs(model, noisy, targets, prompt_length=prompt_length,
+                                   cfg_scale=cfg_scale, mask_id=mask_id)
 
 
 def mask_answers(length: int, prompt_length: int, batch: int, rng: np.random.Generator

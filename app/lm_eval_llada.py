@@ -46,7 +46,7 @@ class LLaDAHarnessModel(LM):
                  add_bos: bool = False, seed: int = 1234, max_length: Optional[int] = None,
                  **kwargs: Any):
         super().__init__()
-        from app.backends import default_backend, get_backend
+        from app.backends import default_backend, get_backend, load_options
         from app.models.defaults import default_model, sampler_defaults
 
         self.mc_num, self.mc_batch, self.cfg = int(mc_num), int(mc_batch), float(cfg)
@@ -58,10 +58,8 @@ class LLaDAHarnessModel(LM):
         self.model_name = str(model or default_model())
         self.backend_name = backend or default_backend()
         self.backend = get_backend(self.backend_name)
-        load_kwargs: dict[str, Any] = {"dtype": dtype}
-        if self.backend_name == "torch":
-            load_kwargs["device"] = device or None
-        self.model, self.tokenizer = self.backend.load(self.model_name, **load_kwargs)
+        self.model, self.tokenizer = self.backend.load(
+            self.model_name, **load_options(self.backend, dtype=dtype, device=device))
         args = self.model.args
         self.mask_id = int(args.mask_token_id)
         self.max_length = int(max_length or args.max_sequence_length)
@@ -117,7 +115,7 @@ class LLaDAHarnessModel(LM):
 
     def _log_probs(self, prompt_length: int):
         def log_probs(noisy: np.ndarray, targets: np.ndarray) -> np.ndarray:
-            return token_log_probs(self.backend_name, self.model, noisy, targets,
+            return token_log_probs(self.backend, self.model, noisy, targets,
                                    prompt_length=prompt_length, cfg_scale=self.cfg,
                                    mask_id=self.mask_id)
         return log_probs

@@ -372,35 +372,64 @@ class AnswerText:
     to a stop token (EOS, end of turn), max_tokens, or a stop sequence. Text is held back while
     its last character is incomplete (a byte-level token holding part of one) or its end could
     still grow into a stop sequence, so every delta is final and the deltas join to the answer.
+
+    Each frame costs what its newly committed tokens cost: only they are read and decoded
+    (app.stream_decode), and stop sequences are looked for only in the new text; the frame that
+    completes the answer decodes it whole once, so the final text is the tokenizer's own.
     """
 
     def __init__(self, tokenizer: Any, mask_id: int, max_tokens: int, stop: Sequence[str]):
+        from app.stream_decode import IncrementalDecoder
+        from llada_core.chat import answer_stop_ids
+
         self.tokenizer, self.mask_id, self.max_tokens, self.stop = tokenizer, mask_id, max_tokens, list(stop)
         self.text = ""
         self.complete = False
         self.finish_reason: Optional[str] = None
         self.tokens = 0
+        self._stop_ids = answer_stop_ids(tokenizer)
+        self._vocabulary = len(tokenizer)
+        self._visible: list[int] = []   # committed answer tokens before any stop token
+        self._decoder = IncrementalDecoder(tokenizer)
+        self._searched = 0              # characters of the text already searched for a stop
+        self._longest_stop = max((len(s) for s in self.stop), default=0)
 
     def update(self, tokens: Sequence[int], final: bool) -> str:
         """The new final text given the answer region's tokens; `final` when the answer is done."""
         if self.complete:
             return ""
-        ids = [int(t) for t in tokens]
-        settled = ids if final else ids[:ids.index(self.mask_id)] if self.mask_id in ids else ids
-        visible = visible_answer_ids(self.tokenizer, settled)
-        ended = len(visible) < len(settled)  # a stop token is in the settled prefix
-        cut = len(visible) > self.max_tokens or (len(visible) == self.max_tokens and not ended)
-        visible = visible[:self.max_tokens]
-        text = self._decode(visible)
+        visible, stops, limit = self._visible, self._stop_ids, self.max_tokens
+        ended = cut = False
+        known = []
+        for token in tokens[len(visible):]:  # the committed prefix was read before
+            token = int(token)
+            if token == self.mask_id and not final:
+                break
+            if token in stops:
+                ended = True
+                break
+            if len(visible) >= limit:
+                cut = True
+                break
+            visible.append(token)
+            if 0 <= token < self._vocabulary:
+                known.append(token)
+        cut = cut or (len(visible) == limit and not ended)
         complete = final or ended or cut
         reason = "length" if cut or (final and not ended) else "stop"
-        hit = self._first_stop(text)
+        if complete:
+            text = self._decode(visible)
+            hit = self._first_stop(text, 0)
+        else:
+            self._decoder.extend(known)
+            text = self._decoder.text
+            hit = self._first_stop(text, max(0, self._searched - self._longest_stop + 1))
+            self._searched = len(text)
         if hit is not None:
             text, complete, reason = text[:hit], True, "stop"
         if not complete:
-            text = text.rstrip("\ufffd")
             text = text[:len(text) - self._stop_overlap(text)]
-        if not text.startswith(self.text):  # cannot happen with a byte-level tokenizer
+        elif not text.startswith(self.text):  # cannot happen with a byte-level tokenizer
             text = self.text
         delta, self.text = text[len(self.text):], text
         if complete:
@@ -411,8 +440,8 @@ class AnswerText:
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(known_ids(self.tokenizer, ids), skip_special_tokens=True)
 
-    def _first_stop(self, text: str) -> Optional[int]:
-        hits = [i for i in (text.find(s) for s in self.stop) if i >= 0]
+    def _first_stop(self, text: str, start: int) -> Optional[int]:
+        hits = [i for i in (text.find(s, start) for s in self.stop) if i >= 0]
         return min(hits) if hits else None
 
     def _stop_overlap(self, text: str) -> int:

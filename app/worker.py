@@ -94,17 +94,13 @@ class Worker(QObject):
         self.loaded.emit(self.info())
 
     def _load(self, path: str, backend_name: Optional[str], options: dict) -> None:
-        from app.backends import default_backend, get_backend
+        from app.backends import default_backend, get_backend, load_options
         from llada_core.chat import is_base_model
 
         name = backend_name or default_backend()
         backend = get_backend(name)
-        kwargs: dict[str, Any] = {}
-        if options.get("dtype"):
-            kwargs["dtype"] = options["dtype"]
-        if name == "torch" and options.get("device"):
-            kwargs["device"] = options["device"]
-        model, tokenizer = backend.load(path, **kwargs)
+        model, tokenizer = backend.load(path, **load_options(
+            backend, dtype=options.get("dtype"), device=options.get("device")))
         identity = conversation.ModelIdentity(
             model=path, fingerprint=conversation.tokenizer_fingerprint(tokenizer),
             base=is_base_model(tokenizer),

@@ -314,12 +314,19 @@ def _last_end_of(ids: Sequence[int], part: Sequence[int]) -> int | None:
     return None
 
 
-def visible_answer_ids(tokenizer: Any, answer_ids: Sequence[int]) -> list[int]:
-    """The answer up to (not including) the first EOS or end of turn (<|eot_id|>, or
-    LLaDA-MoE's <|role_end|>)."""
+def answer_stop_ids(tokenizer: Any) -> set[int]:
+    """The ids that end an answer: EOS and end of turn (<|eot_id|>, or LLaDA-MoE's
+    <|role_end|>), those the tokenizer has."""
     stops = {tokenizer.convert_tokens_to_ids(name) for name in (tokens.EOS, *END_OF_TURN_TOKENS)}
     stops.discard(tokenizer.unk_token_id)
     stops.discard(None)
+    return stops
+
+
+def visible_answer_ids(tokenizer: Any, answer_ids: Sequence[int]) -> list[int]:
+    """The answer up to (not including) the first EOS or end of turn (<|eot_id|>, or
+    LLaDA-MoE's <|role_end|>)."""
+    stops = answer_stop_ids(tokenizer)
     visible = []
     for token in answer_ids:
         if int(token) in stops:

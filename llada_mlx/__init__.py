@@ -11,7 +11,10 @@ from llada_mlx.convert import convert
 from llada_mlx.loader import load
 from llada_mlx.memory import release as release_memory
 from llada_mlx.model import Model, ModelArgs
+from llada_mlx.runtime import (LOAD_OPTIONS, describe, device_memory, forward, peak_memory,
+                               peak_memory_method, reset_peak_memory, token_log_probs)
 from llada_mlx.sampler import generate_steps
 
-__all__ = ["Model", "ModelArgs", "convert", "encode_chat", "generate_steps", "load",
-           "release_memory"]
+__all__ = ["LOAD_OPTIONS", "Model", "ModelArgs", "convert", "describe", "device_memory",
+           "encode_chat", "forward", "generate_steps", "load", "peak_memory", "peak_memory_method",
+           "release_memory", "reset_peak_memory", "token_log_probs"]

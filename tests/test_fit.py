@@ -118,12 +118,14 @@ def machine(monkeypatch):
         monkeypatch.setattr(fit, "physical_memory", lambda: ram)
         monkeypatch.setattr(fit, "mlx_working_set", lambda: working_set)
 
-        def cuda_memory(device=None):
-            calls["cuda"] += 1
+        def accelerator_memory(backend, device=None):
             assert not apple, "a Mac must never ask torch for CUDA"
+            if backend != "torch":   # MLX off a Mac runs on the CPU
+                return None
+            calls["cuda"] += 1
             return gpu
 
-        monkeypatch.setattr(fit, "cuda_memory", cuda_memory)
+        monkeypatch.setattr(fit, "accelerator_memory", accelerator_memory)
         return calls
 
     return facts

@@ -5,31 +5,14 @@ tests/mlx_only.sh repeats these commands in a venv that has no torch at all.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from import_guard import ROOT, run_guarded
+
 pytest.importorskip("mlx.core")
-
-ROOT = Path(__file__).resolve().parents[1]
-GUARD = Path(__file__).resolve().parent / "torch_guard"
-
-
-def run_guarded(tmp_path: Path, *args: str, stdin: str | None = None, hide_torch: bool = False):
-    """Run `python -m app.cli ARGS` with the torch guard; returns (result, torch imports)."""
-    report = tmp_path / "torch-imports.txt"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(GUARD), str(ROOT)]),
-               LLADA_TORCH_GUARD=str(report), HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"),
-               LLADA_DESKTOP_DATA=str(tmp_path / "data"), QT_QPA_PLATFORM="offscreen")
-    if hide_torch:
-        env["LLADA_HIDE_TORCH"] = "1"
-    result = subprocess.run([sys.executable, "-m", "app.cli", *args], input=stdin,
-                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
-    imports = report.read_text() if report.exists() else ""
-    return result, imports
 
 
 def test_the_guard_sees_a_torch_import(tmp_path):

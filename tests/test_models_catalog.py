@@ -155,7 +155,7 @@ def test_memory_limit_falls_back_to_ram(monkeypatch):
     import app.backends
 
     monkeypatch.setattr(app.backends, "is_apple_silicon", lambda: False)
-    monkeypatch.setattr(fit, "cuda_memory", lambda device=None: None)
+    monkeypatch.setattr(fit, "accelerator_memory", lambda backend, device=None: None)
     monkeypatch.setattr(fit, "physical_memory", lambda: 32 * 10 ** 9)
     limit = fit.memory_limit()
     assert limit.bytes == 32 * 10 ** 9 and limit.source == "memory in this computer"

@@ -224,12 +224,10 @@ def check_sampler_settings(args: argparse.Namespace) -> None:
 
 def load_backend_model(args: argparse.Namespace):
     """(backend module, model, tokenizer) for the command line's model flags."""
-    from app.backends import default_backend, get_backend
+    from app.backends import default_backend, get_backend, load_options
 
     name = args.backend or default_backend()
     backend = get_backend(name)
-    load_kwargs: dict[str, Any] = {"dtype": args.dtype}
-    if name == "torch":
-        load_kwargs["device"] = args.device
-    model, tokenizer = backend.load(args.model, **load_kwargs)
+    model, tokenizer = backend.load(args.model, **load_options(
+        backend, dtype=args.dtype, device=getattr(args, "device", None)))
     return name, backend, model, tokenizer

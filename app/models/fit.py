@@ -210,24 +210,19 @@ def mlx_working_set() -> Optional[int]:
     return None
 
 
-def cuda_memory(device: Optional[str] = None) -> Optional[tuple[int, str]]:
-    """(total bytes, name) of the CUDA GPU the PyTorch backend would use; None without torch or
-    CUDA. Only called off Apple Silicon: a Mac never imports torch here."""
-    from app.backends import is_installed
+def accelerator_memory(backend: str, device: Optional[str] = None) -> Optional[tuple[int, str]]:
+    """(total bytes, what) of the accelerator memory `backend` would run in (a CUDA GPU for
+    PyTorch), as the backend reports it; None when it is not installed or runs on the CPU.
+    Only called off Apple Silicon: a Mac never imports torch here."""
+    from app.backends import BackendUnavailable, get_backend, is_installed
 
-    if not is_installed("torch"):
+    if not is_installed(backend):
         return None
-    import torch
-
     try:
-        if not torch.cuda.is_available():
-            return None
-        index = torch.device(device).index if device and device.startswith("cuda") else None
-        properties = torch.cuda.get_device_properties(
-            torch.cuda.current_device() if index is None else index)
-    except (RuntimeError, AssertionError, ValueError):
+        return get_backend(backend).device_memory(device)
+    except BackendUnavailable:
+        log.debug("no %s backend to ask for its device memory", backend, exc_info=True)
         return None
-    return int(properties.total_memory), str(properties.name)
 
 
 def memory_limit(backend: Optional[str] = None, device: Optional[str] = None
@@ -241,8 +236,8 @@ def memory_limit(backend: Optional[str] = None, device: Optional[str] = None
         working_set = None if on_cpu else mlx_working_set()
         if working_set:
             return MemoryLimit(working_set, "memory MLX recommends using on this Mac")
-    elif not on_cpu and (backend or default_backend()) == "torch":
-        gpu = cuda_memory(device)
+    elif not on_cpu:
+        gpu = accelerator_memory(backend or default_backend(), device)
         if gpu:
             return MemoryLimit(gpu[0], f"memory on the GPU ({gpu[1]})")
     ram = physical_memory()
