@@ -4,7 +4,7 @@ Scores a demo checkpoint (default: the bundled one) on held-out items of each ta
 mode and fast mode at several thresholds, all in one run, and prints a Markdown table: accuracy
 per task, and visible answer tokens per forward pass over all items (what fast mode buys).
 With --conversations N, also N conversations of --turns turns of the tasks interleaved
-(app.evaluate.evaluate_conversations: each prompt holds the earlier turns and the model's own
+(app.eval.evaluate.evaluate_conversations: each prompt holds the earlier turns and the model's own
 answers, as the window builds it): a column of the accuracy of their later turns.
 Every setting uses the folder's answer length and block (sampler_defaults.json).
 
@@ -31,8 +31,8 @@ SETTINGS = {
 
 
 def main() -> None:
-    from app.backends import default_backend, get_backend
-    from app.evaluate import (evaluate, evaluate_conversations, held_out_conversations,
+    from app.session.backends import default_backend, get_backend
+    from app.eval.evaluate import (evaluate, evaluate_conversations, held_out_conversations,
                               held_out_items)
     from app.models.catalog import bundled_demo_model
     from app.models.defaults import sampler_defaults

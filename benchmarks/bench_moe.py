@@ -2,7 +2,7 @@
 `python benchmarks/bench_moe.py [--backend torch|mlx|both] [--canvas 96] [--repeats 5]`, and
 `--estimate` for the labelled M-series estimate of the real MoE in 8-bit.
 
-The measurement is app.bench.run_moe_comparison, the one `llada bench --random-moe` runs: three
+The measurement is app.eval.bench.run_moe_comparison, the one `llada bench --random-moe` runs: three
 random float32 checkpoints (the MoE with E experts, top-k, expert width I; a dense model whose MLP
 width is E·I, the same total parameters; one whose MLP width is k·I, the same parameters touched
 per token), each (backend, model) in a fresh process: one full-canvas forward pass (an NFE of
@@ -84,7 +84,7 @@ def main() -> None:
                   f"{row['ms_per_block_pass']:>18.1f}")
         return
     sys.path.insert(0, str(ROOT))
-    from app.bench import run_moe_comparison
+    from app.eval.bench import run_moe_comparison
 
     sizes = {"hidden": args.hidden, "layers": args.layers, "heads": args.heads,
              "experts": args.experts, "top_k": args.top_k, "expert_width": args.expert_width}

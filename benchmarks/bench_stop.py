@@ -29,7 +29,7 @@ def main(stops: int = 5) -> None:
     from PySide6.QtWidgets import QApplication
 
     from app.models.catalog import bundled_demo_model
-    from app.store import Store
+    from app.history.store import Store
     from app.ui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])

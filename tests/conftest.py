@@ -10,7 +10,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-# the app's log file (app/logs.py) goes to a folder of the test run, never the user's
+# the app's log file (app/session/logs.py) goes to a folder of the test run, never the user's
 os.environ.setdefault("LLADA_LOG_DIR", tempfile.mkdtemp(prefix="llada-test-logs-"))
 
 from llada_train.tiny import TinySpec, make_tiny_checkpoint  # noqa: E402

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
-from app import animation
-from app import trace as trace_mod
+from app.history import animation
+from app.history import trace as trace_mod
 from app.cli import main
 from app.models.defaults import sampler_defaults
-from app.store import Store
-from app.trace import Trace
+from app.history.store import Store
+from app.history.trace import Trace
 from backend_choice import BACKEND
 
 DEMO = Path(__file__).resolve().parents[1] / "app" / "resources" / "llada-demo"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.store import DB_NAME, Store
+from app.history.store import DB_NAME, Store
 from backend_choice import BACKEND
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,7 +175,7 @@ def test_a_database_from_a_newer_version_is_refused_cleanly(tmp_path):
 
 
 def test_data_folder_from_the_environment(tmp_path, monkeypatch):
-    from app.store import ENV_DATA_DIR, default_data_dir
+    from app.history.store import ENV_DATA_DIR, default_data_dir
 
     monkeypatch.setenv(ENV_DATA_DIR, str(tmp_path / "elsewhere"))
     assert default_data_dir() == tmp_path / "elsewhere"

@@ -1,11 +1,11 @@
-"""What the user reads when a model fails to load or an answer fails (app/errors.py)."""
+"""What the user reads when a model fails to load or an answer fails (app/session/errors.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.errors import generation_error_message, is_out_of_memory, load_error_message
-from app.worker import answer_stats
+from app.session.errors import generation_error_message, is_out_of_memory, load_error_message
+from app.ui.worker import answer_stats
 
 
 class OutOfMemoryError(RuntimeError):

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from app import export
-from app.store import Store
+from app.history import export
+from app.history.store import Store
 
 EVIL = 'Try this: <script>alert("owned")</script> & <img src=x onerror=alert(1)>'
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from app import settings_logic as logic
+from app.session import settings_logic as logic
 from llada_core.settings import SamplerSettings
 
 

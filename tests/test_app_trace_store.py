@@ -5,8 +5,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from app import trace as trace_mod
-from app.store import DB_NAME, SCHEMA_VERSION, Store
+from app.history import trace as trace_mod
+from app.history.store import DB_NAME, SCHEMA_VERSION, Store
 
 
 def live_frames(tiny_torch, **settings):
@@ -140,7 +140,7 @@ def test_garbage_database_is_moved_aside_not_deleted(tmp_path):
 
 
 def test_version_1_database_is_migrated_with_its_data(tmp_path):
-    from app.store import MIGRATIONS
+    from app.history.store import MIGRATIONS
 
     path = tmp_path / DB_NAME
     db = sqlite3.connect(path)

@@ -10,8 +10,8 @@ import pytest
 from PySide6.QtCore import QThread, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 
-from app import trace as trace_mod
-from app.store import DB_NAME, Store
+from app.history import trace as trace_mod
+from app.history.store import DB_NAME, Store
 from app.ui.canvas import EARLIER, HIGH, LOW, MASKED, MID, NEW, CanvasFrame, DenoiseCanvas
 from backend_choice import BACKEND
 from llada_core.chat import answer_text, continue_conversation
@@ -548,7 +548,7 @@ def test_out_of_memory_mid_answer_is_one_sentence_and_the_app_goes_on(qtbot, mak
 
 
 def test_a_character_split_across_tokens_takes_one_cell(qtbot, tiny_tokenizer):
-    from app.frame_text import TokenPieces
+    from app.session.frame_text import TokenPieces
 
     tokenizer = tiny_tokenizer
     mask = tokenizer.convert_tokens_to_ids("<|mdm_mask|>")

@@ -1,4 +1,4 @@
-"""Both backends satisfy app.backends.Backend, and no app module branches on a backend's name."""
+"""Both backends satisfy app.session.backends.Backend, and no app module branches on a backend's name."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.backends import Backend, load_options
+from app.session.backends import Backend, load_options
 
 ROOT = Path(__file__).resolve().parents[1]
 # A backend name compared to a literal: == / != / in against "torch" or "mlx", either side.
@@ -28,7 +28,7 @@ def test_no_app_module_compares_a_backend_name():
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if NAME_COMPARISON.search(line):
                 found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
-    assert not found, "ask the backend (app.backends.Backend) instead:\n" + "\n".join(found)
+    assert not found, "ask the backend (app.session.backends.Backend) instead:\n" + "\n".join(found)
 
 
 def test_the_scan_catches_a_comparison():

@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("torch")
 
 import llada_torch  # noqa: E402
-from app.bench import VARIANTS, benchmark, format_table, parameter_count, random_prompts
+from app.eval.bench import VARIANTS, benchmark, format_table, parameter_count, random_prompts
 from test_cli import llada
 
 
@@ -71,7 +71,7 @@ def test_bench_on_the_demo_tasks(tiny_checkpoint):
 
 
 def test_report_writes_markdown_and_json(tiny_checkpoint, tmp_path, monkeypatch):
-    import app.bench as bench
+    import app.eval.bench as bench
 
     monkeypatch.setattr(bench, "REPORT_ANSWERS", (16, 32))
     monkeypatch.setattr(bench, "REPORT_BLOCK", 8)
@@ -94,7 +94,7 @@ def test_report_writes_markdown_and_json(tiny_checkpoint, tmp_path, monkeypatch)
 
 
 def test_peak_memory_is_measured_per_variant(tiny_torch):
-    from app.bench import BackendPeak
+    from app.eval.bench import BackendPeak
 
     model, _ = tiny_torch
     with BackendPeak(llada_torch, model) as first:

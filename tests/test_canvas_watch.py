@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from app import stats_text
-from app import trace as trace_mod
+from app.session import stats_text
+from app.history import trace as trace_mod
 from app.cli import main
 from app.models.defaults import model_settings, sampler_defaults
-from app.store import Message, Store
-from app.trace import Trace, TraceRecorder, fixed_positions
+from app.history.store import Message, Store
+from app.history.trace import Trace, TraceRecorder, fixed_positions
 from backend_choice import BACKEND
 
 DEMO = Path(__file__).resolve().parents[1] / "app" / "resources" / "llada-demo"
@@ -41,8 +41,8 @@ def test_the_demo_defaults_to_exact_mode_and_a_real_model_to_fast():
 
 def test_the_demo_default_answer_leaves_at_least_16_distinct_frames(qapp, tmp_path, capsys):
     """Done when: `llada export-animation DIR/` of a demo answer at its default settings."""
-    from app.backends import get_backend
-    from app.frame_text import TokenPieces
+    from app.session.backends import get_backend
+    from app.session.frame_text import TokenPieces
     from llada_core.chat import encode_prompt
 
     backend = get_backend(BACKEND)
@@ -288,7 +288,7 @@ def test_the_demo_at_its_defaults_fills_the_live_message_visibly(qtbot, demo_win
 
 
 def test_the_fill_blanks_toggle_is_remembered_per_chat(qtbot, tmp_path):
-    from app.settings_logic import FILL_BLANKS_KEY, sampler_part
+    from app.session.settings_logic import FILL_BLANKS_KEY, sampler_part
     from window_support import Windows
 
     windows = Windows(qtbot, tmp_path / "data")
@@ -312,7 +312,7 @@ def test_the_fill_blanks_toggle_is_remembered_per_chat(qtbot, tmp_path):
 
 
 def test_an_infill_message_is_shown_as_typed_and_fixed_from_frame_0(qtbot, demo_window):
-    from app.export import to_markdown
+    from app.history.export import to_markdown
     from app.ui.animation_render import FrameRenderer, trace_frames
     from window_support import LOAD_TIMEOUT
 
@@ -350,7 +350,7 @@ def test_an_infill_message_is_shown_as_typed_and_fixed_from_frame_0(qtbot, demo_
 
 
 def test_a_stopped_answer_keeps_what_was_committed(qtbot, demo_window):
-    from app.frame_text import MASK_GLYPH
+    from app.session.frame_text import MASK_GLYPH
     from window_support import LOAD_TIMEOUT
 
     window = demo_window(1180, 700, step_delay=0.05)

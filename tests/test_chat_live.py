@@ -18,7 +18,7 @@ class Terminal(io.StringIO):
 
 
 def test_live_line_counts_passes_and_fits_the_terminal():
-    from app.frame_text import display_width
+    from app.session.frame_text import display_width
 
     line = chat.live_line(3, 16, ["x"] * 50, 40)
     assert line.startswith("\r\x1b[2K LLaDA [pass 3/16]: ")

@@ -178,7 +178,7 @@ def test_typing_during_an_answer_stays_out_of_the_line_and_the_next_prompt(tiny_
     read as the next message; at the next prompt typing is echoed again. In a narrow terminal
     every redraw of the live line fits its columns (by display width), so it never wraps into
     a second line that \\r cannot erase."""
-    from app.frame_text import display_width
+    from app.session.frame_text import display_width
 
     term = Terminal(tiny_checkpoint, "--gen-length", "128", "--steps", "128", "--block-length", "128",
                     "--mode", "exact", "--threshold", "none", "--no-early-stop", columns=24)

@@ -10,10 +10,10 @@ from typing import Optional
 
 import pytest
 
-from app import conversation as conv
-from app.links import is_web_link
+from app.session import conversation as conv
+from app.history.links import is_web_link
 from app.models import defaults
-from app.settings_logic import for_answer_length, is_valid
+from app.session.settings_logic import for_answer_length, is_valid
 from llada_core.chat import continue_conversation, encode_chat, encode_prompt, load_tokenizer
 
 
@@ -76,7 +76,7 @@ def test_model_labels_and_the_meta_line(tmp_path):
     assert identity.stamp() == {"model": str(tmp_path / "my-model"), "tokenizer": "0123456789abcdef"}
     assert conv.written_by(identity.stamp()) == "model my-model (tokenizer 01234567)"
     assert conv.written_by({}) == ""
-    from app.export import stats_line
+    from app.history.export import stats_line
 
     assert "model my-model (tokenizer 01234567)" in stats_line({"nfe": 3, **identity.stamp()})
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QUrl
 
-from app import conversation as conv
+from app.session import conversation as conv
 from app.models import local
 from app.models.catalog import bundled_demo_model
 from app.models.defaults import DEMO_NOTE, window_defaults
-from app.store import DB_NAME
+from app.history.store import DB_NAME
 from app.ui.context import BASE_LINE
 from llada_core.chat import encode_chat, encode_prompt, load_tokenizer
 from window_support import FailsAfterFirstStep, Windows, collect_earlier_windows  # noqa: F401

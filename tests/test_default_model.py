@@ -63,7 +63,7 @@ def test_sampler_defaults_ignore_bad_files(tmp_path):
 
 
 def test_the_window_labels_the_demo_and_offers_the_real_model(qtbot, fake_demo, tmp_path, monkeypatch):
-    from app.store import Store
+    from app.history.store import Store
     from app.ui.main_window import MainWindow
 
     store = Store.in_folder(tmp_path / "data")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.evaluate import held_out_conversations
+from app.eval.evaluate import held_out_conversations
 from app.models import defaults
 from app.models.defaults import DEMO_EXAMPLES, default_model
 from llada_train.demo_tasks import Item, is_correct

@@ -134,7 +134,7 @@ def demo_tokenizer():
 
 
 def test_a_conversation_row_is_turn_n_as_the_window_and_llada_chat_prompt_it(demo_tokenizer):
-    from app.conversation import build_prompt
+    from app.session.conversation import build_prompt
 
     tokenizer = demo_tokenizer
     eot = tokenizer.convert_tokens_to_ids(tokens.EOT)

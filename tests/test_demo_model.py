@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.evaluate import evaluate, held_out_items
+from app.eval.evaluate import evaluate, held_out_items
 from app.models.catalog import bundled_demo_model
 from app.models.defaults import sampler_defaults
 from backend_choice import BACKEND, requires_torch
@@ -50,7 +50,7 @@ SAMPLE = 25
 
 
 def test_the_demo_model_answers_held_out_items_above_its_floors(demo):
-    from app.backends import get_backend
+    from app.session.backends import get_backend
 
     backend = get_backend(BACKEND)
     model, tokenizer = backend.load(demo, dtype="float32")
@@ -78,8 +78,8 @@ def test_the_demo_model_denoises_at_least_two_blocks_by_default(demo):
 
 
 def test_the_example_prompts_are_answered_right(demo):
-    from app.backends import get_backend
-    from app.evaluate import answer
+    from app.session.backends import get_backend
+    from app.eval.evaluate import answer
     from app.models.defaults import DEMO_EXAMPLES
     from llada_train.demo_tasks import Item, is_correct
 
@@ -102,7 +102,7 @@ def test_both_backends_give_the_demo_model_the_same_answers(demo):
     import llada_mlx
     import llada_torch
 
-    from app.evaluate import answer
+    from app.eval.evaluate import answer
 
     settings = sampler_defaults(str(demo))
     torch_model, torch_tokenizer = llada_torch.load(demo, dtype="float32", device="cpu")

@@ -201,7 +201,7 @@ def test_the_recipes_default_settings_span_two_blocks(tmp_path):
 def test_the_command_lines_take_the_new_task_names():
     from app.cli import evaluate as eval_cli
     from app.cli import train as train_cli
-    from app.evaluate import held_out_items
+    from app.eval.evaluate import held_out_items
 
     parser = argparse.ArgumentParser()
     subparsers = parser.add_subparsers()

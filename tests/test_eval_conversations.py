@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.evaluate import evaluate_conversations, held_out_conversations, turn_label
+from app.eval.evaluate import evaluate_conversations, held_out_conversations, turn_label
 from app.models.catalog import bundled_demo_model
 from app.models.defaults import sampler_defaults
 from backend_choice import BACKEND
@@ -31,7 +31,7 @@ def test_conversations_interleave_held_out_items_of_the_tasks():
 
 
 def test_a_conversation_is_scored_turn_by_turn_with_the_models_own_answers():
-    from app.backends import get_backend
+    from app.session.backends import get_backend
 
     demo = bundled_demo_model()
     backend = get_backend(BACKEND)

@@ -4,7 +4,7 @@ a click asks the prompt."""
 
 from __future__ import annotations
 
-from app.store import Message
+from app.history.store import Message
 from app.ui.transcript import Transcript
 
 PROMPTS = ["Count from 36 to 51.", "What is 23 + 55?"]

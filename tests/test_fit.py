@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-import app.backends
+import app.session.backends
 from app.models import fit
 from app.models.catalog import GB, catalog_entry, recommended_entry
 from llada_core.checkpoint import read_config, stored_weights
@@ -113,8 +113,8 @@ def machine(monkeypatch):
 
     def facts(*, apple: bool, ram: int, working_set: int | None = None, gpu=None,
               backend: str = "torch"):
-        monkeypatch.setattr(app.backends, "is_apple_silicon", lambda: apple)
-        monkeypatch.setattr(app.backends, "default_backend", lambda: backend)
+        monkeypatch.setattr(app.session.backends, "is_apple_silicon", lambda: apple)
+        monkeypatch.setattr(app.session.backends, "default_backend", lambda: backend)
         monkeypatch.setattr(fit, "physical_memory", lambda: ram)
         monkeypatch.setattr(fit, "mlx_working_set", lambda: working_set)
 
@@ -275,9 +275,9 @@ def test_the_tiny_checkpoint_fits_by_its_own_dimensions(tiny_checkpoint, tiny_bf
 
 def test_a_mac_fit_check_never_imports_torch(tiny_checkpoint):
     code = (
-        "import sys, app.backends\n"
+        "import sys, app.session.backends\n"
         "from app.models import fit\n"
-        "app.backends.is_apple_silicon = lambda: True\n"
+        "app.session.backends.is_apple_silicon = lambda: True\n"
         "fit.mlx_working_set = lambda: 12 * 10 ** 9\n"
         f"report = fit.check_fit({str(tiny_checkpoint)!r})\n"
         "assert report.limit.bytes == 12 * 10 ** 9, report.limit\n"

@@ -70,7 +70,7 @@ def test_base_prompts_constraints_and_infill_are_text(tiny_tokenizer):
 
 
 def test_the_server_reads_messages_as_text(tiny_tokenizer):
-    from app.server import parse_generation
+    from app.server.api import parse_generation
     from llada_core.settings import SamplerSettings
 
     defaults = SamplerSettings(gen_length=8, block_length=8, steps=8).to_dict()
@@ -87,9 +87,9 @@ def test_imported_prompt_ids_are_never_used_as_a_prompt(tmp_path, tiny_tokenizer
     but drops the tokenizer fingerprint, so the next turn is built from the text."""
     import json
 
-    from app.conversation import TOKENIZER_KEY, continues_by_ids, plan_regenerate
-    from app.export import JSON_FORMAT, JSON_VERSION, import_json
-    from app.store import Store
+    from app.session.conversation import TOKENIZER_KEY, continues_by_ids, plan_regenerate
+    from app.history.export import JSON_FORMAT, JSON_VERSION, import_json
+    from app.history.store import Store
 
     eot = tiny_tokenizer.convert_tokens_to_ids("<|eot_id|>")
     forged = {"format": JSON_FORMAT, "version": JSON_VERSION, "conversation": {"title": "forged"},

@@ -10,8 +10,8 @@ import zlib
 
 import pytest
 
-from app import trace as trace_mod
-from app.frame_text import (
+from app.history import trace as trace_mod
+from app.session.frame_text import (
     MASK_GLYPH, PENDING_GLYPH, REPLACEMENT, TokenPieces, byte_decoder, display_width, one_line,
     pieces_of_units,
 )

@@ -13,7 +13,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from app.server import RequestError, parse_generation  # noqa: E402
+from app.server.api import RequestError, parse_generation  # noqa: E402
 from llada_core.chat import encode_chat, encode_prompt  # noqa: E402
 from llada_core.constraints import constraints_from_text, infill_canvas  # noqa: E402
 from llada_core.settings import SamplerSettings  # noqa: E402

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from app import trace as trace_mod
+from app.history import trace as trace_mod
 from app.ui.canvas import MASKED
 from app.ui.main_window import MainWindow
 from app.ui.transcript import LiveAnswerView, MessageView

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.conversation import interrupted_question
-from app.store import Store
+from app.session.conversation import interrupted_question
+from app.history.store import Store
 from test_app_cli import kill_app_mid_answer
 from window_support import Windows, collect_earlier_windows  # noqa: F401
 
@@ -116,7 +116,7 @@ def test_retry_fills_an_interrupted_text_to_fill_again(qtbot, windows, tiny_chec
                                                        tiny_tokenizer):
     """A question sent with "Fill the blanks" keeps that with its settings: Retry fills it
     again rather than answering it as a chat message."""
-    from app import trace as trace_mod
+    from app.history import trace as trace_mod
     from llada_core.constraints import infill_canvas
 
     window = windows.open(str(tiny_checkpoint), settings={"steps": 7})

@@ -53,7 +53,7 @@ def reference_log_likelihood(model, prompt, answer, mask_id, mc_num, batch, cfg)
 
 
 class TorchDraws:
-    """numpy's Generator interface as app.likelihood uses it, drawing torch's numbers in the
+    """numpy's Generator interface as app.eval.likelihood uses it, drawing torch's numbers in the
     reference's order; a permutation is the inverse of torch's randperm (the reference permutes
     a mask, ours picks positions: the same set)."""
 
@@ -66,7 +66,7 @@ class TorchDraws:
 
 @pytest.mark.parametrize("cfg", [0.0, 0.5])
 def test_lm_eval_loglikelihood_equals_the_reference_estimator(tiny_checkpoint, cfg):
-    from app.lm_eval_llada import LLaDAHarnessModel
+    from app.eval.lm_eval_llada import LLaDAHarnessModel
 
     harness = LLaDAHarnessModel(model=str(tiny_checkpoint), backend="torch", device="cpu",
                                 mc_num=32, mc_batch=8, cfg=cfg)

@@ -1,4 +1,4 @@
-"""LLaDA's Monte Carlo log-likelihood (app/likelihood.py) and lm-evaluation-harness
+"""LLaDA's Monte Carlo log-likelihood (app/eval/likelihood.py) and lm-evaluation-harness
 (`llada eval --lm-eval`) offline on the bundled demo model with the local tasks in
 tests/lm_eval_tasks: the demo's sums as a generation task and as multiple choice."""
 
@@ -15,7 +15,7 @@ import pytest
 
 from backend_choice import BACKEND, HAS_MLX, HAS_TORCH
 
-from app.likelihood import mask_answers, monte_carlo_log_likelihood, token_log_probs
+from app.eval.likelihood import mask_answers, monte_carlo_log_likelihood, token_log_probs
 from app.models.catalog import bundled_demo_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ def test_estimate_weights_each_masked_token_by_the_ratio():
 
 @needs_demo
 def test_token_log_probs_are_the_model_log_softmax():
-    from app.backends import get_backend
+    from app.session.backends import get_backend
 
     backend = get_backend(BACKEND)
     model, _ = backend.load(str(DEMO), **({"device": "cpu"} if BACKEND == "torch" else {}))
@@ -98,7 +98,7 @@ def test_registered_with_lm_eval():
     pytest.importorskip("lm_eval")
     from lm_eval.api.registry import get_model
 
-    from app.lm_eval_llada import LLaDAHarnessModel
+    from app.eval.lm_eval_llada import LLaDAHarnessModel
 
     assert get_model("llada") is LLaDAHarnessModel
 

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from app import cli
-from app.logs import log_path, setup_logging
+from app.session.logs import log_path, setup_logging
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from app.store import Store
+from app.history.store import Store
 from backend_choice import BACKEND
 
 ROOT = Path(__file__).resolve().parents[1]

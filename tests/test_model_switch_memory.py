@@ -17,7 +17,7 @@ import weakref
 
 
 def test_a_model_switch_frees_the_dropped_model_held_by_a_cycle(qtbot, tiny_checkpoint):
-    from app.worker import WorkerThread
+    from app.ui.worker import WorkerThread
     from tests.backend_choice import BACKEND
 
     worker = WorkerThread()

@@ -11,7 +11,7 @@ import pytest
 
 from app.models import catalog, fit, local
 from app.models.catalog import CATALOG, catalog_entry, format_bytes, recommended_entry
-from app.store import Store
+from app.history.store import Store
 from llada_core.checkpoint import CheckpointError
 
 
@@ -152,9 +152,9 @@ def test_physical_memory_reads_sysconf(monkeypatch):
 
 
 def test_memory_limit_falls_back_to_ram(monkeypatch):
-    import app.backends
+    import app.session.backends
 
-    monkeypatch.setattr(app.backends, "is_apple_silicon", lambda: False)
+    monkeypatch.setattr(app.session.backends, "is_apple_silicon", lambda: False)
     monkeypatch.setattr(fit, "accelerator_memory", lambda backend, device=None: None)
     monkeypatch.setattr(fit, "physical_memory", lambda: 32 * 10 ** 9)
     limit = fit.memory_limit()
@@ -162,9 +162,9 @@ def test_memory_limit_falls_back_to_ram(monkeypatch):
 
 
 def test_apple_silicon_prefers_mlx_working_set(monkeypatch):
-    import app.backends
+    import app.session.backends
 
-    monkeypatch.setattr(app.backends, "is_apple_silicon", lambda: True)
+    monkeypatch.setattr(app.session.backends, "is_apple_silicon", lambda: True)
     monkeypatch.setattr(fit, "physical_memory", lambda: 16 * 2 ** 30)
     monkeypatch.setattr(fit, "mlx_working_set", lambda: 12 * 10 ** 9)
     limit = fit.memory_limit()

@@ -43,7 +43,7 @@ def agree_to_downloads(monkeypatch) -> None:
 @pytest.fixture
 def make_window(qtbot, tmp_path, monkeypatch):
     windows = Windows(qtbot, tmp_path / "data")
-    monkeypatch.setattr("app.backends.is_apple_silicon", lambda: False)
+    monkeypatch.setattr("app.session.backends.is_apple_silicon", lambda: False)
     agree_to_downloads(monkeypatch)
 
     def make(model=None, endpoint=None):
@@ -255,9 +255,9 @@ def test_model_manager_lists_downloads_and_deletes(qtbot, make_window, hub, tmp_
 def test_on_a_mac_a_download_is_converted_to_mlx_8bit_before_it_loads(qtbot, make_window, hub,
                                                                        tmp_path, monkeypatch):
     pytest.importorskip("mlx.core")
-    import app.backends
+    import app.session.backends
 
-    monkeypatch.setattr(app.backends, "is_apple_silicon", lambda: True)
+    monkeypatch.setattr(app.session.backends, "is_apple_silicon", lambda: True)
     window = make_window(endpoint=hub.url)
     requested = []
     monkeypatch.setattr(window, "request_model", requested.append)  # the folder it would load

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QThread, Qt
 
-from app.bench import format_moe_table
+from app.eval.bench import format_moe_table
 from app.models import convert as conversion
 from app.models import local
-from app.store import Store
+from app.history.store import Store
 from app.ui.models_ui import ModelManager
 from backend_choice import BACKEND, HAS_MLX
 from llada_train.tiny_moe import TinyMoESpec, make_tiny_moe_checkpoint

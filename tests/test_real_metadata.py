@@ -209,7 +209,7 @@ def test_llada_15_is_an_instruct_model_with_instructs_tokenizer_files(real):
 def test_ids_past_the_tokenizer_decode_to_nothing(real):
     """The embedding has 126464 rows; ids from len(tokenizer) on carry no text and must not crash
     the visible answer or the live view."""
-    from app.frame_text import TokenPieces
+    from app.session.frame_text import TokenPieces
 
     tokenizer = load_tokenizer(real(INSTRUCT))
     hello = tokenizer("Hello world", add_special_tokens=False)["input_ids"]

@@ -25,9 +25,9 @@ openai = pytest.importorskip("openai")
 from backend_choice import BACKEND  # noqa: E402
 from test_base_models import make_base_like  # noqa: E402
 
-from app.backends import get_backend  # noqa: E402
+from app.session.backends import get_backend  # noqa: E402
 from app.models.catalog import bundled_demo_model  # noqa: E402
-from app.server import (  # noqa: E402
+from app.server.api import (  # noqa: E402
     AnswerText, is_loopback, make_server, plan_schedule, served_model_id, uvicorn_server,
 )
 from llada_core.chat import answer_text, encode_raw, load_tokenizer  # noqa: E402
@@ -201,7 +201,7 @@ def test_models_and_chat_completion(demo):
     usage = reply.usage.model_dump()
     assert usage["completion_tokens"] == len(load_tokenizer(DEMO)("105", add_special_tokens=False)["input_ids"])
     assert usage["prompt_tokens"] > 5 and usage["nfe"] >= 1
-    # the app's one stats vocabulary (app/stats_text.py): passes of up to the step budget
+    # the app's one stats vocabulary (app/session/stats_text.py): passes of up to the step budget
     assert usage["nfe"] <= usage["step_budget"] and usage["seconds"] > 0
     assert usage["tokens_per_pass"] == pytest.approx(usage["completion_tokens"] / usage["nfe"],
                                                      abs=1e-3)
@@ -367,9 +367,9 @@ def free_port() -> int:
 
 
 def test_server_imports_no_window_code():
-    code = ("import sys, app.server, app.cli.serve; "
+    code = ("import sys, app.server.api, app.cli.serve; "
             "print([m for m in sys.modules if m.split('.')[0] == 'PySide6' or "
-            "m in ('app.worker', 'app.store') or m.startswith('app.ui')])")
+            "m in ('app.ui.worker', 'app.history.store') or m.startswith('app.ui')])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

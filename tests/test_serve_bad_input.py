@@ -24,7 +24,7 @@ pytest.importorskip("openai")
 from backend_choice import BACKEND  # noqa: E402
 from test_serve import KEY, ROOT, Running, ask, http, loader, start  # noqa: E402
 
-from app.backends import get_backend  # noqa: E402
+from app.session.backends import get_backend  # noqa: E402
 
 # (what is wrong, the body, the status, words the message must hold)
 BAD_BODIES: list[tuple[str, Any, int, str]] = [
@@ -125,7 +125,7 @@ def one_sentence(message: str) -> bool:
 
 
 def test_every_bad_request_is_one_sentence_and_costs_nothing(tiny_server, caplog):
-    caplog.set_level(logging.INFO, logger="app.server")
+    caplog.set_level(logging.INFO, logger="app.server.api")
     handled = 0
     tried = [("chat", *case) for case in BAD_BODIES] + [("completions", *case) for case in BAD_COMPLETIONS]
     for route, what, body, status, words in tried:
@@ -148,7 +148,7 @@ def test_every_bad_request_is_one_sentence_and_costs_nothing(tiny_server, caplog
 
 
 def test_a_failing_model_sends_an_error_id_never_its_text(tiny_checkpoint, caplog):
-    caplog.set_level(logging.INFO, logger="app.server")
+    caplog.set_level(logging.INFO, logger="app.server.api")
 
     def load():
         backend = get_backend(BACKEND)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from app import store as store_module
-from app.store import DB_NAME, SCHEMA_VERSION, Store, StoreError
+from app.history import store as store_module
+from app.history.store import DB_NAME, SCHEMA_VERSION, Store, StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0

@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from app.store import Store, StoreError
+from app.history.store import Store, StoreError
 
 
 def filled_store(tmp_path):

@@ -1,4 +1,4 @@
-"""The server's streamed text (AnswerText over app.stream_decode) equals the non-streamed answer:
+"""The server's streamed text (AnswerText over app.session.stream_decode) equals the non-streamed answer:
 the deltas of a diffusion run, frame by frame, join to the text the whole answer decodes to,
 with stop sequences, max_tokens and multi-byte characters, for the demo's and the tiny
 checkpoint's tokenizers."""
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from app.server import AnswerText
-from app.stream_decode import IncrementalDecoder
+from app.server.api import AnswerText
+from app.session.stream_decode import IncrementalDecoder
 from llada_core.chat import answer_text, known_ids, load_tokenizer, visible_answer_ids
 
 DEMO = Path(__file__).resolve().parents[1] / "app" / "resources" / "llada-demo"

@@ -16,8 +16,8 @@ from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPalette
 from PySide6.QtWidgets import QAbstractButton, QApplication, QMessageBox, QWidget
 
 from app.models.defaults import DEMO_NOTE
-from app.progress_text import progress_line, time_left
-from app.store import Store
+from app.session.progress_text import progress_line, time_left
+from app.history.store import Store
 from llada_core.settings import SamplerSettings
 from window_support import SHOTS, LOAD_TIMEOUT, Windows, collect_earlier_windows, shot  # noqa: F401
 
@@ -229,7 +229,7 @@ def test_colour_menu_has_one_tick_that_follows_the_mode(qtbot, window):
 
 def test_about_says_what_runs_and_where_files_live(qtbot, window, monkeypatch):
     from app import __version__
-    from app.logs import log_dir, log_path
+    from app.session.logs import log_dir, log_path
 
     window.about_action.trigger()
     about = window.about_dialog

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from app import trace as trace_mod
-from app.settings_logic import check_constraints_text, constraints_entry, sampler_part
-from app.store import Store
+from app.history import trace as trace_mod
+from app.session.settings_logic import check_constraints_text, constraints_entry, sampler_part
+from app.history.store import Store
 from app.ui.main_window import MainWindow
 from backend_choice import BACKEND
 from window_support import collect_earlier_windows  # noqa: F401

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtGui import QGuiApplication
 
-from app.store import StoreError
+from app.history.store import StoreError
 from window_support import Windows, collect_earlier_windows  # noqa: F401
 
 LOCKED = "The history is locked: another copy of LLaDA Desktop may be running."

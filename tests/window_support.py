@@ -9,7 +9,7 @@ from typing import Optional
 
 import pytest
 
-from app.store import Store
+from app.history.store import Store
 from app.ui.main_window import MainWindow
 from backend_choice import BACKEND
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from app import __version__
-from app.logs import DEFAULT_LEVEL, LEVELS, setup_logging
+from app.session.logs import DEFAULT_LEVEL, LEVELS, setup_logging
 from app.cli import (
     app_cmd, bench, chat, convert, download, evaluate, export_animation, generate, infill,
     make_tiny, serve, train,
@@ -40,7 +40,7 @@ def add_log_level_option(parser: argparse.ArgumentParser, *, default: str) -> No
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from app.backends import BackendUnavailable
+    from app.session.backends import BackendUnavailable
     from llada_core.checkpoint import CheckpointError
 
     parser = build_parser()
@@ -67,7 +67,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - out of memory is one sentence, the rest a bug
-        from app.errors import GENERATION_OUT_OF_MEMORY, is_out_of_memory
+        from app.session.errors import GENERATION_OUT_OF_MEMORY, is_out_of_memory
 
         log.exception("llada %s failed", args.command)
         if not is_out_of_memory(error):

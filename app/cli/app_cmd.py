@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.store import Store, StoreError
+    from app.history.store import Store, StoreError
     from app.ui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -211,13 +211,13 @@ def gui_main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="llada-desktop", description="The LLaDA Desktop window.")
     add_arguments(parser)
     from app.cli import add_log_level_option
-    from app.logs import DEFAULT_LEVEL, setup_logging
+    from app.session.logs import DEFAULT_LEVEL, setup_logging
 
     add_log_level_option(parser, default=DEFAULT_LEVEL)
     args = parser.parse_args(argv)
     args.prog = parser.prog
     setup_logging(args.log_level)
-    from app.backends import BackendUnavailable
+    from app.session.backends import BackendUnavailable
     from llada_core.checkpoint import CheckpointError
 
     try:

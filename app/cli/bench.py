@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from app.bench import MOE_COMPARISON, REPORT_ANSWERS, VARIANTS, run, run_moe_comparison, run_report
+from app.eval.bench import MOE_COMPARISON, REPORT_ANSWERS, VARIANTS, run, run_moe_comparison, run_report
 
 
 def add_parser(subparsers) -> None:

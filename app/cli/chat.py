@@ -13,8 +13,8 @@ from app.cli.options import (
     add_constraint_option, add_model_options, add_sampler_options, check_sampler_settings,
     constraints_of, load_backend_model, sampler_kwargs,
 )
-from app.frame_text import TokenPieces, one_line
-from app.progress_text import passes_text
+from app.session.frame_text import TokenPieces, one_line
+from app.session.progress_text import passes_text
 from llada_core.chat import answer_text, continue_conversation, is_base_model
 
 BASE_NOTE = ("This is a base model (no chat tokens): it continues your text, without roles; "

@@ -40,7 +40,7 @@ def _positive_gb(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.backends import get_backend
+    from app.session.backends import get_backend
 
     backend = get_backend("mlx")
     from llada_mlx.convert import describe

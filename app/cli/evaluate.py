@@ -1,6 +1,6 @@
 """`llada eval`: score a model on held-out demo tasks (arithmetic, word lists, books; counting,
 spelling and verses for a model with a 64-token answer), or on
-lm-evaluation-harness tasks with `--lm-eval TASKS` (app/lm_eval_llada.py)."""
+lm-evaluation-harness tasks with `--lm-eval TASKS` (app/eval/lm_eval_llada.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import math
 
 from app.cli.options import add_model_options, add_sampler_options, check_sampler_settings, load_backend_model, sampler_kwargs
-from app.evaluate import (evaluate, evaluate_conversations, format_scores, held_out_conversations,
+from app.eval.evaluate import (evaluate, evaluate_conversations, format_scores, held_out_conversations,
                           held_out_items)
 from llada_train.demo_tasks import TASKS
 
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 def run_lm_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from app.backends import BackendUnavailable, default_backend
+    from app.session.backends import BackendUnavailable, default_backend
 
     tasks = [t.strip() for t in args.lm_eval.split(",") if t.strip()]
     if not tasks:
@@ -117,7 +117,7 @@ def run_lm_eval(args: argparse.Namespace) -> int:
         raise BackendUnavailable(
             f"llada eval --lm-eval needs {error.name or 'lm_eval'}, which is not installed "
             '(pip install "llada-desktop[eval]")') from error
-    from app.lm_eval_llada import LLaDAHarnessModel
+    from app.eval.lm_eval_llada import LLaDAHarnessModel
 
     settings = sampler_kwargs(args)
     cfg = settings.pop("cfg_scale")

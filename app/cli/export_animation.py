@@ -27,9 +27,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.animation import kind_of
-    from app.store import Store, StoreError
-    from app.trace import decode
+    from app.history.animation import kind_of
+    from app.history.store import Store, StoreError
+    from app.history.trace import decode
 
     kind_of(args.out)
     try:
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         store.close()
 
-    from app.stats_text import plural
+    from app.session.stats_text import plural
     from app.ui.animation_render import export_trace
 
     written = export_trace(trace, args.out, args.colour_mode)

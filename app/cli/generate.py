@@ -12,11 +12,11 @@ from app.cli.options import (
     add_constraint_option, add_model_options, add_sampler_options, check_sampler_settings,
     constraints_of, load_backend_model, sampler_kwargs,
 )
-from app.stats_text import json_stats
+from app.session.stats_text import json_stats
 from llada_core.chat import answer_text, encode_prompt, encode_text, visible_answer_ids
 
 if TYPE_CHECKING:
-    from app.trace import TraceRecorder
+    from app.history.trace import TraceRecorder
 
 
 def add_parser(subparsers) -> None:
@@ -55,7 +55,7 @@ def dtype_name(model: Any) -> str:
 
 def write_animation(recorder: "TraceRecorder", tokenizer: Any, model: Any, path: str) -> None:
     """The answer's trace drawn by the window's canvas painter, offscreen."""
-    from app.frame_text import TokenPieces
+    from app.session.frame_text import TokenPieces
     from app.ui.animation_render import export_trace
 
     pieces = TokenPieces(tokenizer, int(model.args.mask_token_id), glyph="")
@@ -68,7 +68,7 @@ def write_animation(recorder: "TraceRecorder", tokenizer: Any, model: Any, path:
 def run(args: argparse.Namespace) -> int:
     check_sampler_settings(args)
     if args.animation:
-        from app.animation import kind_of
+        from app.history.animation import kind_of
 
         kind_of(args.animation)  # a file type we cannot write is refused before loading
     prompt_ids_given = parse_ids(args.prompt_ids) if args.prompt_ids is not None else None
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     constraints = constraints_of(args, tokenizer)
     recorder = None
     if args.animation:
-        from app.trace import TraceRecorder, fixed_positions
+        from app.history.trace import TraceRecorder, fixed_positions
 
         recorder = TraceRecorder(int(model.args.mask_token_id),
                                  int(sampler_kwargs(args)["block_length"]),

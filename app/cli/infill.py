@@ -10,7 +10,7 @@ import time
 from app.cli.options import (
     add_model_options, add_sampler_options, load_backend_model, resolve_model, sampler_kwargs,
 )
-from app.stats_text import json_stats
+from app.session.stats_text import json_stats
 from llada_core.chat import bos_id
 from llada_core.constraints import infill_canvas, infill_lengths, infill_text, parse_infill
 from llada_core.settings import SamplerSettings

@@ -197,7 +197,7 @@ def resolve_model(args: argparse.Namespace) -> None:
     if args.lengths_given == {"gen_length"}:
         # An answer length alone keeps the model's pace (tokens per step) in a schedule that
         # fits, rather than failing on a block length the user never set.
-        from app.settings_logic import for_answer_length
+        from app.session.settings_logic import for_answer_length
 
         _, args.block_length, args.steps = for_answer_length(
             args.gen_length, lengths["block_length"], lengths["steps"], lengths["gen_length"])
@@ -224,7 +224,7 @@ def check_sampler_settings(args: argparse.Namespace) -> None:
 
 def load_backend_model(args: argparse.Namespace):
     """(backend module, model, tokenizer) for the command line's model flags."""
-    from app.backends import default_backend, get_backend, load_options
+    from app.session.backends import default_backend, get_backend, load_options
 
     name = args.backend or default_backend()
     backend = get_backend(name)

@@ -1,4 +1,4 @@
-"""`llada serve`: an OpenAI-compatible HTTP server for one model (see app/server.py)."""
+"""`llada serve`: an OpenAI-compatible HTTP server for one model (see app/server/api.py)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.backends import BackendUnavailable, default_backend
+    from app.session.backends import BackendUnavailable, default_backend
 
     if not 0 <= args.port <= 65535:
         raise ValueError(f"port must be between 0 and 65535, not {args.port}")
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise BackendUnavailable(
             f"llada serve needs {error.name or 'starlette and uvicorn'}, which is not installed "
             '(pip install "llada-desktop[serve]")') from error
-    from app.server import bind_socket, is_loopback, make_server, served_model_id, uvicorn_server
+    from app.server.api import bind_socket, is_loopback, make_server, served_model_id, uvicorn_server
 
     if not is_loopback(args.host):
         print(f"llada serve: warning: listening on {args.host}, so other machines can reach this "

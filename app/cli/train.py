@@ -83,7 +83,7 @@ def task_weights(text: str) -> dict[str, float]:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from app.backends import require
+    from app.session.backends import require
 
     require("torch", "llada train")
 

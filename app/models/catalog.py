@@ -76,7 +76,7 @@ def recommended_entry(apple_silicon: Optional[bool] = None,
     """On Apple Silicon MLX 8-bit with 16 GB of RAM or more and MLX 4-bit below; the original
     bf16 weights (PyTorch) elsewhere. `memory` is the RAM in bytes (default: this machine's)."""
     if apple_silicon is None:
-        from app.backends import is_apple_silicon
+        from app.session.backends import is_apple_silicon
 
         apple_silicon = is_apple_silicon()
     if not apple_silicon:

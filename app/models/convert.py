@@ -187,6 +187,6 @@ class ModelConversion:
 def converts_after_download(folder: Optional[str | Path]) -> bool:
     """On Apple Silicon a downloaded PyTorch checkpoint is converted to MLX 8-bit before it is
     used: half the memory of bf16, and MLX is the Mac's backend."""
-    from app.backends import is_apple_silicon
+    from app.session.backends import is_apple_silicon
 
     return is_apple_silicon() and mlx_available() and is_convertible(folder)

@@ -125,7 +125,7 @@ def window_defaults(model: Optional[str], given: Optional[dict] = None) -> dict:
     """The settings a new (or untouched) conversation gets with `model` loaded: the model's
     defaults, then what the caller asked for. An answer length asked for alone brings a valid
     schedule with it (settings_logic.for_answer_length) instead of an invalid block length."""
-    from app.settings_logic import for_answer_length, is_valid, snap
+    from app.session.settings_logic import for_answer_length, is_valid, snap
 
     own = model_settings(model)
     settings = {**own, **(given or {})}

@@ -214,7 +214,7 @@ def accelerator_memory(backend: str, device: Optional[str] = None) -> Optional[t
     """(total bytes, what) of the accelerator memory `backend` would run in (a CUDA GPU for
     PyTorch), as the backend reports it; None when it is not installed or runs on the CPU.
     Only called off Apple Silicon: a Mac never imports torch here."""
-    from app.backends import BackendUnavailable, get_backend, is_installed
+    from app.session.backends import BackendUnavailable, get_backend, is_installed
 
     if not is_installed(backend):
         return None
@@ -228,7 +228,7 @@ def accelerator_memory(backend: str, device: Optional[str] = None) -> Optional[t
 def memory_limit(backend: Optional[str] = None, device: Optional[str] = None
                  ) -> Optional[MemoryLimit]:
     """What the backend can use on this machine (see the module docstring)."""
-    from app.backends import default_backend, is_apple_silicon
+    from app.session.backends import default_backend, is_apple_silicon
 
     on_cpu = device == "cpu"
     if is_apple_silicon():

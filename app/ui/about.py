@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 def about_facts(window: "MainWindow") -> list[tuple[str, str]]:
     """(name, value) rows: version, backend, dtype, model, data and log folders."""
-    from app.logs import log_dir
+    from app.session.logs import log_dir
 
     info = window.model_info or {}
     backend = info.get("backend") or window.backend_name or "chosen when a model loads"
@@ -72,7 +72,7 @@ class AboutDialog(QDialog):
 def open_log(report: Callable[[str], object],
              opener: Optional[Callable[[QUrl], bool]] = None) -> bool:
     """Open the log file in the system's viewer; `report` gets one sentence when it cannot."""
-    from app.logs import log_path
+    from app.session.logs import log_path
 
     path = log_path()
     if not path.is_file():

@@ -1,5 +1,5 @@
 """An answer's denoising drawn frame by frame by the canvas's own painter (DenoiseCanvas,
-offscreen), with a caption strip, into images for app.animation to assemble.
+offscreen), with a caption strip, into images for app.history.animation to assemble.
 
 In the window the drawing happens on the GUI thread (widgets live there) a few frames per
 event-loop turn, and the encoding (quantizing, compressing) on a plain thread; the command line
@@ -18,9 +18,9 @@ from PIL import Image
 from PySide6.QtCore import QObject, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPalette
 
-from app import animation
-from app.stats_text import pass_caption, start_caption
-from app.trace import Trace
+from app.history import animation
+from app.session.stats_text import pass_caption, start_caption
+from app.history.trace import Trace
 from app.ui.canvas import MODES, CanvasFrame, DenoiseCanvas
 
 WIDTH = 560

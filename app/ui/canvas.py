@@ -14,7 +14,7 @@ from PySide6.QtCore import QLineF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QGuiApplication, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from app.frame_text import MASK_GLYPH
+from app.session.frame_text import MASK_GLYPH
 
 MODES = {"state": "State", "confidence": "Confidence", "reveal": "Reveal order"}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
-from app.stats_text import pass_caption, start_caption
+from app.session.stats_text import pass_caption, start_caption
 from app.ui.canvas import MODES, CanvasFrame, DenoiseCanvas
 
 LEGENDS = {

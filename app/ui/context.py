@@ -12,7 +12,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
-from app import conversation
+from app.session import conversation
 
 if TYPE_CHECKING:
     from app.ui.main_window import MainWindow

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout, QLineEdit, QListWidget, QListWidgetItem, QMenu, QPushButton, QVBoxLayout, QWidget,
 )
 
-from app.store import Conversation
+from app.history.store import Conversation
 
 
 class ConversationList(QWidget):

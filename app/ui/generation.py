@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Optional
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QGuiApplication
 
-from app import conversation
-from app import export as export_mod
-from app import trace as trace_mod
-from app.settings_logic import CONSTRAINTS_KEY, check_constraints_text, sampler_part
-from app.store import StoreError
+from app.session import conversation
+from app.history import export as export_mod
+from app.history import trace as trace_mod
+from app.session.settings_logic import CONSTRAINTS_KEY, check_constraints_text, sampler_part
+from app.history.store import StoreError
 from llada_core.constraints import parse_infill
 from app.ui.canvas import CanvasFrame
 from llada_core.settings import SamplerSettings

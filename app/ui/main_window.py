@@ -3,7 +3,7 @@ generated denoises in place there) and composer in the centre, settings on the r
 inspector (the detailed canvas) from View ▸ Inspector. The work lives elsewhere: model loading and
 switching (model_control), generation requests (generation), the context line (context),
 menus (menus), export/import (transfer), and the conversation rules, free of Qt
-(app.conversation)."""
+(app.session.conversation)."""
 
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ from PySide6.QtWidgets import (
     QMessageBox, QPushButton, QScrollArea, QSplitter, QStackedWidget, QVBoxLayout, QWidget,
 )
 
-from app import export as export_mod
-from app import trace as trace_mod
-from app.conversation import ModelIdentity, interrupted_question
+from app.history import export as export_mod
+from app.history import trace as trace_mod
+from app.session.conversation import ModelIdentity, interrupted_question
 from app.models.defaults import given_settings, window_defaults
-from app.settings_logic import FILL_BLANKS_KEY
-from app.store import Store, StoreError
+from app.session.settings_logic import FILL_BLANKS_KEY
+from app.history.store import Store, StoreError
 from app.ui import transfer
 from app.ui.about import AboutDialog
 from app.ui.about import open_log as open_log_file
@@ -38,12 +38,12 @@ from app.ui.menus import build_menus, shortcut
 from app.ui.model_control import NO_MODEL, ModelControl
 from app.ui.model_picker import build_toolbar
 from app.ui.models_ui import DownloadDialog, ModelManager, WelcomePage
-from app.progress_text import progress_line
+from app.session.progress_text import progress_line
 from app.ui.animation_render import AnimationExport
 from app.ui.replay import ReplayView
 from app.ui.settings_panel import SettingsPanel
 from app.ui.transcript import Composer, Transcript, markdown_plain
-from app.worker import WorkerThread
+from app.ui.worker import WorkerThread
 
 __all__ = ["Banner", "MainWindow", "app_icon", "shortcut"]
 

@@ -2,7 +2,7 @@
 and the sampler defaults that follow the loaded model.
 
 A folder the user opens is remembered in the model list only once it has loaded. When a load
-fails, the worker reloads the model that was there (see app.worker), so the window keeps it.
+fails, the worker reloads the model that was there (see app.ui.worker), so the window keeps it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Optional
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog
 
-from app import conversation
+from app.session import conversation
 from app.models.catalog import recommended_entry
 from app.models.defaults import (
     DEMO_NOTE, example_prompts, is_bundled_demo, same_settings, window_defaults,

@@ -8,8 +8,8 @@ from PySide6.QtWidgets import (
     QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QToolButton, QVBoxLayout, QWidget,
 )
 
-from app.stats_text import pass_caption, start_caption
-from app.trace import Trace
+from app.session.stats_text import pass_caption, start_caption
+from app.history.trace import Trace
 from app.ui.canvas import CanvasFrame, DenoiseCanvas
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)

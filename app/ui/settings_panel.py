@@ -9,9 +9,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from app import settings_logic as logic
-from app.settings_logic import constraints_entry
-from app.stats_text import schedule_summary
+from app.session import settings_logic as logic
+from app.session.settings_logic import constraints_entry
+from app.session.stats_text import schedule_summary
 from llada_core.settings import REMASKING_CHOICES, SamplerSettings
 
 DEFAULTS = SamplerSettings()
@@ -23,7 +23,7 @@ class ChoiceSlider(QWidget):
     """A slider over a list of allowed values, with a box beside it to type the value.
 
     A typed value that is not a choice moves to the nearest choice (the slider's own rule,
-    app.settings_logic.nearest); with `free`, any value from 1 to `maximum` is taken as typed
+    app.session.settings_logic.nearest); with `free`, any value from 1 to `maximum` is taken as typed
     (the answer length: the other sliders follow it)."""
 
     valueChanged = Signal(int)

@@ -19,10 +19,10 @@ from PySide6.QtWidgets import (
     QToolButton, QVBoxLayout, QWidget,
 )
 
-from app.export import settings_line, speaker, stats_line
-from app.links import is_web_link
-from app.store import Message
-from app.trace import Trace
+from app.history.export import settings_line, speaker, stats_line
+from app.history.links import is_web_link
+from app.history.store import Message
+from app.history.trace import Trace
 from app.ui.canvas import CanvasFrame, DenoiseCanvas
 from app.ui.examples import ExamplePrompts
 from app.ui.replay import ReplayView, step_details

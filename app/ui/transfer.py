@@ -1,4 +1,4 @@
-"""Export and import from the window: file dialogs around app.export."""
+"""Export and import from the window: file dialogs around app.history.export."""
 
 from __future__ import annotations
 

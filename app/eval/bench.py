@@ -190,7 +190,7 @@ def random_prompts(tokenizer: Any, count: int, length: int, seed: int = 0) -> li
 def demo_task_prompts(backend: Any, tokenizer: Any, per_task: int):
     """Held-out prompts of every demo task, the long-answer ones (counting, 26-62 tokens) among
     them, and a judge of answers to them."""
-    from app.evaluate import held_out_items
+    from app.eval.evaluate import held_out_items
     from llada_core.chat import answer_text
     from llada_train.demo_tasks import TASKS, is_correct
 
@@ -302,7 +302,7 @@ def run(model_path: Optional[str], backend_name: Optional[str], dtype: Optional[
         repeats: int = 1, task_items: int = 0) -> dict[str, Any]:
     """task_items > 0: the prompts are that many held-out demo-task items per task, and each
     variant's answers are scored (the model must be one that can answer them)."""
-    from app.backends import default_backend, get_backend
+    from app.session.backends import default_backend, get_backend
 
     backend_name = backend_name or default_backend()
     backend = get_backend(backend_name)
@@ -355,7 +355,7 @@ def _command(*argv: str) -> str:
 
 def system_info(backend_name: str, model: Any = None, backend: Any = None) -> dict[str, Any]:
     """The machine and the software that ran the suite; the device and dtype as `backend` (the
-    module, see app.backends.Backend) describes them."""
+    module, see app.session.backends.Backend) describes them."""
     import importlib.metadata as metadata
 
     from app import __version__
@@ -432,7 +432,7 @@ def format_report(report: dict[str, Any]) -> str:
 def run_report(out: str | Path, model_path: Optional[str], backend_name: Optional[str],
                dtype: Optional[str], repeats: int = 1) -> dict[str, Any]:
     """The fixed suite on the named model (else the default one), written as Markdown + JSON."""
-    from app.backends import default_backend, get_backend
+    from app.session.backends import default_backend, get_backend
     from app.models.defaults import default_model
     from llada_core.chat import encode_prompt
 
@@ -490,7 +490,7 @@ def peak_rss():
     return value if sys.platform == "darwin" else value * 1024
 
 ids = np.random.default_rng(0).integers(0, 200, (1, canvas))
-from app.backends import get_backend, load_options
+from app.session.backends import get_backend, load_options
 backend = get_backend(backend)
 model, _ = backend.load(path, **load_options(backend, device="cpu", dtype="float32"))
 def forward():
@@ -575,7 +575,7 @@ def measure_forward(backend: str, folder: Path, canvas: int, repeats: int) -> di
 
     run_ = subprocess.run([sys.executable, "-c", ONE_FORWARD, backend, str(folder), str(canvas),
                            str(repeats)], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parents[1])
+                          cwd=Path(__file__).resolve().parents[2])
     if run_.returncode:
         lines = run_.stderr.strip().splitlines()
         raise RuntimeError(f"{backend} on {folder.name} failed: {lines[-1] if lines else run_.returncode}")

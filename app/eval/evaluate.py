@@ -68,10 +68,10 @@ def evaluate_conversations(backend: Any, model: Any, tokenizer: Any,
                            sampler: dict[str, Any]) -> dict[str, TaskScore]:
     """Each conversation asked turn by turn as the window asks it: each prompt is the previous
     prompt and the whole region the model generated for it (its own answers, right or wrong),
-    continued with the next question (app.conversation.build_prompt, the window's context
+    continued with the next question (app.session.conversation.build_prompt, the window's context
     policy against the model's max_sequence_length). Scored per task, first turns apart from
     later ones (turn_label)."""
-    from app.conversation import build_prompt
+    from app.session.conversation import build_prompt
 
     max_length = int(getattr(model.args, "max_sequence_length", 4096) or 4096)
     scores: dict[str, TaskScore] = {}

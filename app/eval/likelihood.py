@@ -11,7 +11,7 @@ The masked counts of one batch are stratified: a random start k in 1..T, then ev
 through the ratios (wrapping past T), each row's positions drawn uniformly. With CFG the logits
 are un + (c + 1)(cond − un), the unconditional pass having the prompt masked.
 
-Framework-free: `token_log_probs` asks the backend (app.backends.Backend) for the model's
+Framework-free: `token_log_probs` asks the backend (app.session.backends.Backend) for the model's
 log-probabilities.
 """
 
@@ -31,9 +31,9 @@ def token_log_probs(backend: Any, model: Any, noisy: np.ndarray, targets: np.nda
                     mask_id: int | None = None) -> np.ndarray:
     """log softmax(logits)[target] at each position of a batch, in float32, from one pass of the
     model over the full sequences (two under CFG). `backend` is a backend module (see
-    app.backends.Backend) or its name; its framework is imported here, when used."""
+    app.session.backends.Backend) or its name; its framework is imported here, when used."""
     if isinstance(backend, str):
-        from app.backends import get_backend
+        from app.session.backends import get_backend
 
         backend = get_backend(backend)
     if mask_id is None:

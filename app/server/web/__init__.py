@@ -42,7 +42,7 @@ def is_public_path(path: str) -> bool:
 
 
 def web_routes(server: Any) -> list[Any]:
-    """The page's routes, bound to a Server (app.server)."""
+    """The page's routes, bound to a Server (app.server.api)."""
     from starlette.routing import Route
 
     async def page(request: Any) -> Any:
@@ -60,7 +60,7 @@ def web_routes(server: Any) -> list[Any]:
         return await _infill(server, request)
 
     async def asset(request: Any) -> Any:
-        from app.server import RequestError
+        from app.server.api import RequestError
 
         name = request.path_params["name"]
         if name not in ASSETS:  # a fixed list: no path from the request reaches the disk
@@ -113,7 +113,7 @@ def parse_infill_request(body: Any, *, tokenizer: Any, defaults: dict[str, Any],
                          max_sequence_length: int) -> tuple[Any, dict[str, Any], bool]:
     """(canvas, sampler kwargs with the text's constraints, stream) of an infill request, checked
     by the code `llada infill` uses; RequestError (400) names what is wrong."""
-    from app.server import RequestError, _check_text, _number, _shown, apply_sampler_fields
+    from app.server.api import RequestError, _check_text, _number, _shown, apply_sampler_fields
     from llada_core.constraints import infill_canvas, infill_lengths
 
     if not isinstance(body, dict):
@@ -147,8 +147,8 @@ def parse_infill_request(body: Any, *, tokenizer: Any, defaults: dict[str, Any],
 async def _infill(server: Any, request: Any) -> Any:
     import asyncio
 
-    from app.frame_text import TokenPieces
-    from app.server import Generation, RequestError, _Run, _request_id, _sse, _stream_error, frame_payload
+    from app.session.frame_text import TokenPieces
+    from app.server.api import Generation, RequestError, _Run, _request_id, _sse, _stream_error, frame_payload
     from llada_core.chat import bos_id
     from llada_core.constraints import infill_text
 

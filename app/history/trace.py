@@ -9,7 +9,7 @@ header followed by packed int32/float32 arrays (stdlib `array`, little-endian).
 Text: `pieces` is each position's text in the last frame (what every version stored). A character
 can span several byte-level tokens, so an intermediate frame's text is not a subset of the last
 one's; traces therefore also keep each position's `units` (its token's bytes, see
-app/frame_text.py), from which `pieces_at(k)` rebuilds any frame without a tokenizer. Traces
+app/session/frame_text.py), from which `pieces_at(k)` rebuilds any frame without a tokenizer. Traces
 stored before units existed have none and replay their stored pieces, as they always did.
 """
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.frame_text import Pieces, Unit, pieces_of_units
+from app.session.frame_text import Pieces, Unit, pieces_of_units
 from llada_core.frames import StepFrame
 
 MAGIC = b"LLTR"
@@ -116,7 +116,7 @@ class TraceRecorder:
 
     def trace(self, pieces: Sequence[str] = (), units: Sequence[Unit] | None = None) -> Trace | None:
         """The trace so far. `pieces` is the last frame's text; `units` its tokens' units, taken
-        from `pieces` when it carries them (app.frame_text.Pieces)."""
+        from `pieces` when it carries them (app.session.frame_text.Pieces)."""
         if self.last is None:
             return None
         last = self.last

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from app.errors import client_error_message
-from app.stats_text import json_stats
+from app.session.errors import client_error_message
+from app.session.stats_text import json_stats
 from llada_core.chat import encode_prompt, encode_raw, known_ids, visible_answer_ids
 from llada_core.settings import SamplerSettings
 
@@ -75,7 +75,7 @@ NEUTRAL_ONLY: dict[str, tuple[tuple[Any, ...], str]] = {
     "service_tier": ((None, "auto", "default"), "this server has one tier"),
 }
 ECHO_REFUSED = ("'echo' is not supported: to score how likely a text is, use `llada eval "
-                "--lm-eval` or the lm-eval model `llada` (app/lm_eval_llada.py)")
+                "--lm-eval` or the lm-eval model `llada` (app/eval/lm_eval_llada.py)")
 
 
 class RequestError(Exception):
@@ -374,12 +374,12 @@ class AnswerText:
     still grow into a stop sequence, so every delta is final and the deltas join to the answer.
 
     Each frame costs what its newly committed tokens cost: only they are read and decoded
-    (app.stream_decode), and stop sequences are looked for only in the new text; the frame that
+    (app.session.stream_decode), and stop sequences are looked for only in the new text; the frame that
     completes the answer decodes it whole once, so the final text is the tokenizer's own.
     """
 
     def __init__(self, tokenizer: Any, mask_id: int, max_tokens: int, stop: Sequence[str]):
-        from app.stream_decode import IncrementalDecoder
+        from app.session.stream_decode import IncrementalDecoder
         from llada_core.chat import answer_stop_ids
 
         self.tokenizer, self.mask_id, self.max_tokens, self.stop = tokenizer, mask_id, max_tokens, list(stop)
@@ -588,7 +588,7 @@ class Server:
         from starlette.middleware import Middleware
         from starlette.routing import Route
 
-        from app.web import web_routes
+        from app.server.web import web_routes
 
         async def http_error(request: Any, error: HTTPException) -> Any:
             kind = "not_found_error" if error.status_code == 404 else "invalid_request_error"
@@ -733,7 +733,7 @@ class Server:
         kind = generation.kind
         pieces = None
         if generation.frames:
-            from app.frame_text import TokenPieces
+            from app.session.frame_text import TokenPieces
 
             pieces = TokenPieces(self.worker.tokenizer, self.worker.model.args.mask_token_id)
         try:
@@ -786,7 +786,7 @@ class _AuthMiddleware:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         key = self.server.api_key
-        from app.web import is_public_path
+        from app.server.web import is_public_path
 
         if scope["type"] == "http" and key is not None and not is_public_path(scope.get("path", "")):
             headers = dict(scope.get("headers") or [])

@@ -1,6 +1,6 @@
 """LLaDA as an lm-evaluation-harness model (`--model llada` once this module is imported).
 
-`loglikelihood` is LLaDA's Monte Carlo estimate (app/likelihood.py), as the authors score
+`loglikelihood` is LLaDA's Monte Carlo estimate (app/eval/likelihood.py), as the authors score
 multiple-choice benchmarks with the Base model; `generate_until` runs this project's sampler
 with the settings given as model arguments, as they score generation benchmarks.
 
@@ -22,7 +22,7 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from tqdm import tqdm
 
-from app.likelihood import monte_carlo_log_likelihood, token_log_probs
+from app.eval.likelihood import monte_carlo_log_likelihood, token_log_probs
 from llada_core import tokens
 from llada_core.chat import answer_text, bos_id, render_chat
 from llada_core.settings import SamplerSettings
@@ -46,7 +46,7 @@ class LLaDAHarnessModel(LM):
                  add_bos: bool = False, seed: int = 1234, max_length: Optional[int] = None,
                  **kwargs: Any):
         super().__init__()
-        from app.backends import default_backend, get_backend, load_options
+        from app.session.backends import default_backend, get_backend, load_options
         from app.models.defaults import default_model, sampler_defaults
 
         self.mc_num, self.mc_batch, self.cfg = int(mc_num), int(mc_batch), float(cfg)

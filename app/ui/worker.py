@@ -14,12 +14,12 @@ from typing import Any, Optional
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from app import conversation
-from app import trace as trace_mod
-from app.errors import generation_error_message, load_error_message
-from app.frame_text import TokenPieces
-from app.settings_logic import CONSTRAINTS_KEY, sampler_part
-from app.stats_text import answer_stats
+from app.session import conversation
+from app.history import trace as trace_mod
+from app.session.errors import generation_error_message, load_error_message
+from app.session.frame_text import TokenPieces
+from app.session.settings_logic import CONSTRAINTS_KEY, sampler_part
+from app.session.stats_text import answer_stats
 from llada_core.chat import bos_id
 from llada_core.constraints import (
     constraints_from_text, infill_canvas, infill_lengths, infill_text,
@@ -94,7 +94,7 @@ class Worker(QObject):
         self.loaded.emit(self.info())
 
     def _load(self, path: str, backend_name: Optional[str], options: dict) -> None:
-        from app.backends import default_backend, get_backend, load_options
+        from app.session.backends import default_backend, get_backend, load_options
         from llada_core.chat import is_base_model
 
         name = backend_name or default_backend()

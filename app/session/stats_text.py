@@ -55,7 +55,7 @@ def passes_phrase(nfe: int, budget: Optional[int] = None) -> str:
 def stats_line(stats: dict) -> str:
     """One line for an answer's stored stats: '2 passes (NFE) of up to 64 steps, 23.50 tokens
     per pass, 1400.0 tokens/s, 0.03 s, 47 tokens + 17 padding, ...'."""
-    from app.conversation import written_by
+    from app.session.conversation import written_by
 
     parts = []
     if stats.get("stopped"):

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.conversation import TOKENIZER_KEY
-from app.stats_text import stats_line
-from app.store import Conversation, Message, Store
+from app.session.conversation import TOKENIZER_KEY
+from app.session.stats_text import stats_line
+from app.history.store import Conversation, Message, Store
 
 JSON_FORMAT = "llada-desktop-conversation"
 JSON_VERSION = 1

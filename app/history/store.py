@@ -7,7 +7,7 @@ at most the answer being generated. A database file that SQLite cannot read is m
 Multi-turn prompts: every assistant message stores the prompt ids it was generated from and,
 in its stats, the model and tokenizer fingerprint that wrote it; its answer ids are the final
 tokens of its trace. How the next prompt is built from them (continued by ids, or re-encoded
-from text with encode_prompt) is app.conversation's job.
+from text with encode_prompt) is app.session.conversation's job.
 """
 
 from __future__ import annotations
