@@ -31,7 +31,7 @@ SETTINGS = {
 
 
 def main() -> None:
-    from app.session.backends import default_backend, get_backend
+    from app.session.model import load_model
     from app.eval.evaluate import (evaluate, evaluate_conversations, held_out_conversations,
                               held_out_items)
     from app.models.catalog import bundled_demo_model
@@ -48,8 +48,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=6)
     args = parser.parse_args()
 
-    backend = get_backend(args.backend or default_backend())
-    model, tokenizer = backend.load(args.model, dtype="float32")
+    loaded = load_model(args.model, args.backend, dtype="float32")
     defaults = sampler_defaults(args.model)
     base = {key: defaults[key] for key in ("gen_length", "block_length", "steps")}
     items = held_out_items(args.tasks.split(","), args.items)
@@ -58,19 +57,18 @@ def main() -> None:
                      if args.conversations else [])
     later = [f"turns 2-{args.turns}"] if conversations else []
     print(f"{args.model}: answer {base['gen_length']}, block {base['block_length']}, "
-          f"{len(items)} held-out items, {backend.__name__}\n")
+          f"{len(items)} held-out items, {loaded.backend_name}\n")
     print("| setting | " + " | ".join(tasks + later) + " | tokens / pass |")
     print("|---" * (len(tasks) + len(later) + 2) + "|")
     for name, setting in SETTINGS.items():
         setting = dict(setting)
         steps = round(base["steps"] * setting.pop("steps_share", 1.0))
-        scores = evaluate(backend, model, tokenizer, items, {**base, "steps": steps, **setting})
+        scores = evaluate(loaded, items, {**base, "steps": steps, **setting})
         tokens = sum(s.tokens for s in scores.values())
         nfe = sum(s.nfe for s in scores.values())
         cells = [f"{scores[task].accuracy:.0%}" for task in tasks]
         if conversations:
-            turns = evaluate_conversations(backend, model, tokenizer, conversations,
-                                           {**base, "steps": steps, **setting})
+            turns = evaluate_conversations(loaded, conversations, {**base, "steps": steps, **setting})
             right = sum(s.correct for name, s in turns.items() if "turns" in name)
             total = sum(s.total for name, s in turns.items() if "turns" in name)
             cells.append(f"{right / total:.0%}")

@@ -166,12 +166,16 @@ def checked_constraints(constraints: Mapping[int, Sequence[int]], gen_length: in
     return fixed
 
 
+class ContextTooLong(ValueError):
+    """The prompt and the answer do not fit in the model's context."""
+
+
 def check_fits_context(prompt_length: int, gen_length: int, context: Optional[int]) -> None:
     """The prompt and the answer must fit the model's context (max_sequence_length; None: a
-    model that declares none)."""
+    model that declares none): ContextTooLong, in the one wording every front end shows."""
     total = prompt_length + gen_length
     if context is not None and total > context:
-        raise ValueError(
+        raise ContextTooLong(
             f"the prompt ({prompt_length} tokens) and the answer ({gen_length} tokens) need "
             f"{total} tokens; this model's context is {context}"
         )

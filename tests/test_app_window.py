@@ -528,9 +528,9 @@ def test_fast_mode_from_the_settings_panel(qtbot, make_window):
 def test_out_of_memory_mid_answer_is_one_sentence_and_the_app_goes_on(qtbot, make_window):
     window = make_window()
     worker = window.workers.worker
-    real = worker.backend
+    real = worker.current.backend
     # answers fail after their first step as Metal does
-    worker.backend = FailsAfterFirstStep(real, RuntimeError(
+    worker.current.backend = FailsAfterFirstStep(real, RuntimeError(
         "[METAL] Command buffer execution failed: Insufficient Memory "
         "(00000008:kIOGPUCommandBufferCallbackErrorOutOfMemory)"))
     with qtbot.waitSignal(window.generation_failed, timeout=ANSWER_TIMEOUT) as blocker:
@@ -539,7 +539,7 @@ def test_out_of_memory_mid_answer_is_one_sentence_and_the_app_goes_on(qtbot, mak
     assert message.startswith("There was not enough memory for this answer")
     assert "shorter answer" in message and "Traceback" not in message
     assert window.banner.text() == message and window.send_button.text() == "Send"
-    worker.backend = real
+    worker.current.backend = real
     send_and_wait(qtbot, window, "Now a short one")
     answer = window.store.messages(window.current_id)[-1]
     assert answer.role == "assistant"

@@ -249,10 +249,11 @@ def test_chat_prompts_of_a_base_model_are_the_growing_text(base_like, base_token
     from app.cli import build_parser
 
     prompts: list[list[int]] = []
-    real_load = chat_cmd.load_backend_model
+    real_load = chat_cmd.load_model
 
     def recording_load(args):
-        name, backend, model, tokenizer = real_load(args)
+        loaded = real_load(args)
+        backend = loaded.backend
 
         class Recording:
             @staticmethod
@@ -260,9 +261,10 @@ def test_chat_prompts_of_a_base_model_are_the_growing_text(base_like, base_token
                 prompts.append(list(prompt))
                 return backend.generate_steps(model_, prompt, **settings)
 
-        return name, Recording, model, tokenizer
+        loaded.backend = Recording
+        return loaded
 
-    monkeypatch.setattr(chat_cmd, "load_backend_model", recording_load)
+    monkeypatch.setattr(chat_cmd, "load_model", recording_load)
     args = build_parser().parse_args(["chat", "--backend", any_backend(), "--model", str(base_like),
                                       *SMALL])
     lines = iter(["In the beginning", "the heaven", "/quit"])

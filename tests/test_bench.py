@@ -8,7 +8,14 @@ pytest.importorskip("torch")
 
 import llada_torch  # noqa: E402
 from app.eval.bench import VARIANTS, benchmark, format_table, parameter_count, random_prompts
+from app.session.model import LoadedModel  # noqa: E402
 from test_cli import llada
+
+
+def loaded(tiny_torch) -> LoadedModel:
+    model, tokenizer = tiny_torch
+    return LoadedModel(backend=llada_torch, model=model, tokenizer=tokenizer, backend_name="torch",
+                       path="tiny")
 
 
 def test_benchmark_reports_every_variant(tiny_torch):
@@ -17,7 +24,7 @@ def test_benchmark_reports_every_variant(tiny_torch):
     special = set(tokenizer.all_special_ids)
     assert all(len(p) == 8 and not special & set(p) for p in prompts)
     sampler = {"gen_length": 32, "block_length": 8, "steps": 32}
-    results = benchmark(llada_torch, model, prompts, sampler, list(VARIANTS))
+    results = benchmark(loaded(tiny_torch), prompts, sampler, list(VARIANTS))
     by_name = {r.variant: r for r in results}
     assert list(by_name) == list(VARIANTS)
     exact = by_name["exact"]
@@ -55,7 +62,7 @@ def test_a_judge_scores_each_variant(tiny_torch):
         seen.append(answers)
         return 0.5
 
-    results = benchmark(llada_torch, model, prompts, sampler, ["exact", "dual cache"], judge=judge)
+    results = benchmark(loaded(tiny_torch), prompts, sampler, ["exact", "dual cache"], judge=judge)
     assert [r.accuracy for r in results] == [0.5, 0.5]
     assert len(seen) == 2 and all(len(answers) == 2 and len(answers[0]) == 16 for answers in seen)
     assert "accuracy" in format_table(results)

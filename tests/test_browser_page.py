@@ -27,6 +27,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 from backend_choice import BACKEND  # noqa: E402
 
 from app.session.backends import get_backend  # noqa: E402
+from app.session.model import LoadedModel  # noqa: E402
 from app.models.catalog import bundled_demo_model  # noqa: E402
 from app.server.api import make_server, uvicorn_server  # noqa: E402
 from llada_core.frames import StepFrame  # noqa: E402
@@ -85,7 +86,8 @@ class Served:
             model, tokenizer = backend.load(str(DEMO), **kwargs)
             self.paced = Paced(backend)
             self.paced.tokenizer = tokenizer
-            return self.paced, model, tokenizer
+            return LoadedModel(backend=self.paced, model=model, tokenizer=tokenizer,
+                               backend_name=BACKEND, path=str(DEMO))
 
         self.server = make_server(load, model_id="llada-demo", defaults=DEFAULTS, api_key=api_key,
                                   backend_name=BACKEND)

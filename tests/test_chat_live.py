@@ -46,13 +46,14 @@ def test_live_line_shows_pass_k_of_n(chat_args):
 
 
 def test_ctrl_c_during_an_answer_and_at_the_prompt_leaves_a_clean_prompt(chat_args, monkeypatch):
-    real = chat.load_backend_model
+    real = chat.load_model
 
     def interrupted(args):
-        name, backend, model, tokenizer = real(args)
-        return name, FailsAfterFirstStep(backend, KeyboardInterrupt()), model, tokenizer
+        loaded = real(args)
+        loaded.backend = FailsAfterFirstStep(loaded.backend, KeyboardInterrupt())
+        return loaded
 
-    monkeypatch.setattr(chat, "load_backend_model", interrupted)
+    monkeypatch.setattr(chat, "load_model", interrupted)
     out = Terminal()
     prompts = []
 

@@ -169,6 +169,40 @@ def test_context_length_drops_the_oldest_turns(tiny_tokenizer):
     assert "oldest message was left out" in conv.dropped_notice(1)
 
 
+def test_a_system_message_is_kept_when_the_oldest_turns_go(tiny_tokenizer):
+    tok = tiny_tokenizer
+    turns = [{"role": "system", "content": "Be brief."}]
+    for n in range(6):
+        turns += [{"role": "user", "content": f"question number {n} " * 5},
+                  {"role": "assistant", "content": f"answer {n} " * 5}]
+    turns.append({"role": "user", "content": "last"})
+    full = conv.build_prompt(tok, {"turns": turns}, 16, 4096)
+    fitted = conv.build_prompt(tok, {"turns": turns}, 16, len(full.ids) // 2 + 16)
+    assert fitted.dropped >= 2 and fitted.dropped % 2 == 0
+    kept = [turns[0]] + turns[1 + fitted.dropped:]
+    assert fitted.ids == encode_chat(tok, kept)
+
+
+def test_messages_left_out_stay_left_out_of_a_continuation(tiny_tokenizer):
+    """A prompt continued from an earlier one that left messages out still leaves them out, and
+    says so (the window's notice, chat's line and the server's count agree)."""
+    tok = tiny_tokenizer
+    first = encode_chat(tok, [{"role": "user", "content": "one"}])
+    earlier = [Msg("user", "one"), Msg("assistant", "two", stats={"tokenizer": "x", "dropped": 2},
+                                       prompt_ids=first, has_trace=True, answer=[5, 6])]
+    plan = conv.plan_prompt(earlier, "three", "x", answer_of)
+    assert plan["history_dropped"] == 2
+    continued = conv.build_prompt(tok, plan, 16, 4096)
+    assert not continued.reencoded and continued.ids[:len(first) + 2] == first + [5, 6]
+    assert continued.dropped == 2
+    regenerate = conv.plan_regenerate(earlier[:1], earlier[1], "x")
+    assert conv.build_prompt(tok, regenerate, 16, 4096).dropped == 2
+    fresh = conv.plan_prompt(earlier[:1] + [Msg("assistant", "two", stats={"tokenizer": "x"},
+                                                 prompt_ids=first, has_trace=True, answer=[5])],
+                             "three", "x", answer_of)
+    assert conv.build_prompt(tok, fresh, 16, 4096).dropped == 0
+
+
 def test_window_defaults_follow_the_model(tmp_path, monkeypatch):
     reference = defaults.reference_settings()
     assert (reference["gen_length"], reference["steps"], reference["block_length"]) == (128, 128, 32)

@@ -126,8 +126,8 @@ def test_a_failed_answer_leaves_no_orphan_turn(qtbot, make_window, tiny_checkpoi
     window = make_window(tiny_checkpoint, SMALL)
     first = send_and_wait(qtbot, window, "First")
     worker = window.workers.worker
-    real = worker.backend
-    worker.backend = FailsAfterFirstStep(real, MemoryError())
+    real = worker.current.backend
+    worker.current.backend = FailsAfterFirstStep(real, MemoryError())
     with qtbot.waitSignal(window.generation_failed, timeout=TIMEOUT):
         assert window.send("This one fails")
     messages = window.store.messages(window.current_id)
@@ -140,7 +140,7 @@ def test_a_failed_answer_leaves_no_orphan_turn(qtbot, make_window, tiny_checkpoi
         assert window.store.message(first.id) is not None
     assert [m.id for m in window.store.messages(window.current_id)][-1] == first.id
     assert window.composer.toPlainText() == "This one fails"
-    worker.backend = real
+    worker.current.backend = real
     with qtbot.waitSignal(window.answer_stored, timeout=TIMEOUT) as blocker:
         assert window.regenerate()
         assert window.store.message(first.id) is not None             # still there meanwhile

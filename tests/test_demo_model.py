@@ -13,6 +13,7 @@ import pytest
 from app.eval.evaluate import evaluate, held_out_items
 from app.models.catalog import bundled_demo_model
 from app.models.defaults import sampler_defaults
+from app.session.model import load_model
 from backend_choice import BACKEND, requires_torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,10 +51,8 @@ SAMPLE = 25
 
 
 def test_the_demo_model_answers_held_out_items_above_its_floors(demo):
-    from app.session.backends import get_backend
 
-    backend = get_backend(BACKEND)
-    model, tokenizer = backend.load(demo, dtype="float32")
+    loaded = load_model(demo, BACKEND, dtype="float32")
     items = held_out_items(list(FLOORS), SAMPLE)
     settings = sampler_defaults(str(demo))
     if BACKEND == "mlx":
@@ -61,7 +60,7 @@ def test_the_demo_model_answers_held_out_items_above_its_floors(demo):
         # 64 passes; there the floors are checked in fast mode (2 passes an answer), which the
         # README's table measures too. The torch suite checks them at the exact default.
         settings = {**settings, "mode": "fast", "threshold": 0.9}
-    scores = evaluate(backend, model, tokenizer, items, settings)
+    scores = evaluate(loaded, items, settings)
     for task, floor in FLOORS.items():
         assert scores[task].accuracy >= floor, scores[task]
 
@@ -78,13 +77,11 @@ def test_the_demo_model_denoises_at_least_two_blocks_by_default(demo):
 
 
 def test_the_example_prompts_are_answered_right(demo):
-    from app.session.backends import get_backend
     from app.eval.evaluate import answer
     from app.models.defaults import DEMO_EXAMPLES
     from llada_train.demo_tasks import Item, is_correct
 
-    backend = get_backend(BACKEND)
-    model, tokenizer = backend.load(demo, dtype="float32")
+    loaded = load_model(demo, BACKEND, dtype="float32")
     for prompt in DEMO_EXAMPLES:
         words = prompt.rstrip(".?").split()
         if prompt.startswith("Count"):
@@ -92,24 +89,20 @@ def test_the_example_prompts_are_answered_right(demo):
             item = Item("count", prompt, " ".join(str(n) for n in range(start, end + 1)))
         else:
             item = Item("add2", prompt, str(int(words[2]) + int(words[4])))
-        text, _, _ = answer(backend, model, tokenizer, item, sampler_defaults(str(demo)))
+        text, _, _ = answer(loaded, item, sampler_defaults(str(demo)))
         assert is_correct(text, item), (prompt, text)
 
 
 @requires_torch
 def test_both_backends_give_the_demo_model_the_same_answers(demo):
     pytest.importorskip("mlx.core")
-    import llada_mlx
-    import llada_torch
-
     from app.eval.evaluate import answer
 
     settings = sampler_defaults(str(demo))
-    torch_model, torch_tokenizer = llada_torch.load(demo, dtype="float32", device="cpu")
-    mlx_model, mlx_tokenizer = llada_mlx.load(demo, dtype="float32")
+    on_torch = load_model(demo, "torch", dtype="float32", device="cpu")
+    on_mlx = load_model(demo, "mlx", dtype="float32")
     for item in held_out_items(["add2", "sort"], 2):
-        assert (answer(llada_torch, torch_model, torch_tokenizer, item, settings)
-                == answer(llada_mlx, mlx_model, mlx_tokenizer, item, settings))
+        assert answer(on_torch, item, settings) == answer(on_mlx, item, settings)
 
 
 def test_llada_chat_with_no_arguments_works_offline(tmp_path):

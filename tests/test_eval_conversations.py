@@ -47,8 +47,11 @@ def test_a_conversation_is_scored_turn_by_turn_with_the_models_own_answers():
             seen.append(list(prompt))
             yield from backend.generate_steps(model, prompt, **kwargs)
 
-    scores = evaluate_conversations(Recording(), model, tokenizer, [conversation],
-                                    sampler_defaults(str(demo)))
+    from app.session.model import LoadedModel
+
+    loaded = LoadedModel(backend=Recording(), model=model, tokenizer=tokenizer,
+                         backend_name=BACKEND, path=str(demo))
+    scores = evaluate_conversations(loaded, [conversation], sampler_defaults(str(demo)))
     assert set(scores) == {"add2 turn 1", "count turns 2-3", "add2 turns 2-3"}
     assert sum(s.total for s in scores.values()) == 3
     # Each prompt starts with the whole previous prompt (and then the answer given to it).

@@ -75,8 +75,8 @@ def test_request_parser_answers_4xx_or_a_valid_generation(tiny_tokenizer, body, 
         assert 400 <= error.status < 500
         one_sentence(error.message)
         return
-    SamplerSettings(**generation.sampler)  # what the worker will run is valid
-    assert len(generation.prompt_ids) + generation.sampler["gen_length"] <= 4096
+    assert isinstance(generation.settings, SamplerSettings)  # validated, what the host will run
+    assert len(generation.prompt_ids) + generation.settings.gen_length <= 4096
     assert all(0 <= t < len(tiny_tokenizer) for t in generation.prompt_ids)
 
 

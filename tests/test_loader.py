@@ -66,12 +66,12 @@ def test_default_dtype_is_the_stored_one_not_config_torch_dtype(tiny_bf16_checkp
 
 def test_dtype_option_reaches_the_loader(tiny_bf16_checkpoint):
     from app.cli import build_parser
-    from app.cli.options import load_backend_model
+    from app.cli.options import load_model
 
     def loaded(*flags):
         args = build_parser().parse_args(["generate", "--model", str(tiny_bf16_checkpoint),
                                           "--backend", "torch", "--device", "cpu", *flags, "--prompt", "hi"])
-        return load_backend_model(args)[2]
+        return load_model(args).model
 
     assert loaded().dtype == torch.bfloat16
     assert loaded("--dtype", "float32").dtype == torch.float32

@@ -26,6 +26,7 @@ from backend_choice import BACKEND  # noqa: E402
 from test_base_models import make_base_like  # noqa: E402
 
 from app.session.backends import get_backend  # noqa: E402
+from app.session.model import LoadedModel  # noqa: E402
 from app.models.catalog import bundled_demo_model  # noqa: E402
 from app.server.api import (  # noqa: E402
     AnswerText, is_loopback, make_server, plan_schedule, served_model_id, uvicorn_server,
@@ -77,7 +78,8 @@ def loader(path: Path, slow: float = 0.0):
         backend = get_backend(BACKEND)
         kwargs = {"device": "cpu"} if BACKEND == "torch" else {}
         model, tokenizer = backend.load(str(path), **kwargs)
-        return (SlowBackend(backend, slow) if slow else backend), model, tokenizer
+        return LoadedModel(backend=SlowBackend(backend, slow) if slow else backend, model=model,
+                           tokenizer=tokenizer, backend_name=BACKEND, path=str(path))
     return load
 
 
@@ -86,6 +88,9 @@ class SlowBackend:
 
     def __init__(self, backend: Any, pause: float):
         self.backend, self.pause = backend, pause
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backend, name)
 
     def generate_steps(self, model: Any, prompt_ids: list[int], **kwargs: Any) -> Iterator[Any]:
         for frame in self.backend.generate_steps(model, prompt_ids, **kwargs):
@@ -145,7 +150,9 @@ def sse_events(url: str, body: dict[str, Any]) -> list[tuple[str | None, Any]]:
 def test_plan_schedule_keeps_valid_settings():
     defaults = {"gen_length": 128, "block_length": 32, "steps": 128}
     assert plan_schedule(None, defaults) == {"gen_length": 128, "block_length": 32, "steps": 128}
-    assert plan_schedule(100, defaults) == {"gen_length": 128, "block_length": 32, "steps": 128}
+    # the window's and the command line's rule: the length kept, the block the nearest divisor
+    assert plan_schedule(100, defaults) == {"gen_length": 100, "block_length": 25, "steps": 100}
+    assert plan_schedule(100, defaults, 32) == {"gen_length": 128, "block_length": 32, "steps": 128}
     assert plan_schedule(10, defaults) == {"gen_length": 10, "block_length": 10, "steps": 10}
     half = {"gen_length": 64, "block_length": 32, "steps": 32}
     assert plan_schedule(96, half) == {"gen_length": 96, "block_length": 32, "steps": 48}

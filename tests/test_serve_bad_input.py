@@ -25,6 +25,7 @@ from backend_choice import BACKEND  # noqa: E402
 from test_serve import KEY, ROOT, Running, ask, http, loader, start  # noqa: E402
 
 from app.session.backends import get_backend  # noqa: E402
+from app.session.model import LoadedModel  # noqa: E402
 
 # (what is wrong, the body, the status, words the message must hold)
 BAD_BODIES: list[tuple[str, Any, int, str]] = [
@@ -107,6 +108,9 @@ class FailingBackend:
     def __init__(self, backend: Any):
         self.backend = backend
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backend, name)
+
     def generate_steps(self, model: Any, prompt_ids: list[int], **kwargs: Any) -> Iterator[Any]:
         frames = self.backend.generate_steps(model, prompt_ids, **kwargs)
         yield next(frames)
@@ -153,7 +157,8 @@ def test_a_failing_model_sends_an_error_id_never_its_text(tiny_checkpoint, caplo
     def load():
         backend = get_backend(BACKEND)
         model, tokenizer = backend.load(str(tiny_checkpoint), **({"device": "cpu"} if BACKEND == "torch" else {}))
-        return FailingBackend(backend), model, tokenizer
+        return LoadedModel(backend=FailingBackend(backend), model=model, tokenizer=tokenizer,
+                           backend_name=BACKEND, path=str(tiny_checkpoint))
 
     running = start(load, "tiny")
     try:
@@ -206,7 +211,7 @@ def test_tokenizing_a_long_prompt_leaves_the_server_answering(tiny_server):
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             return real(*args, **kwargs)
 
-    worker.tokenizer = SlowTokenizer()
+    worker.loaded.tokenizer = SlowTokenizer()
     try:
         slow = threading.Thread(target=send, args=(tiny_server.url + "/chat/completions",
                                                    {"messages": ask("hi"), "max_tokens": 4}))
@@ -217,7 +222,7 @@ def test_tokenizing_a_long_prompt_leaves_the_server_answering(tiny_server):
         waited = time.monotonic() - started
         slow.join(timeout=60)
     finally:
-        worker.tokenizer = real
+        worker.loaded.tokenizer = real
     assert status == 200
     assert waited < 2, f"/v1/models waited {waited:.1f} s behind a tokenizer"
 

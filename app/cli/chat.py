@@ -11,11 +11,13 @@ from typing import Any, TextIO
 
 from app.cli.options import (
     add_constraint_option, add_model_options, add_sampler_options, check_sampler_settings,
-    constraints_of, load_backend_model, sampler_kwargs,
+    constraints_of, load_model, sampler_settings,
 )
+from app.session.answer import answer_steps
+from app.session.conversation import build_prompt, dropped_notice
 from app.session.frame_text import TokenPieces, one_line
 from app.session.progress_text import passes_text
-from llada_core.chat import answer_text, continue_conversation, is_base_model
+from llada_core.chat import answer_text, is_base_model
 
 BASE_NOTE = ("This is a base model (no chat tokens): it continues your text, without roles; "
              "each message is appended to the text so far.")
@@ -109,15 +111,21 @@ def is_text(line: str) -> bool:
 def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
     out = out or sys.stdout
     check_sampler_settings(args)
-    _, backend, model, tokenizer = load_backend_model(args)
+    settings = sampler_settings(args)
+    loaded = load_model(args)
+    tokenizer = loaded.tokenizer
     live = out.isatty()
-    pieces = TokenPieces(tokenizer, model.args.mask_token_id)
+    pieces = TokenPieces(tokenizer, loaded.mask_id)
     constraints = constraints_of(args, tokenizer)
     print(f"Answer length {args.gen_length} | steps {args.steps} | block {args.block_length}. {HELP}",
           file=out)
     if is_base_model(tokenizer):
         print(BASE_NOTE, file=out)
+    # The conversation as text (for re-encoding when it outgrows the context) and as the ids to
+    # continue from (the reference chat.py rule): app.session.conversation's one context policy.
+    turns: list[dict] = []
     history: list[int] | None = None
+    history_dropped = 0
     if input_fn is input and hasattr(sys.stdin, "reconfigure"):
         # Bytes that are not UTF-8 come through as lone surrogates (refused below), not as an
         # exception that would end the chat.
@@ -144,22 +152,28 @@ def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
         if message in ("/quit", "/exit"):
             return 0
         if message == "/reset":
-            history = None
+            turns, history, history_dropped = [], None, 0
             print("(conversation cleared)", file=out)
             continue
-        prompt = continue_conversation(tokenizer, history, message)
+        asked = [*turns, {"role": "user", "content": message}]
+        plan: dict = {"turns": asked}
+        if history is not None:
+            plan.update(history_ids=history, user_text=message, history_dropped=history_dropped)
         frame = None
         try:
-            steps = backend.generate_steps(model, prompt, constraints=constraints,
-                                           **sampler_kwargs(args))
-        except ValueError as error:  # e.g. the conversation outgrew the model's context
+            built = build_prompt(tokenizer, plan, settings.gen_length, loaded.max_length)
+            prompt = built.ids
+            steps = answer_steps(loaded, prompt, settings, constraints=constraints)
+        except ValueError as error:  # e.g. this message alone and its answer outgrow the context
             print(f"(error: {error}; /reset starts a new conversation)", file=out)
             continue
+        if built.dropped:
+            print(f"({dropped_notice(built.dropped)})", file=out)
         try:
             with typing_hidden(sys.stdin):
                 for frame in steps:
                     if live:
-                        out.write(live_line(frame.index + 1, args.steps, pieces(frame.tokens),
+                        out.write(live_line(frame.index + 1, settings.steps, pieces(frame.tokens),
                                             shutil.get_terminal_size().columns))
                         out.flush()
         except KeyboardInterrupt:
@@ -177,5 +191,7 @@ def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
         if live:
             out.write("\r\x1b[2K")
         answer = [int(t) for t in frame.tokens]
-        print(f"LLaDA: {answer_text(tokenizer, answer)}", file=out)
-        history = prompt + answer
+        text = answer_text(tokenizer, answer)
+        print(f"LLaDA: {text}", file=out)
+        turns = [*asked, {"role": "assistant", "content": text}]
+        history, history_dropped = prompt + answer, built.dropped

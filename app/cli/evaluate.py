@@ -8,7 +8,7 @@ import argparse
 import json
 import math
 
-from app.cli.options import add_model_options, add_sampler_options, check_sampler_settings, load_backend_model, sampler_kwargs
+from app.cli.options import add_model_options, add_sampler_options, check_sampler_settings, load_model, sampler_kwargs
 from app.eval.evaluate import (evaluate, evaluate_conversations, format_scores, held_out_conversations,
                           held_out_items)
 from llada_train.demo_tasks import TASKS
@@ -84,11 +84,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--conversations must be 0 or more and --turns 1 or more")
     conversations = (held_out_conversations(tasks, args.conversations, args.turns)
                      if args.conversations else [])
-    _, backend, model, tokenizer = load_backend_model(args)
-    scores = evaluate(backend, model, tokenizer, items, sampler_kwargs(args)) if args.items else {}
+    loaded = load_model(args)
+    scores = evaluate(loaded, items, sampler_kwargs(args)) if args.items else {}
     if conversations:
-        scores.update(evaluate_conversations(backend, model, tokenizer, conversations,
-                                             sampler_kwargs(args)))
+        scores.update(evaluate_conversations(loaded, conversations, sampler_kwargs(args)))
     if args.json:
         print(json.dumps({name: {"accuracy": s.accuracy, "correct": s.correct, "total": s.total,
                                  "nfe": s.nfe, "tokens": s.tokens,

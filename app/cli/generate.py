@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
-import time
 from typing import TYPE_CHECKING, Any
 
 from app.cli.options import (
     add_constraint_option, add_model_options, add_sampler_options, check_sampler_settings,
-    constraints_of, load_backend_model, sampler_kwargs,
+    constraints_of, load_model, sampler_settings,
 )
+from app.session.answer import run_to_end
 from app.session.stats_text import json_stats
 from llada_core.chat import answer_text, encode_prompt, encode_text, visible_answer_ids
 
@@ -47,18 +48,12 @@ def parse_ids(text: str) -> list[int]:
     return ids
 
 
-def dtype_name(model: Any) -> str:
-    """The loaded model's dtype as a plain name ("bfloat16"): both backends' models have a
-    `dtype` property (torch.bfloat16 prints as "torch.bfloat16", MLX's as "mlx.core.bfloat16")."""
-    return str(model.dtype).rsplit(".", 1)[-1]
-
-
-def write_animation(recorder: "TraceRecorder", tokenizer: Any, model: Any, path: str) -> None:
+def write_animation(recorder: "TraceRecorder", tokenizer: Any, mask_id: int, path: str) -> None:
     """The answer's trace drawn by the window's canvas painter, offscreen."""
     from app.session.frame_text import TokenPieces
     from app.ui.animation_render import export_trace
 
-    pieces = TokenPieces(tokenizer, int(model.args.mask_token_id), glyph="")
+    pieces = TokenPieces(tokenizer, mask_id, glyph="")
     trace = recorder.trace(pieces([int(t) for t in recorder.last.tokens]))
     written = export_trace(trace, path)
     print(f"llada generate: animation written to {written[0] if len(written) == 1 else path}",
@@ -72,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
 
         kind_of(args.animation)  # a file type we cannot write is refused before loading
     prompt_ids_given = parse_ids(args.prompt_ids) if args.prompt_ids is not None else None
-    backend_name, backend, model, tokenizer = load_backend_model(args)
+    settings = sampler_settings(args)
+    loaded = load_model(args)
+    tokenizer = loaded.tokenizer
     if prompt_ids_given is not None:
         prompt_ids = prompt_ids_given
     elif args.raw:
@@ -87,28 +84,22 @@ def run(args: argparse.Namespace) -> int:
     if args.animation:
         from app.history.trace import TraceRecorder, fixed_positions
 
-        recorder = TraceRecorder(int(model.args.mask_token_id),
-                                 int(sampler_kwargs(args)["block_length"]),
+        recorder = TraceRecorder(loaded.mask_id, settings.block_length,
                                  fixed_positions(constraints))
-    started = time.perf_counter()
-    frame = None
-    for frame in backend.generate_steps(model, prompt_ids, constraints=constraints,
-                                        **sampler_kwargs(args)):
-        if recorder is not None:
-            recorder.add(frame)
-    seconds = time.perf_counter() - started
+    finished = run_to_end(loaded, prompt_ids, settings, constraints=constraints,
+                          on_frame=recorder.add if recorder is not None else None)
     if recorder is not None:
-        write_animation(recorder, tokenizer, model, args.animation)
-    answer_ids = [int(t) for t in frame.tokens]
+        write_animation(recorder, tokenizer, loaded.mask_id, args.animation)
+    answer_ids = finished.tokens
     text = answer_text(tokenizer, answer_ids)
     if args.json:
         json.dump({
-            "backend": backend_name, "dtype": dtype_name(model), "model": str(args.model),
+            "backend": loaded.backend_name, "dtype": loaded.dtype_name(), "model": str(args.model),
             "prompt_ids": prompt_ids, "answer_ids": answer_ids, "text": text,
-            **json_stats(nfe=frame.nfe, steps=frame.index + 1,
-                         step_budget=int(sampler_kwargs(args)["steps"]), seconds=seconds,
+            **json_stats(nfe=finished.nfe, steps=finished.steps, step_budget=settings.steps,
+                         seconds=finished.seconds,
                          tokens=len(visible_answer_ids(tokenizer, answer_ids))),
-            "settings": sampler_kwargs(args),
+            "settings": dataclasses.asdict(settings),
             "constraints": {str(start): ids for start, ids in constraints.items()},
         }, sys.stdout)
         sys.stdout.write("\n")

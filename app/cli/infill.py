@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
-import time
 
 from app.cli.options import (
-    add_model_options, add_sampler_options, load_backend_model, resolve_model, sampler_kwargs,
+    add_model_options, add_sampler_options, load_model, resolve_model, sampler_kwargs,
 )
+from app.session.answer import run_to_end
 from app.session.stats_text import json_stats
 from llada_core.chat import bos_id
 from llada_core.constraints import infill_canvas, infill_lengths, infill_text, parse_infill
@@ -40,18 +41,16 @@ def run(args: argparse.Namespace) -> int:
                          "leave out --gen-length and --block-length")
     steps_given = args.steps
     resolve_model(args)
-    _, backend, model, tokenizer = load_backend_model(args)
+    loaded = load_model(args)
+    tokenizer = loaded.tokenizer
     canvas = infill_canvas(tokenizer, args.text)
     kwargs = sampler_kwargs(args)
     kwargs.update(infill_lengths(canvas, steps_given))
-    SamplerSettings(**kwargs)
+    settings = SamplerSettings(**kwargs)
     bos = bos_id(tokenizer)
     prompt = [bos] if bos is not None else []
-    started = time.perf_counter()
-    frame = None
-    for frame in backend.generate_steps(model, prompt, constraints=canvas.constraints(), **kwargs):
-        pass
-    tokens = [int(t) for t in frame.tokens]
+    finished = run_to_end(loaded, prompt, settings, constraints=canvas.constraints())
+    tokens = finished.tokens
     text = infill_text(tokenizer, tokens)
     if args.json:
         json.dump({
@@ -59,10 +58,9 @@ def run(args: argparse.Namespace) -> int:
             "holes": [{"start": start, "length": length, "ids": ids,
                        "text": infill_text(tokenizer, ids)}
                       for (start, length), ids in zip(canvas.holes, canvas.filled(tokens))],
-            **json_stats(nfe=frame.nfe, steps=frame.index + 1, step_budget=int(kwargs["steps"]),
-                         seconds=time.perf_counter() - started,
-                         tokens=canvas.hole_tokens),
-            "settings": kwargs,
+            **json_stats(nfe=finished.nfe, steps=finished.steps, step_budget=settings.steps,
+                         seconds=finished.seconds, tokens=canvas.hole_tokens),
+            "settings": dataclasses.asdict(settings),
         }, sys.stdout)
         sys.stdout.write("\n")
     else:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llada_core.settings import CACHE_CHOICES, MODE_CHOICES, REMASKING_CHOICES, SamplerSettings
+
+if TYPE_CHECKING:
+    from app.session.model import LoadedModel
 
 _DEFAULTS = SamplerSettings()
 # The command line's sampler when neither the user nor the model folder chose one (issue 13):
@@ -197,10 +200,10 @@ def resolve_model(args: argparse.Namespace) -> None:
     if args.lengths_given == {"gen_length"}:
         # An answer length alone keeps the model's pace (tokens per step) in a schedule that
         # fits, rather than failing on a block length the user never set.
-        from app.session.settings_logic import for_answer_length
+        from app.session.settings_logic import plan_schedule
 
-        _, args.block_length, args.steps = for_answer_length(
-            args.gen_length, lengths["block_length"], lengths["steps"], lengths["gen_length"])
+        planned = plan_schedule(args.gen_length, lengths)
+        args.block_length, args.steps = planned["block_length"], planned["steps"]
     choices = folder_sampler_choices(getattr(args, "model", None))
     if hasattr(args, "mode"):
         if args.mode is None:
@@ -222,12 +225,14 @@ def check_sampler_settings(args: argparse.Namespace) -> None:
     check_constraint_positions(args)
 
 
-def load_backend_model(args: argparse.Namespace):
-    """(backend module, model, tokenizer) for the command line's model flags."""
-    from app.session.backends import default_backend, get_backend, load_options
+def load_model(args: argparse.Namespace) -> LoadedModel:
+    """The model the command line's flags name, loaded through the session layer."""
+    from app.session.model import load_model as load_session_model
 
-    name = args.backend or default_backend()
-    backend = get_backend(name)
-    model, tokenizer = backend.load(args.model, **load_options(
-        backend, dtype=args.dtype, device=getattr(args, "device", None)))
-    return name, backend, model, tokenizer
+    return load_session_model(args.model, args.backend, dtype=args.dtype,
+                              device=getattr(args, "device", None))
+
+
+def sampler_settings(args: argparse.Namespace) -> SamplerSettings:
+    """The command line's sampler settings as the one settings type."""
+    return SamplerSettings(**sampler_kwargs(args))

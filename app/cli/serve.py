@@ -7,7 +7,7 @@ import os
 import sys
 
 from app.cli.options import (
-    add_model_options, add_sampler_options, check_sampler_settings, load_backend_model,
+    add_model_options, add_sampler_options, check_sampler_settings, load_model,
     sampler_kwargs,
 )
 
@@ -54,13 +54,9 @@ def run(args: argparse.Namespace) -> int:
     backend_name = args.backend or default_backend()
     args.backend = backend_name
 
-    def load():
-        _, backend, model, tokenizer = load_backend_model(args)
-        return backend, model, tokenizer
-
     print(f"llada serve: loading {args.model} ({backend_name})", file=sys.stderr)
     try:
-        server = make_server(load, model_id=served_model_id(str(args.model)),
+        server = make_server(lambda: load_model(args), model_id=served_model_id(str(args.model)),
                              defaults=sampler_kwargs(args),
                              api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
                              aliases=[str(args.model)], backend_name=backend_name)

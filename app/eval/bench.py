@@ -26,7 +26,10 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+if TYPE_CHECKING:
+    from app.session.model import LoadedModel
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "exact": {"mode": "exact"},
@@ -213,21 +216,21 @@ def visible_length(answer: list[int], model: Any) -> int:
     return len(answer)
 
 
-def run_variant(backend: Any, model: Any, prompts: list[list[int]], settings: dict[str, Any]):
+def run_variant(loaded: "LoadedModel", prompts: list[list[int]], settings: dict[str, Any]):
+    from app.session.answer import run_to_end
+
     answers, nfe = [], 0
-    with BackendPeak(backend, model) as memory:
+    with BackendPeak(loaded.backend, loaded.model) as memory:
         started, cpu_started = time.perf_counter(), time.process_time()
         for prompt in prompts:
-            frame = None
-            for frame in backend.generate_steps(model, prompt, **settings):
-                pass
-            answers.append([int(t) for t in frame.tokens])
-            nfe += frame.nfe
+            finished = run_to_end(loaded, prompt, settings)
+            answers.append(finished.tokens)
+            nfe += finished.nfe
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     return answers, nfe, seconds, cpu, memory.peak_mb, memory.method
 
 
-def benchmark(backend: Any, model: Any, prompts: list[list[int]], sampler: dict[str, Any],
+def benchmark(loaded: "LoadedModel", prompts: list[list[int]], sampler: dict[str, Any],
               variants: list[str], repeats: int = 1,
               judge: Optional[Callable[[list[list[int]]], float]] = None) -> list[Result]:
     """judge, when given, scores a variant's answers (one per prompt) as a fraction correct."""
@@ -235,12 +238,14 @@ def benchmark(backend: Any, model: Any, prompts: list[list[int]], sampler: dict[
         variants = ["exact", *variants]
     # One short warm-up so the first variant does not pay for lazy initialisation.
     warm = dict(sampler, gen_length=sampler["block_length"], steps=1, block_length=sampler["block_length"])
-    for _ in backend.generate_steps(model, prompts[0], **warm):
-        pass
+    from app.session.answer import run_to_end
+
+    run_to_end(loaded, prompts[0], warm)
+    model = loaded.model
     runs: dict[str, list] = {name: [] for name in variants}
     for _ in range(max(1, repeats)):
         for name in variants:
-            runs[name].append(run_variant(backend, model, prompts, dict(sampler, **VARIANTS[name])))
+            runs[name].append(run_variant(loaded, prompts, dict(sampler, **VARIANTS[name])))
     reference = runs["exact"][0][0]
     exact_seconds = statistics.median(run[2] for run in runs["exact"])
     results = []
@@ -302,20 +307,19 @@ def run(model_path: Optional[str], backend_name: Optional[str], dtype: Optional[
         repeats: int = 1, task_items: int = 0) -> dict[str, Any]:
     """task_items > 0: the prompts are that many held-out demo-task items per task, and each
     variant's answers are scored (the model must be one that can answer them)."""
-    from app.session.backends import default_backend, get_backend
+    from app.session.model import load_model
 
-    backend_name = backend_name or default_backend()
-    backend = get_backend(backend_name)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(model_path) if model_path else build_random_model(Path(scratch), random_overrides)
-        model, tokenizer = backend.load(str(folder), dtype=dtype)
+        loaded = load_model(str(folder), backend_name, dtype=dtype)
+        backend_name, backend, tokenizer = loaded.backend_name, loaded.backend, loaded.tokenizer
         total, head = parameter_count(folder) if (folder / "config.json").is_file() else (0, 0)
         judge = None
         if task_items:
             prompt_ids, judge = demo_task_prompts(backend, tokenizer, task_items)
         else:
             prompt_ids = random_prompts(tokenizer, prompts, prompt_length)
-        results = benchmark(backend, model, prompt_ids, sampler, variants, repeats, judge)
+        results = benchmark(loaded, prompt_ids, sampler, variants, repeats, judge)
     report = {
         "backend": backend_name, "model": model_path or "random", "parameters": total,
         "head_parameters": head, "prompts": prompts, "prompt_length": prompt_length,
@@ -432,21 +436,21 @@ def format_report(report: dict[str, Any]) -> str:
 def run_report(out: str | Path, model_path: Optional[str], backend_name: Optional[str],
                dtype: Optional[str], repeats: int = 1) -> dict[str, Any]:
     """The fixed suite on the named model (else the default one), written as Markdown + JSON."""
-    from app.session.backends import default_backend, get_backend
     from app.models.defaults import default_model
+    from app.session.model import load_model
     from llada_core.chat import encode_prompt
 
-    backend_name = backend_name or default_backend()
-    backend = get_backend(backend_name)
     model_path = model_path or default_model()
-    model, tokenizer = backend.load(str(model_path), dtype=dtype)
+    loaded = load_model(str(model_path), backend_name, dtype=dtype)
+    backend_name, backend, model, tokenizer = (loaded.backend_name, loaded.backend, loaded.model,
+                                               loaded.tokenizer)
     folder = Path(str(model_path))
     total = parameter_count(folder)[0] if (folder / "config.json").is_file() else 0
     prompt = encode_prompt(tokenizer, REPORT_PROMPT)
     rows, method = [], ""
     for answer in REPORT_ANSWERS:
         sampler = {"gen_length": answer, "block_length": REPORT_BLOCK, "steps": answer}
-        for result in benchmark(backend, model, [prompt], sampler, list(REPORT_VARIANTS), repeats):
+        for result in benchmark(loaded, [prompt], sampler, list(REPORT_VARIANTS), repeats):
             rows.append({"gen_length": answer, **asdict(result)})
             method = result.memory_method
     report = {

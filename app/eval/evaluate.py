@@ -6,7 +6,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from llada_core.chat import answer_text, visible_answer_ids
+from app.session.answer import run_to_end
+from app.session.model import LoadedModel
+from llada_core.chat import answer_text, encode_chat, visible_answer_ids
 from llada_train.demo_tasks import TASKS, Item, is_correct, make_items
 
 
@@ -63,17 +65,15 @@ def turn_label(task: str, turn: int, turns: int) -> str:
     return f"{task} turn 1" if turn == 1 else f"{task} turns 2-{turns}"
 
 
-def evaluate_conversations(backend: Any, model: Any, tokenizer: Any,
-                           conversations: list[list[Item]],
+def evaluate_conversations(loaded: LoadedModel, conversations: list[list[Item]],
                            sampler: dict[str, Any]) -> dict[str, TaskScore]:
     """Each conversation asked turn by turn as the window asks it: each prompt is the previous
     prompt and the whole region the model generated for it (its own answers, right or wrong),
-    continued with the next question (app.session.conversation.build_prompt, the window's context
-    policy against the model's max_sequence_length). Scored per task, first turns apart from
-    later ones (turn_label)."""
+    continued with the next question (app.session.conversation.build_prompt, the one context
+    policy). Scored per task, first turns apart from later ones (turn_label)."""
     from app.session.conversation import build_prompt
 
-    max_length = int(getattr(model.args, "max_sequence_length", 4096) or 4096)
+    tokenizer = loaded.tokenizer
     scores: dict[str, TaskScore] = {}
     for conversation in conversations:
         history: list[int] | None = None
@@ -84,11 +84,10 @@ def evaluate_conversations(backend: Any, model: Any, tokenizer: Any,
             plan: dict = {"turns": list(turns)}
             if history is not None:
                 plan.update(history_ids=history, user_text=item.question)
-            prompt = build_prompt(tokenizer, plan, int(sampler["gen_length"]), max_length).ids
-            frame = None
-            for frame in backend.generate_steps(model, prompt, **sampler):
-                pass
-            generated = [int(t) for t in frame.tokens]
+            prompt = build_prompt(tokenizer, plan, int(sampler["gen_length"]),
+                                  loaded.max_length).ids
+            finished = run_to_end(loaded, prompt, sampler)
+            generated = finished.tokens
             text = answer_text(tokenizer, generated)
             turns.append({"role": "assistant", "content": text})
             history = prompt + generated
@@ -96,28 +95,27 @@ def evaluate_conversations(backend: Any, model: Any, tokenizer: Any,
             score = scores.setdefault(label, TaskScore(label, 0, 0, 0, 0.0))
             score.correct += is_correct(text, item)
             score.total += 1
-            score.nfe += frame.nfe
+            score.nfe += finished.nfe
             score.tokens += len(visible_answer_ids(tokenizer, generated))
             score.seconds += time.perf_counter() - started
     return dict(sorted(scores.items()))
 
 
-def answer(backend: Any, model: Any, tokenizer: Any, item: Item, sampler: dict[str, Any]):
+def answer(loaded: LoadedModel, item: Item, sampler: dict[str, Any]):
     """(answer text, forward passes, visible answer tokens)."""
-    prompt = backend.encode_chat(tokenizer, [{"role": "user", "content": item.question}])
-    frame = None
-    for frame in backend.generate_steps(model, prompt, **sampler):
-        pass
-    tokens = [int(t) for t in frame.tokens]
-    return answer_text(tokenizer, tokens), frame.nfe, len(visible_answer_ids(tokenizer, tokens))
+    tokenizer = loaded.tokenizer
+    prompt = encode_chat(tokenizer, [{"role": "user", "content": item.question}])
+    finished = run_to_end(loaded, prompt, sampler)
+    tokens = finished.tokens
+    return answer_text(tokenizer, tokens), finished.nfe, len(visible_answer_ids(tokenizer, tokens))
 
 
-def evaluate(backend: Any, model: Any, tokenizer: Any, items: list[Item],
+def evaluate(loaded: LoadedModel, items: list[Item],
              sampler: dict[str, Any]) -> dict[str, TaskScore]:
     scores: dict[str, TaskScore] = {}
     for item in items:
         started = time.perf_counter()
-        text, nfe, tokens = answer(backend, model, tokenizer, item, sampler)
+        text, nfe, tokens = answer(loaded, item, sampler)
         score = scores.setdefault(item.task, TaskScore(item.task, 0, 0, 0, 0.0))
         score.correct += is_correct(text, item)
         score.total += 1

@@ -23,9 +23,10 @@ from lm_eval.api.registry import register_model
 from tqdm import tqdm
 
 from app.eval.likelihood import monte_carlo_log_likelihood, token_log_probs
+from app.session.answer import run_to_end
 from llada_core import tokens
 from llada_core.chat import answer_text, bos_id, render_chat
-from llada_core.settings import SamplerSettings
+from llada_core.settings import SamplerSettings, check_fits_context
 
 SAMPLER_ARGS = ("gen_length", "steps", "block_length", "mode", "threshold", "temperature",
                 "remasking", "cache", "early_stop", "factor", "logits_eos_inf",
@@ -46,8 +47,8 @@ class LLaDAHarnessModel(LM):
                  add_bos: bool = False, seed: int = 1234, max_length: Optional[int] = None,
                  **kwargs: Any):
         super().__init__()
-        from app.session.backends import default_backend, get_backend, load_options
         from app.models.defaults import default_model, sampler_defaults
+        from app.session.model import load_model
 
         self.mc_num, self.mc_batch, self.cfg = int(mc_num), int(mc_batch), float(cfg)
         if self.mc_batch < 1 or self.mc_num < self.mc_batch or self.mc_num % self.mc_batch:
@@ -56,13 +57,12 @@ class LLaDAHarnessModel(LM):
         self.check_greedy, self.add_bos = _flag(check_greedy), _flag(add_bos)
         self.rng = np.random.default_rng(int(seed))
         self.model_name = str(model or default_model())
-        self.backend_name = backend or default_backend()
-        self.backend = get_backend(self.backend_name)
-        self.model, self.tokenizer = self.backend.load(
-            self.model_name, **load_options(self.backend, dtype=dtype, device=device))
-        args = self.model.args
-        self.mask_id = int(args.mask_token_id)
-        self.max_length = int(max_length or args.max_sequence_length)
+        self.loaded = load_model(self.model_name, backend, dtype=dtype, device=device)
+        self.backend_name = self.loaded.backend_name
+        self.backend, self.model, self.tokenizer = (
+            self.loaded.backend, self.loaded.model, self.loaded.tokenizer)
+        self.mask_id = self.loaded.mask_id
+        self.max_length = int(max_length or self.loaded.max_length)
         sampler: dict[str, Any] = {"gen_length": 128, "steps": 128, "block_length": 32,
                                    "mode": "exact", "temperature": 0.0, "seed": int(seed)}
         sampler.update(sampler_defaults(self.model_name))
@@ -73,8 +73,7 @@ class LLaDAHarnessModel(LM):
             if key in sampler:
                 sampler[key] = _flag(sampler[key])
         sampler["cfg_scale"] = self.cfg
-        SamplerSettings(**sampler)  # a sentence now, not after the first request
-        self.sampler = sampler
+        self.sampler = SamplerSettings(**sampler)  # a sentence now, not after the first request
 
     # --- lm_eval's chat template support -----------------------------------------------------
 
@@ -125,9 +124,7 @@ class LLaDAHarnessModel(LM):
         for request in tqdm(requests, desc="log-likelihood", disable=disable_tqdm):
             context, continuation = request.args[:2]
             prompt, answer = self.encode_pair(context, continuation)
-            if len(prompt) + len(answer) > self.max_length:
-                raise ValueError(f"a request needs {len(prompt) + len(answer)} tokens; the model's "
-                                 f"context is {self.max_length}")
+            check_fits_context(len(prompt), len(answer), self.max_length)
             value = monte_carlo_log_likelihood(
                 self._log_probs(len(prompt)), prompt, answer, mask_id=self.mask_id,
                 samples=self.mc_num, batch=self.mc_batch, rng=self.rng)
@@ -140,12 +137,9 @@ class LLaDAHarnessModel(LM):
         if not self.check_greedy or not answer:
             return False
         length = len(answer)
-        frame = None
-        for frame in self.backend.generate_steps(
-                self.model, prompt, gen_length=length, block_length=length, steps=length,
-                temperature=0.0, cfg_scale=self.cfg, mode="exact"):
-            pass
-        return [int(t) for t in frame.tokens] == list(answer)
+        greedy = SamplerSettings(gen_length=length, block_length=length, steps=length,
+                                 temperature=0.0, cfg_scale=self.cfg, mode="exact")
+        return run_to_end(self.loaded, prompt, greedy).tokens == list(answer)
 
     def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
         """The whole text's likelihood given BOS (or nothing): one Monte Carlo estimate each."""
@@ -154,9 +148,7 @@ class LLaDAHarnessModel(LM):
         for request in tqdm(requests, desc="log-likelihood (rolling)", disable=disable_tqdm):
             answer = self._encode(request.args[0])
             prompt = [bos] if bos is not None else []
-            if len(prompt) + len(answer) > self.max_length:
-                raise ValueError(f"a text of {len(answer)} tokens is longer than the model's "
-                                 f"context ({self.max_length})")
+            check_fits_context(len(prompt), len(answer), self.max_length)
             out.append(monte_carlo_log_likelihood(
                 self._log_probs(len(prompt)), prompt, answer, mask_id=self.mask_id,
                 samples=self.mc_num, batch=self.mc_batch, rng=self.rng))
@@ -170,14 +162,8 @@ class LLaDAHarnessModel(LM):
             if isinstance(until, str):
                 until = [until]
             prompt = self._context(context)
-            if len(prompt) + self.sampler["gen_length"] > self.max_length:
-                raise ValueError(f"a prompt of {len(prompt)} tokens and an answer of "
-                                 f"{self.sampler['gen_length']} do not fit the model's context "
-                                 f"({self.max_length})")
-            frame = None
-            for frame in self.backend.generate_steps(self.model, prompt, **self.sampler):
-                pass
-            text = answer_text(self.tokenizer, [int(t) for t in frame.tokens])
+            check_fits_context(len(prompt), self.sampler.gen_length, self.max_length)
+            text = answer_text(self.tokenizer, run_to_end(self.loaded, prompt, self.sampler).tokens)
             for stop in until:
                 if stop and stop in text:
                     text = text.split(stop, 1)[0]

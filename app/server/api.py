@@ -18,14 +18,13 @@ The browser page at `/` and its endpoints (/v1/llada/info, /v1/llada/infill) are
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import ipaddress
 import json
 import logging
 import math
-import queue
 import socket
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -33,14 +32,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from app.session.conversation import build_prompt, dropped_notice
 from app.session.errors import client_error_message
+from app.session.host import HostBusy, Job, ModelHost
+from app.session.model import LoadedModel
+from app.session.settings_logic import plan_schedule
 from app.session.stats_text import json_stats
-from llada_core.chat import encode_prompt, encode_raw, known_ids, visible_answer_ids
-from llada_core.settings import SamplerSettings
+from app.session.stream_decode import AnswerText
+from llada_core.chat import encode_raw
+from llada_core.settings import ContextTooLong, SamplerSettings, check_fits_context
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_STOP_SEQUENCES = 4
-MAX_WAITING = 8  # requests queued behind the one running; more are answered 503
 RETRY_AFTER_S = 5
 DISCONNECT_POLL_S = 0.2  # how often a waiting request checks that its client is still there
 LARGEST_WHOLE = 2**63 - 1  # whole-number fields beyond this are refused before any arithmetic
@@ -119,36 +122,16 @@ def served_model_id(model: str) -> str:
 class Generation:
     """One validated request, ready for the worker."""
 
-    kind: str  # "chat" or "text"
+    kind: str  # "chat", "text" or "infill"
     prompt_ids: list[int]
-    sampler: dict[str, Any]
+    settings: SamplerSettings
     max_tokens: int
     stop: list[str]
     stream: bool
     include_usage: bool
     frames: bool
-
-
-def plan_schedule(max_tokens: Optional[int], defaults: dict[str, Any],
-                  block_length: Optional[int] = None, steps: Optional[int] = None) -> dict[str, int]:
-    """Answer length, block length and steps for a request.
-
-    The canvas is max_tokens rounded up to whole blocks (the answer is cut back to max_tokens);
-    the block is the server's unless the request names one (never longer than the answer);
-    steps keep the server's steps per token, rounded to a multiple of the number of blocks,
-    unless the request names them (then they must fit, or the settings are refused).
-    """
-    wanted = max_tokens if max_tokens is not None else int(defaults["gen_length"])
-    block = block_length if block_length is not None else min(int(defaults["block_length"]), wanted)
-    if block < 1:
-        raise ValueError(f"block length must be at least 1, not {block}")
-    gen_length = math.ceil(wanted / block) * block
-    if steps is None:
-        blocks = gen_length // block
-        per_token = int(defaults["steps"]) / int(defaults["gen_length"])
-        steps = max(blocks, round(gen_length * per_token / blocks) * blocks)
-        steps = min(steps, gen_length)
-    return {"gen_length": gen_length, "block_length": block, "steps": steps}
+    constraints: dict[int, list[int]] = field(default_factory=dict)
+    dropped: int = 0  # the oldest messages left out to fit the context (app.session.conversation)
 
 
 def _number(body: dict[str, Any], name: str, *, whole: bool = False) -> Any:
@@ -275,7 +258,7 @@ def _text_prompt(tokenizer: Any, body: dict[str, Any]) -> list[int]:
     raise RequestError(400, "'prompt' must be one string or one list of token ids", param="prompt")
 
 
-def apply_sampler_fields(body: dict[str, Any], sampler: dict[str, Any]) -> None:
+def apply_sampler_fields(body: dict[str, Any], sampler: dict[str, Any]) -> SamplerSettings:
     """The request's temperature, cfg_scale, seed, mode, remasking and threshold over `sampler`
     (which holds the lengths already), checked as one SamplerSettings: a 400 names what is wrong."""
     for name in ("temperature", "cfg_scale"):
@@ -293,7 +276,7 @@ def apply_sampler_fields(body: dict[str, Any], sampler: dict[str, Any]) -> None:
     if "threshold" in body:  # null keeps the fixed schedule
         sampler["threshold"] = _number(body, "threshold")
     try:
-        SamplerSettings(**sampler)
+        return SamplerSettings(**sampler)
     except (TypeError, ValueError) as error:
         raise RequestError(400, str(error), code="invalid_settings") from error
 
@@ -340,239 +323,41 @@ def parse_generation(body: Any, kind: str, *, tokenizer: Any, defaults: dict[str
         sampler.update(plan_schedule(max_tokens, defaults, block_length, steps))
     except ValueError as error:
         raise RequestError(400, str(error), code="invalid_settings") from error
-    apply_sampler_fields(body, sampler)
+    settings = apply_sampler_fields(body, sampler)
 
+    dropped = 0
     try:
-        prompt_ids = (encode_prompt(tokenizer, _messages(body)) if kind == "chat"
-                      else _text_prompt(tokenizer, body))
+        if kind == "chat":
+            built = build_prompt(tokenizer, {"turns": _messages(body)}, settings.gen_length,
+                                 max_sequence_length)
+            prompt_ids, dropped = built.ids, built.dropped
+        else:
+            prompt_ids = _text_prompt(tokenizer, body)
+            check_fits_context(len(prompt_ids), settings.gen_length, max_sequence_length)
+    except ContextTooLong as error:
+        raise RequestError(400, str(error), code="context_length_exceeded",
+                           param="messages" if kind == "chat" else "prompt") from error
     except ValueError as error:
         raise RequestError(400, str(error)) from error
     bad = [t for t in prompt_ids if not 0 <= t < vocab_rows]
     if bad:
         raise RequestError(400, f"prompt token {_shown(bad[0])} is not a valid id (the model has ids 0 to "
                                 f"{vocab_rows - 1})", param="prompt")
-    total = len(prompt_ids) + sampler["gen_length"]
-    if total > max_sequence_length:
-        raise RequestError(400, f"the prompt ({len(prompt_ids)} tokens) and the answer "
-                                f"({sampler['gen_length']} tokens) need {total} tokens; this model's "
-                                f"context is {max_sequence_length}", code="context_length_exceeded",
-                           param="messages" if kind == "chat" else "prompt")
-    return Generation(kind=kind, prompt_ids=prompt_ids, sampler=sampler,
-                      max_tokens=max_tokens if max_tokens is not None else sampler["gen_length"],
+    return Generation(kind=kind, prompt_ids=prompt_ids, settings=settings,
+                      max_tokens=max_tokens if max_tokens is not None else settings.gen_length,
                       stop=_stop_sequences(body), stream=stream,
-                      include_usage=bool(options.get("include_usage")), frames=frames)
+                      include_usage=bool(options.get("include_usage")), frames=frames,
+                      dropped=dropped)
 
 
 # --- Text that is final: what a stream may send ----------------------------------------------
 
-class AnswerText:
-    """The answer's text as it becomes final, step by step.
-
-    Positions before the first mask are committed and never change, so their text is final, up
-    to a stop token (EOS, end of turn), max_tokens, or a stop sequence. Text is held back while
-    its last character is incomplete (a byte-level token holding part of one) or its end could
-    still grow into a stop sequence, so every delta is final and the deltas join to the answer.
-
-    Each frame costs what its newly committed tokens cost: only they are read and decoded
-    (app.session.stream_decode), and stop sequences are looked for only in the new text; the frame that
-    completes the answer decodes it whole once, so the final text is the tokenizer's own.
-    """
-
-    def __init__(self, tokenizer: Any, mask_id: int, max_tokens: int, stop: Sequence[str]):
-        from app.session.stream_decode import IncrementalDecoder
-        from llada_core.chat import answer_stop_ids
-
-        self.tokenizer, self.mask_id, self.max_tokens, self.stop = tokenizer, mask_id, max_tokens, list(stop)
-        self.text = ""
-        self.complete = False
-        self.finish_reason: Optional[str] = None
-        self.tokens = 0
-        self._stop_ids = answer_stop_ids(tokenizer)
-        self._vocabulary = len(tokenizer)
-        self._visible: list[int] = []   # committed answer tokens before any stop token
-        self._decoder = IncrementalDecoder(tokenizer)
-        self._searched = 0              # characters of the text already searched for a stop
-        self._longest_stop = max((len(s) for s in self.stop), default=0)
-
-    def update(self, tokens: Sequence[int], final: bool) -> str:
-        """The new final text given the answer region's tokens; `final` when the answer is done."""
-        if self.complete:
-            return ""
-        visible, stops, limit = self._visible, self._stop_ids, self.max_tokens
-        ended = cut = False
-        known = []
-        for token in tokens[len(visible):]:  # the committed prefix was read before
-            token = int(token)
-            if token == self.mask_id and not final:
-                break
-            if token in stops:
-                ended = True
-                break
-            if len(visible) >= limit:
-                cut = True
-                break
-            visible.append(token)
-            if 0 <= token < self._vocabulary:
-                known.append(token)
-        cut = cut or (len(visible) == limit and not ended)
-        complete = final or ended or cut
-        reason = "length" if cut or (final and not ended) else "stop"
-        if complete:
-            text = self._decode(visible)
-            hit = self._first_stop(text, 0)
-        else:
-            self._decoder.extend(known)
-            text = self._decoder.text
-            hit = self._first_stop(text, max(0, self._searched - self._longest_stop + 1))
-            self._searched = len(text)
-        if hit is not None:
-            text, complete, reason = text[:hit], True, "stop"
-        if not complete:
-            text = text[:len(text) - self._stop_overlap(text)]
-        elif not text.startswith(self.text):  # cannot happen with a byte-level tokenizer
-            text = self.text
-        delta, self.text = text[len(self.text):], text
-        if complete:
-            self.complete, self.finish_reason = True, reason
-            self.tokens = self._count(visible, text, hit is not None)
-        return delta
-
-    def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(known_ids(self.tokenizer, ids), skip_special_tokens=True)
-
-    def _first_stop(self, text: str, start: int) -> Optional[int]:
-        hits = [i for i in (text.find(s, start) for s in self.stop) if i >= 0]
-        return min(hits) if hits else None
-
-    def _stop_overlap(self, text: str) -> int:
-        """Length of the longest end of `text` that begins a stop sequence."""
-        longest = 0
-        for stop in self.stop:
-            for size in range(min(len(stop) - 1, len(text)), longest, -1):
-                if text.endswith(stop[:size]):
-                    longest = size
-                    break
-        return longest
-
-    def _count(self, visible: list[int], text: str, cut_by_stop: bool) -> int:
-        """Visible tokens: all of them, or (cut by a stop sequence) the fewest that hold the text."""
-        if not cut_by_stop:
-            return len(visible)
-        low, high = 0, len(visible)
-        while low < high:
-            middle = (low + high) // 2
-            if len(self._decode(visible[:middle])) >= len(text):
-                high = middle
-            else:
-                low = middle + 1
-        return low
-
-
-# --- The worker: one thread owns the model ---------------------------------------------------
-
-@dataclass
-class Job:
-    prompt_ids: list[int]
-    sampler: dict[str, Any]
-    deliver: Callable[[str, Any], None]  # (kind, payload): "frame", "end", "error"
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    request_id: str = ""
-
-    def cancel(self) -> None:
-        self.cancelled.set()
-
-
-class ModelWorker:
-    """Loads the model on its own thread and runs queued jobs there, one at a time.
-
-    A job's frames go to its `deliver` callback; setting its `cancelled` event stops it at the
-    next step (its generator is closed). `steps_run` and `jobs_cancelled` count what happened.
-    """
-
-    def __init__(self, load: Callable[[], tuple[Any, Any, Any]], max_waiting: int = MAX_WAITING):
-        self._load = load
-        self.max_waiting = max_waiting
-        self._jobs: "queue.Queue[Optional[Job]]" = queue.Queue()
-        self._ready = threading.Event()
-        self._error: Optional[BaseException] = None
-        self.backend: Any = None
-        self.model: Any = None
-        self.tokenizer: Any = None
-        self.steps_run = 0
-        self.jobs_cancelled = 0
-        self.busy = False
-        self._thread = threading.Thread(target=self._main, name="llada-serve-model", daemon=True)
-
-    def start(self) -> None:
-        """Start the thread and wait for the model; a failed load is raised here."""
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            raise self._error
-
-    def submit(self, job: Job) -> None:
-        """Queue a job; a full queue refuses it (503, try again after a few seconds)."""
-        if self._jobs.qsize() >= self.max_waiting:
-            log.warning("request %s refused: %d requests are waiting", job.request_id,
-                        self._jobs.qsize())
-            raise RequestError(503, f"the server is busy ({self._jobs.qsize()} requests are "
-                                    "waiting for the model); try again in a few seconds",
-                               kind="server_busy", code="server_busy",
-                               headers={"Retry-After": str(RETRY_AFTER_S)})
-        self._jobs.put(job)
-
-    def stop(self) -> None:
-        self._jobs.put(None)
-
-    def _main(self) -> None:
-        try:
-            self.backend, self.model, self.tokenizer = self._load()
-        except BaseException as error:  # noqa: BLE001 - handed to start()
-            self._error = error
-            self._ready.set()
-            return
-        self._ready.set()
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            self.busy = True
-            try:
-                self._run(job)
-            finally:
-                self.busy = False
-
-    def _run(self, job: Job) -> None:
-        if job.cancelled.is_set():
-            self.jobs_cancelled += 1
-            job.deliver("end", None)
-            return
-        try:
-            steps = self.backend.generate_steps(self.model, job.prompt_ids, **job.sampler)
-            try:
-                for frame in steps:
-                    self.steps_run += 1
-                    job.deliver("frame", frame)
-                    if job.cancelled.is_set():
-                        self.jobs_cancelled += 1
-                        break
-            finally:
-                close = getattr(steps, "close", None)
-                if close is not None:
-                    close()
-        except Exception as error:  # noqa: BLE001 - reported to the request that caused it
-            log.exception("request %s: the answer failed", job.request_id)
-            job.deliver("error", error)
-            return
-        job.deliver("end", None)
-
-
 # --- HTTP -------------------------------------------------------------------------------------
 
 class Server:
-    """The ASGI app around a ModelWorker."""
+    """The ASGI app around a ModelHost (app.session.host)."""
 
-    def __init__(self, worker: ModelWorker, *, model_id: str, defaults: dict[str, Any],
+    def __init__(self, worker: ModelHost, *, model_id: str, defaults: dict[str, Any],
                  api_key: Optional[str] = None, aliases: Sequence[str] = (), backend_name: str = ""):
         self.worker, self.model_id, self.defaults = worker, model_id, dict(defaults)
         self.api_key = api_key or None
@@ -661,12 +446,12 @@ class Server:
         # Tokenizing a long prompt takes seconds: off the event loop, which keeps serving.
         generation = await asyncio.to_thread(
             parse_generation, body, kind, tokenizer=worker.tokenizer, defaults=self.defaults,
-            model_ids=self.model_ids, max_sequence_length=args.max_sequence_length,
-            vocab_rows=args.rows)
+            model_ids=self.model_ids, max_sequence_length=worker.loaded.max_length,
+            vocab_rows=worker.loaded.vocab_rows)
         answer = AnswerText(worker.tokenizer, args.mask_token_id, generation.max_tokens, generation.stop)
         request_id = _request_id(request)
         log.info("request %s: %s, %d prompt tokens, %s", request_id, kind,
-                 len(generation.prompt_ids), generation.sampler)
+                 len(generation.prompt_ids), generation.settings)
         run = _Run(worker, generation, request_id)
         ident = ("chatcmpl-" if kind == "chat" else "cmpl-") + uuid.uuid4().hex
         if generation.stream:
@@ -694,7 +479,7 @@ class Server:
         return {"prompt_tokens": len(generation.prompt_ids), "completion_tokens": answer.tokens,
                 "total_tokens": len(generation.prompt_ids) + answer.tokens,
                 **json_stats(nfe=run.nfe, steps=run.steps,
-                             step_budget=int(generation.sampler["steps"]),
+                             step_budget=generation.settings.steps,
                              seconds=time.monotonic() - run.started, tokens=answer.tokens)}
 
     def _completion_body(self, ident: str, kind: str, answer: AnswerText, generation: Generation,
@@ -709,7 +494,15 @@ class Server:
             obj = "text_completion"
         return {"id": ident, "object": obj, "created": int(time.time()), "model": self.model_id,
                 "choices": [choice], "usage": self._usage(answer, generation, run),
-                "llada": {"sampler": generation.sampler, "backend": self.backend_name}}
+                "llada": {"sampler": dataclasses.asdict(generation.settings), "backend": self.backend_name,
+                          **self._context_note(generation)}}
+
+    @staticmethod
+    def _context_note(generation: Generation) -> dict[str, Any]:
+        """The context policy's visible notice: how many of the oldest messages were left out."""
+        if not generation.dropped:
+            return {}
+        return {"dropped_messages": generation.dropped, "notice": dropped_notice(generation.dropped)}
 
     def _chunk(self, ident: str, kind: str, delta: Optional[str], finish: Optional[str],
                first: bool = False) -> dict[str, Any]:
@@ -738,7 +531,9 @@ class Server:
             pieces = TokenPieces(self.worker.tokenizer, self.worker.model.args.mask_token_id)
         try:
             if kind == "chat":
-                yield _sse(self._chunk(ident, kind, "", None, first=True))
+                first = self._chunk(ident, kind, "", None, first=True)
+                first.update({"llada": note} if (note := self._context_note(generation)) else {})
+                yield _sse(first)
             async for event, payload in run.events(request):
                 if event == "error":
                     yield _stream_error(payload, run.request_id)
@@ -748,7 +543,7 @@ class Server:
                 if pieces is not None:
                     frame_chunk = self._chunk(ident, kind, None, None)
                     frame_chunk["choices"] = []
-                    frame_chunk["llada_frame"] = frame_payload(payload, pieces, generation.sampler)
+                    frame_chunk["llada_frame"] = frame_payload(payload, pieces, generation.settings)
                     yield _sse(frame_chunk, event="llada.frame")
                 delta = answer.update(payload.tokens, payload.done)
                 if delta:
@@ -808,7 +603,7 @@ class _AuthMiddleware:
 class _Run:
     """One queued job seen from the event loop: its frames as an async stream."""
 
-    def __init__(self, worker: ModelWorker, generation: Generation, request_id: str = ""):
+    def __init__(self, worker: ModelHost, generation: Generation, request_id: str = ""):
         self.worker, self.generation, self.request_id = worker, generation, request_id
         self.loop = asyncio.get_running_loop()
         self.inbox: "asyncio.Queue[tuple[str, Any]]" = asyncio.Queue()
@@ -817,8 +612,15 @@ class _Run:
         self.started = time.monotonic()
         self.last_tokens: Optional[Sequence[int]] = None
         self.error: Optional[BaseException] = None
-        self.job = Job(generation.prompt_ids, generation.sampler, self._deliver, request_id=request_id)
-        worker.submit(self.job)
+        self.job = Job(generation.prompt_ids, generation.settings, self._deliver,
+                       constraints=generation.constraints, request_id=request_id)
+        try:
+            worker.submit(self.job)
+        except HostBusy as busy:
+            raise RequestError(503, f"the server is busy ({busy.waiting} requests are waiting for "
+                                    "the model); try again in a few seconds",
+                               kind="server_busy", code="server_busy",
+                               headers={"Retry-After": str(RETRY_AFTER_S)}) from None
 
     def _deliver(self, kind: str, payload: Any) -> None:
         try:
@@ -912,13 +714,12 @@ class _RequestIds:
 
 
 def frame_payload(frame: Any, pieces: Callable[[Sequence[int]], Sequence[str]],
-                  sampler: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+                  settings: Optional[SamplerSettings] = None) -> dict[str, Any]:
     """A denoising step for clients that asked for frames: ids (mask id where masked), each
     position's text (masks as ░), the step each position was committed at (-1: masked), its
     confidence when committed (0 while masked), and the block length and step budget."""
-    sampler = sampler or {}
-    return {"block_length": int(sampler.get("block_length", len(frame.tokens))),
-            "total_steps": int(sampler.get("steps", 0)),
+    return {"block_length": settings.block_length if settings else len(frame.tokens),
+            "total_steps": settings.steps if settings else 0,
             "confidence": [round(float(c), 4) for c in frame.confidence],
             "step": int(frame.index), "block": int(frame.block), "nfe": int(frame.nfe),
             "committed": int(frame.committed), "done": bool(frame.done),
@@ -934,11 +735,11 @@ def _sse(data: Any, event: Optional[str] = None) -> str:
 
 # --- Running it -------------------------------------------------------------------------------
 
-def make_server(load: Callable[[], tuple[Any, Any, Any]], *, model_id: str, defaults: dict[str, Any],
+def make_server(load: Callable[[], LoadedModel], *, model_id: str, defaults: dict[str, Any],
                 api_key: Optional[str] = None, aliases: Sequence[str] = (),
                 backend_name: str = "") -> Server:
     """Start the worker (loading the model) and build the app around it."""
-    worker = ModelWorker(load)
+    worker = ModelHost(load)
     worker.start()
     return Server(worker, model_id=model_id, defaults=defaults, api_key=api_key, aliases=aliases,
                   backend_name=backend_name)

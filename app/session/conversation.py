@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+# Raised when even the last message alone and the answer do not fit in the model's context.
+from llada_core.settings import ContextTooLong  # noqa: F401 (part of this module's API)
+
 # Keys an assistant message's stats carry for the model that wrote it.
 MODEL_KEY = "model"
 TOKENIZER_KEY = "tokenizer"
@@ -128,6 +131,8 @@ def plan_prompt(earlier: Sequence[Any], user_text: Optional[str], fingerprint: s
         if answer is not None:
             plan["history_ids"] = list(earlier[-1].prompt_ids) + list(answer)
             plan["user_text"] = user_text
+            # Messages the earlier prompt left out stay out of its continuation.
+            plan["history_dropped"] = int(earlier[-1].stats.get("dropped", 0) or 0)
     return plan
 
 
@@ -138,12 +143,11 @@ def plan_regenerate(earlier: Sequence[Any], old_answer: Any, fingerprint: str) -
     if (old_answer is not None and old_answer.prompt_ids is not None and fingerprint
             and old_answer.stats.get(TOKENIZER_KEY) == fingerprint):
         plan["prompt_ids"] = list(old_answer.prompt_ids)
+        plan["history_dropped"] = int(old_answer.stats.get("dropped", 0) or 0)
     return plan
 
 
 # --- building (worker side) ---------------------------------------------------------------
-class ContextTooLong(ValueError):
-    """Even the last message alone and the answer do not fit in the model's context."""
 
 
 @dataclass
@@ -173,24 +177,28 @@ def build_prompt(tokenizer: Any, plan: dict, gen_length: int, max_length: int) -
         else:
             ids = continue_conversation(tokenizer, plan["history_ids"], plan["user_text"])
         if len(ids) <= budget:
-            return Prompt(ids)
+            return Prompt(ids, dropped=int(plan.get("history_dropped", 0) or 0))
     turns = list(plan.get("turns") or [])
     if not turns:
         raise ValueError("there is nothing to answer")
+    # A leading system message (the server's clients send one) is kept; the oldest of the others
+    # go first.
+    pinned = turns[:1] if turns[0].get("role") == "system" and len(turns) > 1 else []
+    rest = turns[len(pinned):]
     dropped = 0
     while True:
-        ids = list(encode_prompt(tokenizer, turns))
+        ids = list(encode_prompt(tokenizer, pinned + rest))
         if len(ids) <= budget:
             return Prompt(ids, dropped=dropped, reencoded=True)
-        if len(turns) == 1:
+        if len(rest) == 1:
             raise ContextTooLong(
                 f"this message and its answer need {len(ids) + gen_length:,} tokens, more than "
                 f"this model's context of {max_length:,}; shorten the message or the answer")
         # Drop the oldest message; never start the kept history with an answer.
-        turns.pop(0)
+        rest.pop(0)
         dropped += 1
-        while len(turns) > 1 and turns[0]["role"] == "assistant":
-            turns.pop(0)
+        while len(rest) > 1 and rest[0]["role"] == "assistant":
+            rest.pop(0)
             dropped += 1
 
 

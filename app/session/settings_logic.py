@@ -6,7 +6,9 @@ length, the steps are a multiple of the number of blocks and at most the answer 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
 
 ANSWER_LENGTHS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 
@@ -79,6 +81,38 @@ def for_answer_length(gen_length: int, block_length: int, steps: int,
     block = nearest(block_length_choices(gen_length), wanted_block)
     wanted_steps = max(1, round(gen_length / per_step))
     return gen_length, block, nearest(steps_choices(gen_length, block), wanted_steps)
+
+
+def plan_schedule(answer_length: Optional[int], defaults: Mapping[str, Any],
+                  block_length: Optional[int] = None,
+                  steps: Optional[int] = None) -> dict[str, int]:
+    """The one schedule planner: answer length, block length and steps for an answer of
+    `answer_length` tokens (None: the defaults' length) given `defaults` (a model's or a
+    server's gen_length, block_length and steps).
+
+    Without a block length or steps named, the rule is the window's and the command line's
+    (for_answer_length): the answer keeps its length and the defaults' pace. A named block that
+    does not divide the answer grows the canvas to whole blocks (the answer is cut back to the
+    length asked for); steps then keep the pace, as a multiple of the blocks. Named steps are
+    used as given (SamplerSettings refuses them if they do not fit).
+    """
+    wanted = int(answer_length) if answer_length is not None else int(defaults["gen_length"])
+    if wanted < 1:
+        raise ValueError(f"answer length must be at least 1, not {wanted}")
+    if block_length is None:
+        gen_length, block, planned = for_answer_length(
+            wanted, int(defaults["block_length"]), int(defaults["steps"]),
+            int(defaults["gen_length"]))
+    else:
+        if block_length < 1:
+            raise ValueError(f"block length must be at least 1, not {block_length}")
+        block = block_length
+        gen_length = math.ceil(wanted / block) * block
+        blocks = gen_length // block
+        per_token = int(defaults["steps"]) / int(defaults["gen_length"])
+        planned = min(gen_length, max(blocks, round(gen_length * per_token / blocks) * blocks))
+    return {"gen_length": gen_length, "block_length": block,
+            "steps": steps if steps is not None else planned}
 
 
 # --- word constraints (stored with the conversation's settings as the text the user wrote) -------

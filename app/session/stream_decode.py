@@ -10,8 +10,10 @@ decoder that treats a first token specially, such as a leading space, treats bot
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Optional
+
+from llada_core.chat import known_ids
 
 REPLACEMENT = "\ufffd"  # what a partial UTF-8 character decodes to
 
@@ -59,3 +61,105 @@ class IncrementalDecoder:
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+class AnswerText:
+    """The answer's text as it becomes final, step by step.
+
+    Positions before the first mask are committed and never change, so their text is final, up
+    to a stop token (EOS, end of turn), max_tokens, or a stop sequence. Text is held back while
+    its last character is incomplete (a byte-level token holding part of one) or its end could
+    still grow into a stop sequence, so every delta is final and the deltas join to the answer.
+
+    Each frame costs what its newly committed tokens cost: only they are read and decoded
+    (app.session.stream_decode), and stop sequences are looked for only in the new text; the frame that
+    completes the answer decodes it whole once, so the final text is the tokenizer's own.
+    """
+
+    def __init__(self, tokenizer: Any, mask_id: int, max_tokens: int, stop: Sequence[str]):
+        from llada_core.chat import answer_stop_ids
+
+        self.tokenizer, self.mask_id, self.max_tokens, self.stop = tokenizer, mask_id, max_tokens, list(stop)
+        self.text = ""
+        self.complete = False
+        self.finish_reason: Optional[str] = None
+        self.tokens = 0
+        self._stop_ids = answer_stop_ids(tokenizer)
+        self._vocabulary = len(tokenizer)
+        self._visible: list[int] = []   # committed answer tokens before any stop token
+        self._decoder = IncrementalDecoder(tokenizer)
+        self._searched = 0              # characters of the text already searched for a stop
+        self._longest_stop = max((len(s) for s in self.stop), default=0)
+
+    def update(self, tokens: Sequence[int], final: bool) -> str:
+        """The new final text given the answer region's tokens; `final` when the answer is done."""
+        if self.complete:
+            return ""
+        visible, stops, limit = self._visible, self._stop_ids, self.max_tokens
+        ended = cut = False
+        known = []
+        for token in tokens[len(visible):]:  # the committed prefix was read before
+            token = int(token)
+            if token == self.mask_id and not final:
+                break
+            if token in stops:
+                ended = True
+                break
+            if len(visible) >= limit:
+                cut = True
+                break
+            visible.append(token)
+            if 0 <= token < self._vocabulary:
+                known.append(token)
+        cut = cut or (len(visible) == limit and not ended)
+        complete = final or ended or cut
+        reason = "length" if cut or (final and not ended) else "stop"
+        if complete:
+            text = self._decode(visible)
+            hit = self._first_stop(text, 0)
+        else:
+            self._decoder.extend(known)
+            text = self._decoder.text
+            hit = self._first_stop(text, max(0, self._searched - self._longest_stop + 1))
+            self._searched = len(text)
+        if hit is not None:
+            text, complete, reason = text[:hit], True, "stop"
+        if not complete:
+            text = text[:len(text) - self._stop_overlap(text)]
+        elif not text.startswith(self.text):  # cannot happen with a byte-level tokenizer
+            text = self.text
+        delta, self.text = text[len(self.text):], text
+        if complete:
+            self.complete, self.finish_reason = True, reason
+            self.tokens = self._count(visible, text, hit is not None)
+        return delta
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(known_ids(self.tokenizer, ids), skip_special_tokens=True)
+
+    def _first_stop(self, text: str, start: int) -> Optional[int]:
+        hits = [i for i in (text.find(s, start) for s in self.stop) if i >= 0]
+        return min(hits) if hits else None
+
+    def _stop_overlap(self, text: str) -> int:
+        """Length of the longest end of `text` that begins a stop sequence."""
+        longest = 0
+        for stop in self.stop:
+            for size in range(min(len(stop) - 1, len(text)), longest, -1):
+                if text.endswith(stop[:size]):
+                    longest = size
+                    break
+        return longest
+
+    def _count(self, visible: list[int], text: str, cut_by_stop: bool) -> int:
+        """Visible tokens: all of them, or (cut by a stop sequence) the fewest that hold the text."""
+        if not cut_by_stop:
+            return len(visible)
+        low, high = 0, len(visible)
+        while low < high:
+            middle = (low + high) // 2
+            if len(self._decode(visible[:middle])) >= len(text):
+                high = middle
+            else:
+                low = middle + 1
+        return low

@@ -16,7 +16,9 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app.session import conversation
 from app.history import trace as trace_mod
+from app.session.answer import answer_steps
 from app.session.errors import generation_error_message, load_error_message
+from app.session.model import LoadedModel, load_model
 from app.session.frame_text import TokenPieces
 from app.session.settings_logic import CONSTRAINTS_KEY, sampler_part
 from app.session.stats_text import answer_stats
@@ -43,16 +45,23 @@ class Worker(QObject):
     def __init__(self, step_delay: float = 0.0):
         super().__init__()
         self.step_delay = step_delay
-        self.backend = None
-        self.model = None
-        self.tokenizer = None
-        self.path: Optional[str] = None
-        self.backend_name: Optional[str] = None
-        self.identity: Optional[conversation.ModelIdentity] = None
-        self.options: dict = {}
+        self.current: Optional[LoadedModel] = None
         self._stopped: set[int] = set()
         self._lock = threading.Lock()
         self.pieces: Optional[TokenPieces] = None  # the loaded model's, masks as ""
+
+    # The loaded model's parts (None when no model is loaded).
+    @property
+    def model(self) -> Any:
+        return self.current.model if self.current else None
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.current.tokenizer if self.current else None
+
+    @property
+    def identity(self) -> Optional[conversation.ModelIdentity]:
+        return self.current.identity if self.current else None
 
     # Called from the GUI thread: only touches a lock-protected set.
     def stop(self, request_id: int) -> None:
@@ -68,7 +77,8 @@ class Worker(QObject):
         """Load `path`. The model it replaces is dropped first (two big models rarely fit in
         memory together); when the new one fails, the previous one is loaded again, so a broken
         folder never leaves the app without its working model."""
-        previous = (self.path, self.backend_name, dict(self.options)) if self.model else None
+        loaded = self.current
+        previous = (loaded.path, loaded.backend_name, dict(loaded.options)) if loaded else None
         self.loading.emit(path)
         self.unload()
         try:
@@ -94,44 +104,25 @@ class Worker(QObject):
         self.loaded.emit(self.info())
 
     def _load(self, path: str, backend_name: Optional[str], options: dict) -> None:
-        from app.session.backends import default_backend, get_backend, load_options
-        from llada_core.chat import is_base_model
-
-        name = backend_name or default_backend()
-        backend = get_backend(name)
-        model, tokenizer = backend.load(path, **load_options(
-            backend, dtype=options.get("dtype"), device=options.get("device")))
-        identity = conversation.ModelIdentity(
-            model=path, fingerprint=conversation.tokenizer_fingerprint(tokenizer),
-            base=is_base_model(tokenizer),
-            max_length=int(getattr(model.args, "max_sequence_length", 4096) or 4096))
-        self.backend, self.model, self.tokenizer, self.path = backend, model, tokenizer, path
-        self.backend_name, self.options, self.identity = name, dict(options), identity
-        self.pieces = TokenPieces(tokenizer, model.args.mask_token_id, glyph="")
+        loaded = load_model(path, backend_name, dtype=options.get("dtype"),
+                            device=options.get("device"))
+        loaded.options = dict(options)
+        self.current = loaded
+        self.pieces = TokenPieces(loaded.tokenizer, loaded.mask_id, glyph="")
 
     def info(self) -> dict:
-        identity = self.identity
-        return {"path": self.path, "backend": self.backend_name,
-                "mask_id": int(self.model.args.mask_token_id),
-                "device": str(getattr(self.model, "device", "")), "dtype": self.dtype_name(),
-                "fingerprint": identity.fingerprint, "base": identity.base,
-                "max_length": identity.max_length}
-
-    def dtype_name(self) -> str:
-        """'bfloat16', 'float32', ... (torch.bfloat16 and mlx.core.bfloat16 alike)."""
-        return str(getattr(self.model, "dtype", "")).rsplit(".", 1)[-1]
+        return self.current.describe()
 
     def unload(self) -> None:
         """Drop the model and hand its memory back (Python's cycle collector, then MLX's buffer
         cache or CUDA's allocator), before the next model loads."""
-        backend = self.backend
-        self.model = self.tokenizer = self.pieces = self.identity = None
-        if backend is not None and hasattr(backend, "release_memory"):
-            backend.release_memory()
+        loaded, self.current, self.pieces = self.current, None, None
+        if loaded is not None:
+            loaded.release()
 
     def prompt(self, plan: dict, gen_length: int) -> conversation.Prompt:
         return conversation.build_prompt(self.tokenizer, plan, int(gen_length),
-                                         self.identity.max_length)
+                                         self.current.max_length)
 
     @Slot(int, dict, int)
     def measure(self, ticket: int, plan: dict, gen_length: int) -> None:
@@ -174,7 +165,7 @@ class Worker(QObject):
                 constraints = constraints_from_text(self.tokenizer,
                                                     settings.get(CONSTRAINTS_KEY, ""))
                 started = {}
-            mask_id = int(self.model.args.mask_token_id)
+            mask_id = self.current.mask_id
             recorder = trace_mod.TraceRecorder(mask_id, int(settings["block_length"]),
                                                trace_mod.fixed_positions(constraints))
             self.started.emit(request_id, {
@@ -184,8 +175,8 @@ class Worker(QObject):
                 "fixed": trace_mod.fixed_positions(constraints), **started})
             begin = time.perf_counter()
             stopped = False
-            frames = self.backend.generate_steps(self.model, prompt, constraints=constraints,
-                                                 **sampler_part(settings))
+            frames = answer_steps(self.current, prompt, sampler_part(settings),
+                                  constraints=constraints)
             for frame in frames:
                 recorder.add(frame)
                 self.frame.emit(request_id, frame, self.pieces(frame.tokens))
@@ -219,7 +210,7 @@ class Worker(QObject):
         stats = answer_stats(self.tokenizer, tokens, mask_id, steps=last.index + 1,
                              nfe=int(last.nfe), seconds=seconds,
                              step_budget=int(settings["steps"]))
-        stats.update(backend=self.backend_name, dtype=self.dtype_name(),
+        stats.update(backend=self.current.backend_name, dtype=self.current.dtype_name(),
                      **self.identity.stamp())
         if built.dropped:
             stats["dropped"] = built.dropped

@@ -13,6 +13,7 @@ canvas. This module adds what the page needs beyond them:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -83,38 +84,23 @@ def _file(name: str, media_type: str) -> Any:
     return Response((WEB_DIR / name).read_bytes(), media_type=media_type, headers=PAGE_HEADERS)
 
 
-def model_dtype(model: Any) -> str:
-    """The weights' dtype as a short name ("float32", "bfloat16"), or "" when unknown."""
-    dtype = getattr(model, "dtype", None)
-    if dtype is None and hasattr(model, "parameters"):
-        try:
-            params = model.parameters()
-            first = next(iter(params)) if not isinstance(params, dict) else None
-            dtype = getattr(first, "dtype", None)
-        except (StopIteration, TypeError):
-            dtype = None
-    if dtype is None and hasattr(model, "model"):
-        return model_dtype(model.model)
-    return str(dtype).rsplit(".", 1)[-1] if dtype is not None else ""
-
-
 def model_info(server: Any) -> dict[str, Any]:
     """What the page shows and starts its settings from."""
-    args = server.worker.model.args
     return {"model": server.model_id, "backend": server.backend_name,
-            "dtype": model_dtype(server.worker.model),
+            "dtype": server.worker.loaded.dtype_name(),
             "defaults": {key: value for key, value in server.defaults.items()
                          if isinstance(value, (int, float, str, bool)) or value is None},
-            "max_sequence_length": int(args.max_sequence_length),
+            "max_sequence_length": server.worker.loaded.max_length,
             "api_key_required": server.api_key is not None}
 
 
 def parse_infill_request(body: Any, *, tokenizer: Any, defaults: dict[str, Any],
-                         max_sequence_length: int) -> tuple[Any, dict[str, Any], bool]:
-    """(canvas, sampler kwargs with the text's constraints, stream) of an infill request, checked
+                         max_sequence_length: int) -> tuple[Any, Any, bool]:
+    """(canvas, SamplerSettings, stream) of an infill request, checked
     by the code `llada infill` uses; RequestError (400) names what is wrong."""
     from app.server.api import RequestError, _check_text, _number, _shown, apply_sampler_fields
     from llada_core.constraints import infill_canvas, infill_lengths
+    from llada_core.settings import check_fits_context
 
     if not isinstance(body, dict):
         raise RequestError(400, "the request body must be a JSON object")
@@ -135,13 +121,12 @@ def parse_infill_request(body: Any, *, tokenizer: Any, defaults: dict[str, Any],
         sampler.update(infill_lengths(canvas, _number(body, "steps", whole=True)))
     except ValueError as error:
         raise RequestError(400, str(error), param="text", code="invalid_settings") from error
-    apply_sampler_fields(body, sampler)
-    if 1 + canvas.length > max_sequence_length:
-        raise RequestError(400, f"the text needs {canvas.length + 1} tokens; this model's context "
-                                f"is {max_sequence_length}", code="context_length_exceeded",
-                           param="text")
-    sampler["constraints"] = canvas.constraints()
-    return canvas, sampler, stream
+    settings = apply_sampler_fields(body, sampler)
+    try:  # BOS, then the text's canvas as the answer
+        check_fits_context(1, canvas.length, max_sequence_length)
+    except ValueError as error:
+        raise RequestError(400, str(error), code="context_length_exceeded", param="text") from error
+    return canvas, settings, stream
 
 
 async def _infill(server: Any, request: Any) -> Any:
@@ -158,12 +143,13 @@ async def _infill(server: Any, request: Any) -> Any:
     if isinstance(body, dict) and body.get("model") is not None and body["model"] not in server.model_ids:
         raise RequestError(404, f"the model {json.dumps(body['model'])} does not exist",
                            code="model_not_found", param="model")
-    canvas, sampler, stream = await asyncio.to_thread(
+    canvas, settings, stream = await asyncio.to_thread(
         parse_infill_request, body, tokenizer=worker.tokenizer, defaults=server.defaults,
-        max_sequence_length=args.max_sequence_length)
+        max_sequence_length=worker.loaded.max_length)
     bos = bos_id(worker.tokenizer)
     prompt = [bos] if bos is not None else []
-    generation = Generation(kind="infill", prompt_ids=prompt, sampler=sampler,
+    generation = Generation(kind="infill", prompt_ids=prompt, settings=settings,
+                            constraints=canvas.constraints(),
                             max_tokens=canvas.length, stop=[], stream=stream, include_usage=False,
                             frames=stream)
     request_id = _request_id(request)
@@ -171,7 +157,7 @@ async def _infill(server: Any, request: Any) -> Any:
              canvas.length)
     started = time.perf_counter()
     run = _Run(worker, generation, request_id)
-    shown_settings = {k: v for k, v in sampler.items() if k != "constraints"}
+    shown_settings = dataclasses.asdict(settings)
 
     def result() -> dict[str, Any]:
         tokens = [int(t) for t in run.final_tokens()]
@@ -199,7 +185,7 @@ async def _infill(server: Any, request: Any) -> Any:
                     yield _stream_error(payload, request_id)
                     return
                 if event == "frame":
-                    frame = frame_payload(payload, pieces, shown_settings)
+                    frame = frame_payload(payload, pieces, settings)
                     frame["holes"] = [[start, length] for start, length in canvas.holes]
                     yield _sse({"object": "llada.infill.frame", "llada_frame": frame},
                                event="llada.frame")
