@@ -10,16 +10,15 @@ from math import prod
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Optional
 
+from llada_core.config import MOE_ARCHITECTURES, is_moe_config
+from llada_core.errors import CheckpointError
+
 # What a LLaDA checkpoint needs; modelling code shipped with a model is never fetched or run.
 CHECKPOINT_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "tokenizer*", "*.txt"]
 
 # A model folder may recommend its answer length, block length and steps here (not part of
 # the official layout; the demo model has one).
 SAMPLER_DEFAULTS_FILE = "sampler_defaults.json"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, incomplete or not in a layout we can load."""
 
 
 def resolve_checkpoint(path_or_repo_id: str | Path) -> Path:
@@ -276,7 +275,6 @@ def expert_stacks(names: list[str] | set[str], num_experts: int) -> dict[str, li
 def check_architecture(config: dict[str, Any]) -> None:
     """A config.json with MoE fields must name the MoE architecture (model_type is "llada" for
     both families, so architectures[0] is what tells them apart)."""
-    from llada_core.config import MOE_ARCHITECTURES, is_moe_config
 
     if not is_moe_config(config) and "num_experts" in config:
         architecture = (config.get("architectures") or [None])[0]
@@ -288,7 +286,6 @@ def check_architecture(config: dict[str, Any]) -> None:
 def check_family(config: dict[str, Any], names: list[str] | set[str]) -> None:
     """config.json's architectures[0] and the tensor names must tell the same family; a MoE
     feature we do not implement (expert bias, shared experts) is named."""
-    from llada_core.config import is_moe_config
 
     moe_names = any(".mlp.experts." in name for name in names)
     if is_moe_config(config):

@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
+from llada_core.errors import CheckpointError
+
 log = logging.getLogger(__name__)
 
 # Config values the implementations do not follow, with the values they do.
@@ -182,7 +184,6 @@ class LLaDAMoEArgs:
         """Arguments from LLaDA-MoE's config.json. A missing field or a setting this
         implementation does not follow raises one CheckpointError naming it; EOS comes from the
         tokenizer, so config.json's eos_token_id is not read."""
-        from llada_core.checkpoint import CheckpointError
 
         missing = [key for key in MOE_REQUIRED if params.get(key) is None]
         if missing:
@@ -204,7 +205,6 @@ class LLaDAMoEArgs:
         return args
 
     def check(self) -> None:
-        from llada_core.checkpoint import CheckpointError
 
         for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_experts",
                      "num_experts_per_tok", "expert_intermediate_size", "vocab_size"):
@@ -267,7 +267,6 @@ class LLaDAMoEArgs:
     def fill_token_ids(self, tokenizer: Any) -> None:
         """Mask (unless config.json gave it), EOS and end of turn from the Ling tokenizer; a
         missing mask or EOS token is a CheckpointError naming it."""
-        from llada_core.checkpoint import CheckpointError
 
         def token_id(token: str) -> Optional[int]:
             value = tokenizer.convert_tokens_to_ids(token)

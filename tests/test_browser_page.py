@@ -29,7 +29,8 @@ from backend_choice import BACKEND  # noqa: E402
 from app.session.backends import get_backend  # noqa: E402
 from app.session.model import LoadedModel  # noqa: E402
 from app.models.catalog import bundled_demo_model  # noqa: E402
-from app.server.api import make_server, uvicorn_server  # noqa: E402
+from app.server import make_server  # noqa: E402
+from app.server.api import uvicorn_server  # noqa: E402
 from llada_core.frames import StepFrame  # noqa: E402
 from llada_core.settings import SamplerSettings  # noqa: E402
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from app.models import catalog, fit, local
-from app.models.catalog import CATALOG, catalog_entry, format_bytes, recommended_entry
+from app.models.catalog import CATALOG, catalog_entry, recommended_entry
+from app.models.units import format_bytes, format_duration
 from app.history.store import Store
 from llada_core.checkpoint import CheckpointError
 
@@ -29,7 +30,7 @@ def test_catalog_has_the_known_checkpoints():
         "mlx-community/LLaDA-8B-Instruct-mlx-4bit"
     assert recommended_entry(apple_silicon=False).repo_id == "GSAI-ML/LLaDA-8B-Instruct"
     assert format_bytes(999) == "999 B" and format_bytes(8.53e9) == "8.5 GB"
-    assert [catalog.format_duration(s) for s in (None, 0.4, 42, 3725)] == \
+    assert [format_duration(s) for s in (None, 0.4, 42, 3725)] == \
         ["–", "under 1 s", "42 s", "1 h 02 min"]
 
 

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from app.models import catalog, fit, local
+from app.models import catalog, fit, local, units
 from app.models.download import cached_model, downloaded_snapshot
 from window_support import Windows, collect_earlier_windows, shot  # noqa: F401
 
@@ -202,7 +202,7 @@ def test_fit_check_warns_with_numbers_and_lets_the_user_choose(qtbot, make_windo
     texts: list[str] = []
     click_in_modal(qtbot, "Cancel", texts, "fit-warning.png")
     assert not window.request_model(str(tiny_checkpoint))
-    assert "may not fit" in texts[0] and catalog.format_bytes(size) in texts[0]
+    assert "may not fit" in texts[0] and units.format_bytes(size) in texts[0]
     assert "memory in this computer" in texts[0]
     assert not window.loading and window.welcome_shown
 
@@ -246,7 +246,7 @@ def test_model_manager_lists_downloads_and_deletes(qtbot, make_window, hub, tmp_
     assert manager.use_button.isEnabled() and manager.delete_button.isEnabled()
     size = cached_model(REPO, tmp_path / "hub").size_bytes
     assert manager.delete_selected(confirm=False) == size
-    assert f"{catalog.format_bytes(size)} freed" in manager.status.text()
+    assert f"{units.format_bytes(size)} freed" in manager.status.text()
     assert downloaded_snapshot(REPO, tmp_path / "hub") is None
     # the welcome page then offers the model that is still here: the added folder
     assert window.model_on_disk()[1] == str(tiny_checkpoint.resolve())

@@ -180,7 +180,8 @@ def through_server(folder: Path) -> list[Turn]:
     as text, as OpenAI clients do."""
     pytest.importorskip("starlette")
     pytest.importorskip("uvicorn")
-    from app.server.api import make_server, uvicorn_server
+    from app.server import make_server
+    from app.server.api import uvicorn_server
 
     server = make_server(lambda: load(folder), model_id="demo", defaults=settings_of(folder),
                          backend_name=BACKEND)

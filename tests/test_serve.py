@@ -29,8 +29,9 @@ from app.session.backends import get_backend  # noqa: E402
 from app.session.model import LoadedModel  # noqa: E402
 from app.models.catalog import bundled_demo_model  # noqa: E402
 from app.server.api import (  # noqa: E402
-    AnswerText, is_loopback, make_server, plan_schedule, served_model_id, uvicorn_server,
+    AnswerText, is_loopback, plan_schedule, served_model_id, uvicorn_server,
 )
+from app.server import make_server  # noqa: E402
 from llada_core.chat import answer_text, encode_raw, load_tokenizer  # noqa: E402
 from llada_core.settings import SamplerSettings  # noqa: E402
 

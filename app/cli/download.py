@@ -6,7 +6,8 @@ import argparse
 import shutil
 import sys
 
-from app.models.catalog import CATALOG, format_bytes
+from app.models.catalog import CATALOG
+from app.models.units import format_bytes
 
 
 def add_parser(subparsers) -> None:

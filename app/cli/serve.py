@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         raise BackendUnavailable(
             f"llada serve needs {error.name or 'starlette and uvicorn'}, which is not installed "
             '(pip install "llada-desktop[serve]")') from error
-    from app.server.api import bind_socket, is_loopback, make_server, served_model_id, uvicorn_server
+    from app.server import make_server
+    from app.server.api import bind_socket, is_loopback, served_model_id, uvicorn_server
 
     if not is_loopback(args.host):
         print(f"llada serve: warning: listening on {args.host}, so other machines can reach this "

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from app.models.catalog import format_bytes
+from app.models.units import format_bytes
 from app.models.download import free_space
 from app.models.local import validate_model_folder
 from llada_core.checkpoint import CheckpointError, weight_files

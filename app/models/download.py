@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
-from app.models.catalog import format_bytes, format_duration
+from app.models.units import format_bytes, format_duration
 from llada_core.checkpoint import CHECKPOINT_PATTERNS
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from app.models.catalog import format_bytes
+from app.models.units import format_bytes
 from llada_core.checkpoint import (
     DTYPE_BYTES, CheckpointError, read_config, stored_weights, weight_files,
 )

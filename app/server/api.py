@@ -12,7 +12,7 @@ Base models), streaming (server-sent events) or not. Standard fields map onto th
 `"llada_frames": true` adds each denoising step as an extra `llada.frame` event to a stream.
 A stream sends text as it becomes final: the settled prefix (the longest run of committed
 positions from the start of the answer) only grows, so its text is never taken back.
-The browser page at `/` and its endpoints (/v1/llada/info, /v1/llada/infill) are in app/web.
+The browser page at `/` and its endpoints (/v1/llada/info, /v1/llada/infill) are in app/server/web.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from typing import Any, Optional
 from app.session.conversation import build_prompt, dropped_notice
 from app.session.errors import client_error_message
 from app.session.host import HostBusy, Job, ModelHost
-from app.session.model import LoadedModel
 from app.session.settings_logic import plan_schedule
 from app.session.stats_text import json_stats
 from app.session.stream_decode import AnswerText
@@ -358,8 +357,13 @@ class Server:
     """The ASGI app around a ModelHost (app.session.host)."""
 
     def __init__(self, worker: ModelHost, *, model_id: str, defaults: dict[str, Any],
-                 api_key: Optional[str] = None, aliases: Sequence[str] = (), backend_name: str = ""):
+                 api_key: Optional[str] = None, aliases: Sequence[str] = (), backend_name: str = "",
+                 page: Optional[Callable[["Server"], list]] = None,
+                 public_paths: frozenset[str] = frozenset()):
         self.worker, self.model_id, self.defaults = worker, model_id, dict(defaults)
+        # The browser page's routes, and the paths served without the API key (the page and its
+        # assets, never the API).
+        self.page, self.public_paths = page, public_paths
         self.api_key = api_key or None
         self.model_ids = [model_id] + [a for a in aliases if a and a != model_id]
         self.backend_name = backend_name
@@ -372,8 +376,6 @@ class Server:
         from starlette.exceptions import HTTPException
         from starlette.middleware import Middleware
         from starlette.routing import Route
-
-        from app.server.web import web_routes
 
         async def http_error(request: Any, error: HTTPException) -> Any:
             kind = "not_found_error" if error.status_code == 404 else "invalid_request_error"
@@ -393,7 +395,7 @@ class Server:
                 Route("/v1/models/{model_id:path}", self.get_model, methods=["GET"]),
                 Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
                 Route("/v1/completions", self.completions, methods=["POST"]),
-                *web_routes(self),  # the browser page (app/web)
+                *(self.page(self) if self.page else []),  # the browser page (app/server/web)
             ],
             middleware=[Middleware(_RequestIds), Middleware(_AuthMiddleware, server=self)],
             exception_handlers={HTTPException: http_error, RequestError: request_error},
@@ -581,9 +583,8 @@ class _AuthMiddleware:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         key = self.server.api_key
-        from app.server.web import is_public_path
-
-        if scope["type"] == "http" and key is not None and not is_public_path(scope.get("path", "")):
+        if (scope["type"] == "http" and key is not None
+                and scope.get("path", "") not in self.server.public_paths):
             headers = dict(scope.get("headers") or [])
             given = headers.get(b"authorization", b"").decode("latin-1")
             scheme, _, token = given.partition(" ")
@@ -734,16 +735,6 @@ def _sse(data: Any, event: Optional[str] = None) -> str:
 
 
 # --- Running it -------------------------------------------------------------------------------
-
-def make_server(load: Callable[[], LoadedModel], *, model_id: str, defaults: dict[str, Any],
-                api_key: Optional[str] = None, aliases: Sequence[str] = (),
-                backend_name: str = "") -> Server:
-    """Start the worker (loading the model) and build the app around it."""
-    worker = ModelHost(load)
-    worker.start()
-    return Server(worker, model_id=model_id, defaults=defaults, api_key=api_key, aliases=aliases,
-                  backend_name=backend_name)
-
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening socket on host:port, bound before the model loads so a port in use is one

@@ -16,8 +16,9 @@ from PySide6.QtWidgets import (
 from app.models import convert as conversion
 from app.models import local
 from app.models.catalog import (
-    CATALOG, CatalogEntry, bundled_demo_model, catalog_entry, format_bytes, recommended_entry,
+    CATALOG, CatalogEntry, bundled_demo_model, catalog_entry, recommended_entry,
 )
+from app.models.units import format_bytes
 from app.models.download import (
     DownloadCancelled, DownloadError, DownloadProgress, ModelDownload, cached_model, delete_model,
     downloaded_snapshot,

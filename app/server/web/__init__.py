@@ -37,11 +37,6 @@ INFILL_FIELDS = frozenset({"text", "steps", "temperature", "mode", "threshold", 
                            "cfg_scale", "remasking", "stream", "model"})
 
 
-def is_public_path(path: str) -> bool:
-    """Paths served without the API key: the page and its assets, never the API."""
-    return path in PUBLIC_PATHS
-
-
 def web_routes(server: Any) -> list[Any]:
     """The page's routes, bound to a Server (app.server.api)."""
     from starlette.routing import Route
