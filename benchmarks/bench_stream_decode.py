@@ -3,7 +3,7 @@
 
 A stream sends the committed prefix of the canvas as it grows. The old AnswerText decoded the
 whole visible answer on every frame (reimplemented here as `whole_decode_update`), so a frame
-cost grew with the answer and a stream cost O(length²); the new one (app.server.api.AnswerText over
+cost grew with the answer and a stream cost O(length²); the new one (app.session.stream_decode.AnswerText over
 app.session.stream_decode) decodes only the tokens a frame commits. Both run here on the same frames:
 one answer of each length (the tokenizer's encoding of a long multilingual text), committed one
 token per frame left to right as exact mode does with one token per step, with a stop sequence
@@ -72,7 +72,7 @@ def run(answer_type: type, tokenizer: Any, mask: int, answer: list[int]) -> tupl
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    from app.server.api import AnswerText
+    from app.session.stream_decode import AnswerText
     from llada_core.chat import load_tokenizer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
