@@ -27,6 +27,13 @@ def app_env() -> dict:
     return env
 
 
+def paced(env: dict, delay: float, mark: Path) -> dict:
+    """`env` for an app whose answers pause `delay` s per step and count their steps in `mark`
+    (tests/paced_app)."""
+    return dict(env, PYTHONPATH=str(ROOT / "tests" / "paced_app") + os.pathsep + env["PYTHONPATH"],
+                LLADA_TEST_STEP_DELAY=str(delay), LLADA_TEST_STEP_MARK=str(mark))
+
+
 def png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -77,14 +84,15 @@ def test_bad_settings_are_refused_before_the_window_opens(tmp_path):
 
 
 def kill_app_mid_answer(checkpoint: Path, data: Path, prompt: str, out: Path) -> None:
-    """Start `llada app` answering `prompt` slowly and kill -9 it a step or two into the answer,
+    """Start `llada app` answering `prompt` slowly and kill -9 it two steps into the answer,
     once the question is committed."""
+    mark = data.parent / "steps-taken"
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "app", "--model", str(checkpoint),
          "--backend", BACKEND, "--device", "cpu", "--prompt", prompt,
          "--screenshot", str(out), "--data-dir", str(data),
-         "--gen-length", "32", "--steps", "32", "--block-length", "8", "--step-delay", "0.5"],
-        cwd=ROOT, env=app_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "--gen-length", "32", "--steps", "32", "--block-length", "8"],
+        cwd=ROOT, env=paced(app_env(), 0.5, mark), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
         committed = False
@@ -102,7 +110,9 @@ def kill_app_mid_answer(checkpoint: Path, data: Path, prompt: str, out: Path) ->
                 break
             time.sleep(0.1)
         assert committed, "the user message was never committed"
-        time.sleep(1.0)  # a step or two into the answer
+        while time.monotonic() < deadline and process.poll() is None and not (
+                mark.exists() and mark.read_text() not in ("", "1")):
+            time.sleep(0.05)  # polling the other process's step count
         assert process.poll() is None, "the app finished before it could be killed"
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=30)

@@ -12,6 +12,7 @@ import pytest
 from app.history.store import Store
 from app.ui.main_window import MainWindow
 from backend_choice import BACKEND
+from pacing import pace
 
 LOAD_TIMEOUT = 120_000
 SHOTS = Path(__file__).resolve().parents[1] / "out"   # screenshots for a person to look at
@@ -44,12 +45,18 @@ class Windows:
              **options) -> MainWindow:
         store = Store.in_folder(data or self.data)
         window = MainWindow(store, model=model, backend=BACKEND, load_options={"device": "cpu"},
-                            default_settings=settings, step_delay=step_delay, **options)
+                            default_settings=settings, **options)
         self.qtbot.addWidget(window)
         self.made.append((window, store))
         if wait and model:
             with self.qtbot.waitSignal(window.model_loaded, timeout=LOAD_TIMEOUT):
                 pass
+        if step_delay:  # answers slowed down (tests/pacing.py), for tests that act mid-answer
+            if window.workers.worker.current is not None:
+                pace(window.workers.worker.current, step_delay)
+            else:  # still loading: pace it once it is loaded
+                window.model_loaded.connect(
+                    lambda *_: pace(window.workers.worker.current, step_delay))
         return window
 
     def close_all(self) -> None:

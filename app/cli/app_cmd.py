@@ -34,7 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --screenshot: give up after this many seconds (exit 1)")
     parser.add_argument("--colour-mode", choices=["state", "confidence", "reveal"],
                         default="state", help="how the denoising canvas colours tokens")
-    parser.add_argument("--step-delay", type=float, default=0.0, help=argparse.SUPPRESS)
 
 
 def add_parser(subparsers) -> None:
@@ -119,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
                      if key not in args.lengths_given})
     window = MainWindow(store, model=model, backend=args.backend,
                         load_options={"dtype": args.dtype, "device": args.device},
-                        default_settings=settings, step_delay=args.step_delay)
+                        default_settings=settings)
     window.live.set_mode(args.colour_mode)
     if args.prompt:
         # A scripted run starts a fresh conversation with the command line's settings.

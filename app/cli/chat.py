@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import shutil
 import sys
 from collections.abc import Iterator
@@ -15,9 +16,12 @@ from app.cli.options import (
 )
 from app.session.answer import answer_steps
 from app.session.conversation import build_prompt, dropped_notice
+from app.session.errors import generation_error_message
 from app.session.frame_text import TokenPieces, one_line
 from app.session.progress_text import passes_text
 from llada_core.chat import answer_text, is_base_model
+
+log = logging.getLogger(__name__)
 
 BASE_NOTE = ("This is a base model (no chat tokens): it continues your text, without roles; "
              "each message is appended to the text so far.")
@@ -183,10 +187,14 @@ def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
             print("(stopped; that answer is not kept)", file=out)
             out.flush()
             continue
-        except ValueError as error:  # the sampler stopped (llada_core.driver.SamplerError)
+        except Exception as error:  # noqa: BLE001 - the chat goes on; the log has the traceback
+            # The sampler stopped (llada_core.driver.SamplerError), memory ran out, or the
+            # backend failed: one sentence, the history stays as it was.
+            if not isinstance(error, ValueError):
+                log.exception("llada chat: an answer failed")
             if live:
                 out.write("\r\x1b[2K")
-            print(f"(error: {error}; that answer is not kept)", file=out)
+            print(f"(error: {generation_error_message(error)}; that answer is not kept)", file=out)
             continue
         if live:
             out.write("\r\x1b[2K")

@@ -64,7 +64,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, store: Store, *, model: Optional[str] = None,
                  backend: Optional[str] = None, load_options: Optional[dict] = None,
-                 default_settings: Optional[dict] = None, step_delay: float = 0.0,
+                 default_settings: Optional[dict] = None,
                  hub_cache_dir: Optional[str] = None, hub_endpoint: Optional[str] = None):
         """`default_settings`: sampler settings the caller asks for; those that differ from
         the reference's and the model's own follow every model, the rest come from the loaded
@@ -84,7 +84,7 @@ class MainWindow(QMainWindow):
         self.about_dialog: Optional[AboutDialog] = None
         self._stopping = False
 
-        self.workers = WorkerThread(step_delay, self)
+        self.workers = WorkerThread(self)
         self._build()
         self.default_settings = window_defaults(model, given)
         self.models = ModelControl(self, given)

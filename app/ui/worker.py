@@ -42,9 +42,8 @@ class Worker(QObject):
     finished = Signal(int, dict)    # request id, result
     failed = Signal(int, str)       # request id, message
 
-    def __init__(self, step_delay: float = 0.0):
+    def __init__(self):
         super().__init__()
-        self.step_delay = step_delay
         self.current: Optional[LoadedModel] = None
         self._stopped: set[int] = set()
         self._lock = threading.Lock()
@@ -180,8 +179,6 @@ class Worker(QObject):
             for frame in frames:
                 recorder.add(frame)
                 self.frame.emit(request_id, frame, self.pieces(frame.tokens))
-                if self.step_delay:
-                    time.sleep(self.step_delay)
                 if self._should_stop(request_id) and not frame.done:
                     stopped = True
                     frames.close()
@@ -233,11 +230,11 @@ class WorkerThread(QObject):
     request_generate = Signal(int, dict, dict)
     request_measure = Signal(int, dict, int)
 
-    def __init__(self, step_delay: float = 0.0, parent: QObject | None = None):
+    def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self.thread = QThread()
         self.thread.setObjectName("llada-model-worker")
-        self.worker = Worker(step_delay)
+        self.worker = Worker()
         self.worker.moveToThread(self.thread)
         self.request_load.connect(self.worker.load)
         self.request_generate.connect(self.worker.generate)
