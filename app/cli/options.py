@@ -139,32 +139,6 @@ def parse_factor(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"factor must be a number or 'none', not {text!r}")
 
 
-def folder_sampler_choices(model: str | None) -> dict[str, Any]:
-    """The mode and threshold a model folder's sampler_defaults.json picks (what its own
-    measurements chose); unknown or malformed entries are ignored."""
-    import json
-    from pathlib import Path
-
-    from llada_core.checkpoint import SAMPLER_DEFAULTS_FILE
-
-    if not model or not Path(model).is_dir():
-        return {}
-    try:
-        values = json.loads((Path(model) / SAMPLER_DEFAULTS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(values, dict):
-        return {}
-    choices: dict[str, Any] = {}
-    if values.get("mode") in MODE_CHOICES:
-        choices["mode"] = values["mode"]
-    threshold = values.get("threshold", _NOT_GIVEN)
-    if threshold is None or (isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
-                             and 0 < threshold <= 1):
-        choices["threshold"] = threshold
-    return choices
-
-
 def sampler_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "gen_length": args.gen_length, "block_length": args.block_length, "steps": args.steps,
@@ -204,7 +178,7 @@ def resolve_model(args: argparse.Namespace) -> None:
 
         planned = plan_schedule(args.gen_length, lengths)
         args.block_length, args.steps = planned["block_length"], planned["steps"]
-    choices = folder_sampler_choices(getattr(args, "model", None))
+    choices = {key: value for key, value in recommended.items() if key in ("mode", "threshold")}
     if hasattr(args, "mode"):
         if args.mode is None:
             args.mode = choices.get("mode", DEFAULT_MODE)
