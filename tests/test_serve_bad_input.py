@@ -244,3 +244,28 @@ def test_a_port_in_use_is_one_sentence(tmp_path):
     assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
     assert "http://" not in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.slow
+def test_a_conversation_longer_than_the_context_leaves_out_its_oldest_messages(tiny_server):
+    """The window's context policy, in the server: the system message stays, the oldest turns
+    go, and the response says how many (no 400 while the last message alone fits)."""
+    context = tiny_server.server.worker.loaded.max_length
+    messages = [{"role": "system", "content": "Be brief."}]
+    for n in range(context // 8):
+        messages += [{"role": "user", "content": f"question {n} " * 4},
+                     {"role": "assistant", "content": f"answer {n} " * 4}]
+    messages.append({"role": "user", "content": "last"})
+    status, reply, _ = send(tiny_server.url + "/chat/completions",
+                            {"messages": messages, "max_tokens": 8, "steps": 8, "block_length": 8})
+    assert status == 200, reply
+    reply = json.loads(reply)
+    dropped = reply["llada"]["dropped_messages"]
+    assert dropped >= 2 and dropped % 2 == 0 and dropped < len(messages) - 2
+    assert f"oldest {dropped} messages were left out" in reply["llada"]["notice"]
+    assert reply["usage"]["prompt_tokens"] + 8 <= context
+    # a message that alone outgrows the context is refused in one sentence
+    status, reply, _ = send(tiny_server.url + "/chat/completions",
+                            {"messages": [{"role": "user", "content": "word " * context}]})
+    assert status == 400 and reply["error"]["code"] == "context_length_exceeded"
+    assert one_sentence(reply["error"]["message"])

@@ -504,7 +504,7 @@ class Server:
         """The context policy's visible notice: how many of the oldest messages were left out."""
         if not generation.dropped:
             return {}
-        return {"dropped_messages": generation.dropped, "notice": dropped_notice(generation.dropped)}
+        return {"dropped_messages": generation.dropped, "notice": dropped_notice(generation.dropped, kept=False)}
 
     def _chunk(self, ident: str, kind: str, delta: Optional[str], finish: Optional[str],
                first: bool = False) -> dict[str, Any]:

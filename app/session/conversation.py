@@ -202,10 +202,12 @@ def build_prompt(tokenizer: Any, plan: dict, gen_length: int, max_length: int) -
             dropped += 1
 
 
-def dropped_notice(dropped: int) -> str:
+def dropped_notice(dropped: int, *, kept: bool = True) -> str:
+    """The sentence every front end shows when the oldest messages were left out of a prompt;
+    `kept`: the front end's history still has them (the window, `llada chat`), not a server's."""
     what = "message was" if dropped == 1 else f"{dropped} messages were"
     return (f"The conversation is longer than the model's context: the oldest {what} left out "
-            "of this prompt (the history keeps everything).")
+            "of this prompt" + (" (the history keeps everything)." if kept else "."))
 
 
 def context_line(used: int, limit: int) -> str:
