@@ -285,7 +285,7 @@ def check_architecture(config: dict[str, Any]) -> None:
 
 def check_family(config: dict[str, Any], names: list[str] | set[str]) -> None:
     """config.json's architectures[0] and the tensor names must tell the same family; a MoE
-    feature we do not implement (expert bias, shared experts) is named."""
+    feature we do not implement (an expert bias) is named."""
 
     moe_names = any(".mlp.experts." in name for name in names)
     if is_moe_config(config):
@@ -296,8 +296,6 @@ def check_family(config: dict[str, Any], names: list[str] | set[str]) -> None:
         for name in sorted(names):
             if "expert_bias" in name:
                 raise CheckpointError(f"{name}: an expert bias is not supported")
-            if ".shared_expert" in name:
-                raise CheckpointError(f"{name}: shared experts are not supported")
     elif moe_names:
         architecture = (config.get("architectures") or [None])[0]
         raise CheckpointError(

@@ -129,9 +129,6 @@ def _unsupported_moe_settings(params: dict[str, Any]) -> list[str]:
     def given(key: str) -> Any:
         return params.get(key)
 
-    if given("shared_expert_intermediate_size") not in (None, 0):
-        problems.append(f"shared experts (shared_expert_intermediate_size="
-                        f"{given('shared_expert_intermediate_size')!r})")
     if given("moe_router_enable_expert_bias"):
         problems.append("an expert bias (moe_router_enable_expert_bias=true)")
     if params.get("hidden_act", "silu") != "silu":
@@ -142,14 +139,8 @@ def _unsupported_moe_settings(params: dict[str, Any]) -> list[str]:
         problems.append(f"clipped q/k/v (clip_qkv={given('clip_qkv')!r})")
     if given("rope_scaling") is not None:
         problems.append(f"rope scaling (rope_scaling={given('rope_scaling')!r})")
-    layers = given("num_hidden_layers")
-    freq = given("moe_layer_freq")
-    if freq is None:
+    if given("moe_layer_freq") is None:
         problems.append("no moe_layer_freq (which layers are MoE)")
-    elif not isinstance(freq, list) or (isinstance(layers, int) and len(freq) != layers) \
-            or any(value != 1 for value in freq):
-        problems.append(f"dense layers among the MoE ones (moe_layer_freq={freq!r}; every layer "
-                        "must be MoE)")
     return problems
 
 
@@ -171,6 +162,12 @@ class LLaDAMoEArgs:
     max_position_embeddings: int = 4096
     tie_word_embeddings: bool = False
     qk_layernorm: bool = False
+    # Per layer, 0 for a dense SwiGLU feed-forward of dense_intermediate_size, else the experts
+    # (the reference's LLaDAMoEDecoderLayer); MoE layers add a shared expert when
+    # shared_expert_intermediate_size is set.
+    moe_layer_freq: Optional[list] = None
+    dense_intermediate_size: Optional[int] = None
+    shared_expert_intermediate_size: Optional[int] = None
     model_type: str = "llada"
     # The tokenizer's <|mask|> (the loaders fill it in; config.json's mask_token_id only when the
     # tokenizer has none, with a warning when they disagree); EOS and end of turn always come
@@ -228,6 +225,28 @@ class LLaDAMoEArgs:
                                   f"dimensions of {self.head_dim}; they must be even and at least 2")
         if not isinstance(self.rope_theta, (int, float)) or self.rope_theta <= 0:
             raise CheckpointError(f"config.json's rope_theta {self.rope_theta!r} is not positive")
+        freq = self.moe_layer_freq
+        if not isinstance(freq, list) or len(freq) != self.num_hidden_layers or any(
+                isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in freq):
+            raise CheckpointError(f"config.json's moe_layer_freq {freq!r} is not one 0 (dense) or "
+                                  f"1 (MoE) per layer ({self.num_hidden_layers} layers)")
+        for name, needed in (("dense_intermediate_size", not all(freq)),
+                             ("shared_expert_intermediate_size", False)):
+            value = getattr(self, name)
+            if (needed or value is not None) and (
+                    isinstance(value, bool) or not isinstance(value, int) or value < 0
+                    or (needed and value == 0)):
+                raise CheckpointError(f"config.json's {name} {value!r} is not a positive integer"
+                                      + (" (moe_layer_freq has dense layers)" if needed else ""))
+
+    def is_moe_layer(self, layer: int) -> bool:
+        """Whether layer `layer` routes to experts (moe_layer_freq 1) or is dense (0)."""
+        return self.moe_layer_freq[layer] != 0
+
+    @property
+    def shared_expert_size(self) -> int:
+        """The shared expert's width on MoE layers; 0 for none."""
+        return self.shared_expert_intermediate_size or 0
 
     @property
     def head_dim(self) -> int:

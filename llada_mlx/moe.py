@@ -175,18 +175,40 @@ class SparseMoeBlock(nn.Module):
         return (outputs * weights[..., None]).sum(axis=-2)
 
 
+class MLP(nn.Module):
+    """A dense SwiGLU feed-forward: a dense layer's mlp, or the shared expert."""
+
+    def __init__(self, d: int, inner: int):
+        super().__init__()
+        self.gate_proj = nn.Linear(d, inner, bias=False)
+        self.up_proj = nn.Linear(d, inner, bias=False)
+        self.down_proj = nn.Linear(inner, d, bias=False)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return self.down_proj(nn.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
 class DecoderLayer(nn.Module):
-    def __init__(self, args: ModelArgs):
+    def __init__(self, args: ModelArgs, index: int):
         super().__init__()
         self.input_layernorm = RMSNorm(args.hidden_size, args.rms_norm_eps)
         self.self_attn = Attention(args)
         self.post_attention_layernorm = RMSNorm(args.hidden_size, args.rms_norm_eps)
-        self.mlp = SparseMoeBlock(args)
+        if args.is_moe_layer(index):
+            self.mlp = SparseMoeBlock(args)
+            if args.shared_expert_size:
+                self.shared_expert = MLP(args.hidden_size, args.shared_expert_size)
+        else:
+            self.mlp = MLP(args.hidden_size, args.dense_intermediate_size)
 
     def __call__(self, h: mx.array, cache: Optional[KVCache] = None, layer: int = 0,
                  offset: int = 0) -> mx.array:
         x = h + self.self_attn(self.input_layernorm(h), cache, layer, offset)
-        return x + self.mlp(self.post_attention_layernorm(x))
+        normed = self.post_attention_layernorm(x)
+        out = self.mlp(normed)
+        if "shared_expert" in self:  # sees the same normed input as the experts
+            out = out + self.shared_expert(normed)
+        return x + out
 
 
 class LLaDAMoEModel(nn.Module):
@@ -196,7 +218,7 @@ class LLaDAMoEModel(nn.Module):
         super().__init__()
         self.args = args
         self.embed_tokens = nn.Embedding(args.rows, args.hidden_size)
-        self.layers = [DecoderLayer(args) for _ in range(args.num_hidden_layers)]
+        self.layers = [DecoderLayer(args, i) for i in range(args.num_hidden_layers)]
         self.norm = RMSNorm(args.hidden_size, args.rms_norm_eps)
         if not args.tie_word_embeddings:
             self.lm_head = nn.Linear(args.hidden_size, args.rows, bias=False)

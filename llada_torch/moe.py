@@ -139,25 +139,47 @@ class SparseMoeBlock(nn.Module):
         return (outputs * weights.to(x.dtype)[..., None]).sum(dim=1).view(shape)
 
 
+class MLP(nn.Module):
+    """A dense SwiGLU feed-forward: a dense layer's mlp, or the shared expert."""
+
+    def __init__(self, d: int, inner: int):
+        super().__init__()
+        self.gate_proj = nn.Linear(d, inner, bias=False)
+        self.up_proj = nn.Linear(d, inner, bias=False)
+        self.down_proj = nn.Linear(inner, d, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
 class DecoderLayer(nn.Module):
-    def __init__(self, args: ModelArgs):
+    def __init__(self, args: ModelArgs, index: int):
         super().__init__()
         self.input_layernorm = RMSNorm(args.hidden_size, args.rms_norm_eps)
         self.self_attn = Attention(args)
         self.post_attention_layernorm = RMSNorm(args.hidden_size, args.rms_norm_eps)
-        self.mlp = SparseMoeBlock(args)
+        if args.is_moe_layer(index):
+            self.mlp = SparseMoeBlock(args)
+            if args.shared_expert_size:
+                self.shared_expert = MLP(args.hidden_size, args.shared_expert_size)
+        else:
+            self.mlp = MLP(args.hidden_size, args.dense_intermediate_size)
 
     def forward(self, h: torch.Tensor, rotary: Rotary, angles, offset: int = 0,
                 cache: Optional[KVCache] = None, layer: int = 0) -> torch.Tensor:
         x = h + self.self_attn(self.input_layernorm(h), rotary, angles, offset, cache, layer)
-        return x + self.mlp(self.post_attention_layernorm(x))
+        normed = self.post_attention_layernorm(x)
+        out = self.mlp(normed)
+        if hasattr(self, "shared_expert"):  # sees the same normed input as the experts
+            out = out + self.shared_expert(normed)
+        return x + out
 
 
 class LLaDAMoEModel(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
         self.embed_tokens = nn.Embedding(args.rows, args.hidden_size)
-        self.layers = nn.ModuleList(DecoderLayer(args) for _ in range(args.num_hidden_layers))
+        self.layers = nn.ModuleList(DecoderLayer(args, i) for i in range(args.num_hidden_layers))
         self.norm = RMSNorm(args.hidden_size, args.rms_norm_eps)
 
 

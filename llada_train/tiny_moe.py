@@ -59,6 +59,8 @@ class TinyMoESpec:
     head_scale: float = 3.0
     router_scale: float = 3.0  # router logits spread enough that routing has no near-ties
     min_rows: int = 0
+    dense_layers: tuple[int, ...] = ()  # layers with a dense feed-forward (moe_layer_freq 0)
+    shared_expert_intermediate_size: Optional[int] = None
 
 
 def official_config(spec: TinyMoESpec, vocab_size: int, ids: dict[str, int]) -> dict:
@@ -81,7 +83,8 @@ def official_config(spec: TinyMoESpec, vocab_size: int, ids: dict[str, int]) -> 
         "initializer_range": 0.02,
         "max_position_embeddings": spec.max_position_embeddings,
         "model_type": "llada",
-        "moe_layer_freq": [1] * spec.num_hidden_layers,
+        "moe_layer_freq": [0 if i in spec.dense_layers else 1
+                           for i in range(spec.num_hidden_layers)],
         "moe_router_enable_expert_bias": False,
         "moe_router_score_function": "softmax",
         "norm_topk_prob": False,
@@ -99,7 +102,7 @@ def official_config(spec: TinyMoESpec, vocab_size: int, ids: dict[str, int]) -> 
         "rope_theta": spec.rope_theta,
         "routed_scaling_factor": 1,
         "router_aux_loss_coef": 0.01,
-        "shared_expert_intermediate_size": None,
+        "shared_expert_intermediate_size": spec.shared_expert_intermediate_size,
         "tie_word_embeddings": False,
         "torch_dtype": spec.dtype,
         "transformers_version": "4.52.4",
@@ -158,12 +161,20 @@ def random_weights(spec: TinyMoESpec, vocab_size: int) -> dict[str, np.ndarray]:
             weights[prefix + "self_attn.q_norm.weight"] = norm(head_dim)
             weights[prefix + "self_attn.k_norm.weight"] = norm(head_dim)
         weights[prefix + "post_attention_layernorm.weight"] = norm(d)
+
+        def swiglu(at: str, width: int) -> None:
+            weights[at + "gate_proj.weight"] = linear(width, d)
+            weights[at + "up_proj.weight"] = linear(width, d)
+            weights[at + "down_proj.weight"] = linear(d, width)
+
+        if i in spec.dense_layers:  # the reference's LLaDAMoEMLP(config, 'dense')
+            swiglu(prefix + "mlp.", 4 * d)
+            continue
         weights[prefix + "mlp.gate.weight"] = linear(spec.num_experts, d, spec.router_scale)
         for e in range(spec.num_experts):
-            expert = f"{prefix}mlp.experts.{e}."
-            weights[expert + "gate_proj.weight"] = linear(inner, d)
-            weights[expert + "up_proj.weight"] = linear(inner, d)
-            weights[expert + "down_proj.weight"] = linear(d, inner)
+            swiglu(f"{prefix}mlp.experts.{e}.", inner)
+        if spec.shared_expert_intermediate_size:
+            swiglu(prefix + "shared_expert.", spec.shared_expert_intermediate_size)
     weights["model.norm.weight"] = norm(d)
     weights["lm_head.weight"] = linear(vocab_size, d, spec.head_scale)
     return {name: cast_weights(value, spec.dtype) for name, value in weights.items()}

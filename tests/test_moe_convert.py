@@ -121,5 +121,26 @@ def test_malformed_source_is_named(source, tmp_path):
     config = json.loads((broken / "config.json").read_text())
     config["shared_expert_intermediate_size"] = 64
     (broken / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match="shared experts"):
+    with pytest.raises(CheckpointError, match="shared_expert"):
         convert(broken, tmp_path / "out", bits=8, group_size=GROUP)
+
+
+def test_dense_layers_and_shared_experts_convert(tmp_path):
+    """A dense layer (moe_layer_freq 0) and shared experts are quantized like any Linear and
+    load back close to the float model."""
+    from llada_mlx import convert, load
+
+    source = make_tiny_moe_checkpoint(tmp_path / "dense", TinyMoESpec(
+        dtype="bfloat16", seed=5, num_hidden_layers=3, dense_layers=(0,),
+        shared_expert_intermediate_size=32))
+    out = convert(source, tmp_path / "8bit", bits=8, group_size=GROUP)
+    names = stored(out)
+    assert names["model.layers.0.mlp.down_proj.weight"] == "U32"          # the dense layer
+    assert "model.layers.0.mlp.gate.weight" not in names                  # it has no router
+    assert names["model.layers.1.shared_expert.up_proj.weight"] == "U32"  # the shared expert
+    reference, tokenizer = load(source, dtype="float32")
+    model, _ = load(out, dtype="float32")
+    ids = list(tokenizer("In the beginning God created", add_special_tokens=False)["input_ids"])
+    ids += [model.args.mask_token_id] * 8
+    a, b = logits(model, ids), logits(reference, ids)
+    assert float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)) > COSINE_8BIT
