@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -13,7 +14,9 @@ class StepFrame:
 
     tokens holds the mask id where a position is still masked; committed_at the global step that
     unmasked a position (-1 while masked); confidence the model's probability of the token when
-    it was committed (0 while masked).
+    it was committed (0 while masked). edited_at (block-diffusion editing decoders only, else
+    None) is the step that last replaced a position's token after it was first written (-1: never
+    edited), so a canvas can show the model correcting itself.
     """
 
     index: int
@@ -24,3 +27,4 @@ class StepFrame:
     committed: int
     nfe: int
     done: bool
+    edited_at: Optional[np.ndarray] = None

@@ -39,6 +39,10 @@ class SamplerSettings:
     threshold: Optional[float] = 0.9
     early_stop: bool = True
     factor: Optional[float] = None
+    # Block-diffusion models (LLaDA 2.x) only: LLaDA2.1's editing decoder replaces a written token
+    # the model now predicts otherwise above this probability; None keeps the model's own choice
+    # (2.1: its generation config's; 2.0: no editing).
+    editing_threshold: Optional[float] = None
 
     def __post_init__(self) -> None:
         _check_positive_int("answer length", self.gen_length)
@@ -86,6 +90,12 @@ class SamplerSettings:
                 raise ValueError(f"factor must be a number above 0 (or none), not {self.factor!r}")
             if self.mode == "fast" and self.remasking != "low_confidence":
                 raise ValueError("the factor rule needs low_confidence remasking")
+        if self.editing_threshold is not None and (
+                isinstance(self.editing_threshold, bool)
+                or not isinstance(self.editing_threshold, (int, float))
+                or not 0 <= self.editing_threshold <= 1):
+            raise ValueError(f"editing threshold must be a number from 0 to 1 (or none), not "
+                             f"{self.editing_threshold!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
                                       or not 0 <= self.seed <= MAX_SEED):
             raise ValueError(f"seed must be a whole number from 0 to {MAX_SEED}, not {self.seed!r}")

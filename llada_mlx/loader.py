@@ -22,7 +22,8 @@ from llada_core.checkpoint import (
     resolve_checkpoint, weight_files,
 )
 from llada_core.config import is_moe_config
-from llada_mlx import memory, moe
+from llada_core.llada2_config import is_llada2_config
+from llada_mlx import llada2, memory, moe
 from llada_mlx.model import Model, ModelArgs
 
 DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
@@ -184,6 +185,8 @@ def load(path_or_repo_id: str | Path, dtype: Any = None) -> tuple[Model, Any]:
     """
     folder = resolve_checkpoint(path_or_repo_id)
     config = read_config(folder)
+    if is_llada2_config(config):
+        return load_llada2(folder, config, dtype)
     check_architecture(config)
     if is_moe_config(config):
         return load_moe(folder, config, dtype)
@@ -231,6 +234,22 @@ def load_moe(folder: Path, config: dict[str, Any], dtype: Any = None) -> tuple[m
     check_family(config, weights)
     weights = moe.Model.sanitize(weights, args.num_experts)
     fill_model(model, weights, args.quantization, mx_dtype)
+    return model, tokenizer
+
+
+def load_llada2(folder: Path, config: dict[str, Any], dtype: Any = None) -> tuple[llada2.Model, Any]:
+    """LLaDA 2.x (architectures[0] LLaDA2MoeModelLM) from its folder, experts stacked, strictly;
+    ids from the tokenizer, the 2.1 editing decoder's defaults from generation_config.json."""
+    if "quantization" in config or "quantization_config" in config:
+        raise CheckpointError("quantized LLaDA2 checkpoints are not supported yet; load the "
+                              "original (bfloat16) weights")
+    args = llada2.ModelArgs.from_dict(config)
+    tokenizer = load_tokenizer(folder)
+    args.fill_token_ids(tokenizer)
+    args.read_generation_config(folder)
+    model = llada2.Model(args)
+    weights = llada2.Model.sanitize(read_weights(folder), args.num_experts)
+    fill_model(model, weights, None, parse_dtype(dtype))
     return model, tokenizer
 
 

@@ -38,6 +38,7 @@ from llada_core.kv_cache import KVCache
 from llada_core.settings import (
     SamplerSettings, check_fits_context, checked_constraints, checked_prompt_ids,
 )
+from llada_mlx import llada2
 from llada_mlx.model import Model
 
 __all__ = ["MlxBackend", "clears_cache", "generate_steps", "gumbel_argmax_input", "top_k_stable"]
@@ -149,6 +150,7 @@ def generate_steps(
     confidence_eos_eot_inf: bool = False,
     factor: Optional[float] = None,
     constraints: Optional[Mapping[int, Sequence[int]]] = None,
+    editing_threshold: Optional[float] = None,
 ) -> Iterator[StepFrame]:
     """Denoise gen_length masks after the prompt, yielding one StepFrame per step.
 
@@ -163,9 +165,15 @@ def generate_steps(
         cfg_scale=cfg_scale, remasking=remasking, mode=mode, seed=seed,
         logits_eos_inf=logits_eos_inf, confidence_eos_eot_inf=confidence_eos_eot_inf,
         cache=cache, threshold=threshold, early_stop=early_stop, factor=factor,
+        editing_threshold=editing_threshold,
     )
     prompt = checked_prompt_ids(prompt_ids, model.args.rows)
     check_fits_context(len(prompt), gen_length, getattr(model.args, "max_sequence_length", None))
+    if isinstance(model, llada2.Model):  # block diffusion (LLaDA 2.x)
+        if constraints:
+            raise ValueError("word constraints and infilling need a bidirectional model; "
+                             "LLaDA 2.x writes block by block")
+        return llada2.generate_block_steps(model, prompt, settings, editing_threshold)
     fixed = checked_constraints(constraints or {}, gen_length, model.args.rows,
                                 model.args.mask_token_id)
     return _frames(model, prompt, settings, fixed)

@@ -14,7 +14,8 @@ from llada_core.checkpoint import (
     resolve_checkpoint, stored_dtype, weight_files,
 )
 from llada_core.config import is_moe_config
-from llada_torch import moe
+from llada_core.llada2_config import is_llada2_config
+from llada_torch import llada2, moe
 from llada_torch.model import Model, ModelArgs
 from llada_torch.threads import use_cpu_threads
 
@@ -111,6 +112,8 @@ def load(path_or_repo_id: str | Path, *, dtype: str | torch.dtype | None = None,
     """
     folder = resolve_checkpoint(path_or_repo_id)
     config = read_config(folder)
+    if is_llada2_config(config):
+        return load_llada2(folder, config, dtype=dtype, device=device)
     check_architecture(config)
     if is_moe_config(config):
         return load_moe(folder, config, dtype=dtype, device=device)
@@ -150,6 +153,29 @@ def load_moe(folder: Path, config: dict[str, Any], *, dtype: str | torch.dtype |
     weights = read_weights(folder, target, torch_dtype)
     check_family(config, weights)
     weights = moe.Model.sanitize(weights, args.num_experts)
+    check_weights(model, weights)
+    model.load_state_dict(weights, strict=True, assign=True)
+    model.eval().requires_grad_(False)
+    use_cpu_threads(model)
+    return model, tokenizer
+
+
+def load_llada2(folder: Path, config: dict[str, Any], *, dtype: str | torch.dtype | None = None,
+                device: Optional[str] = None) -> tuple[llada2.Model, Any]:
+    """LLaDA 2.x (architectures[0] LLaDA2MoeModelLM) from its folder, experts stacked, strictly;
+    ids from the tokenizer, the 2.1 editing decoder's defaults from generation_config.json."""
+    if "quantization" in config or "quantization_config" in config:
+        raise CheckpointError(
+            "this checkpoint holds quantized MLX weights; load it with the MLX backend")
+    args = llada2.ModelArgs.from_dict(config)
+    torch_dtype = parse_dtype(dtype, None if dtype else stored_dtype(folder))
+    target = pick_device(device)
+    tokenizer = load_tokenizer(folder)
+    args.fill_token_ids(tokenizer)
+    args.read_generation_config(folder)
+    with torch.device("meta"):
+        model = llada2.Model(args)
+    weights = llada2.Model.sanitize(read_weights(folder, target, torch_dtype), args.num_experts)
     check_weights(model, weights)
     model.load_state_dict(weights, strict=True, assign=True)
     model.eval().requires_grad_(False)

@@ -75,6 +75,10 @@ def add_sampler_options(parser: argparse.ArgumentParser, *, gen_length: int = 12
     group.add_argument("--factor", type=parse_factor, default=None,
                        help="fast mode: Fast-dLLM's factor rule instead of the threshold (commit "
                             "the largest n with (n + 1)(1 - c_n) < FACTOR); off by default")
+    group.add_argument("--editing-threshold", type=parse_threshold, default=None,
+                       help="LLaDA 2.x: replace a written token the model now predicts otherwise "
+                            "above this probability (LLaDA2.1's editing decoder; default: the "
+                            "model's own)")
     group.add_argument("--no-early-stop", dest="early_stop", action="store_false",
                        help="fast mode: keep denoising after a finished block holds EOS")
     group.add_argument("--logits-eos-inf", action="store_true", help="never predict EOS")
@@ -148,6 +152,7 @@ def sampler_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "confidence_eos_eot_inf": args.confidence_eos_eot_inf,
         "cache": args.cache, "threshold": args.threshold, "early_stop": args.early_stop,
         "factor": getattr(args, "factor", None),
+        "editing_threshold": getattr(args, "editing_threshold", None),
     }
 
 

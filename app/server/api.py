@@ -55,6 +55,7 @@ HONOURED_FIELDS = frozenset({
     "model", "messages", "prompt", "max_tokens", "max_completion_tokens", "temperature", "seed",
     "stop", "stream", "stream_options", "n", "echo", "user", "metadata",
     "steps", "block_length", "mode", "threshold", "cfg_scale", "remasking", "llada_frames",
+    "editing_threshold",
 })
 # Standard fields this server does not implement: accepted only at the value that means "off",
 # refused with a 400 naming them otherwise, so no request is silently answered differently.
@@ -274,6 +275,8 @@ def apply_sampler_fields(body: dict[str, Any], sampler: dict[str, Any]) -> Sampl
             sampler[name] = body[name]
     if "threshold" in body:  # null keeps the fixed schedule
         sampler["threshold"] = _number(body, "threshold")
+    if "editing_threshold" in body:  # LLaDA 2.x: null keeps the model's own
+        sampler["editing_threshold"] = _number(body, "editing_threshold")
     try:
         return SamplerSettings(**sampler)
     except (TypeError, ValueError) as error:

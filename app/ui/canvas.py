@@ -25,6 +25,7 @@ MID = QColor("#FFAA33")
 HIGH = QColor("#66CC66")
 EARLIER = QColor("#6699CC")
 NEW = QColor("#FFD24D")
+EDITED = QColor("#B15CE6")  # a token the model replaced (LLaDA2.1's editing decoder)
 REVEAL_LIGHT = QColor("#DCEBFA")
 REVEAL_DARK = QColor("#08306B")
 
@@ -69,6 +70,9 @@ class CanvasFrame:
     joined: list[bool] = field(default_factory=list)
     # Positions the user fixed (constraints, infill text): in place from the start, never new.
     fixed: frozenset = frozenset()
+    # Per position, the step that last replaced its token (editing decoders; -1 never; empty:
+    # a model that never edits).
+    edited_at: list[int] = field(default_factory=list)
 
     @classmethod
     def of(cls, frame, pieces: Sequence[str], block_length: int, total_steps: int,
@@ -78,7 +82,13 @@ class CanvasFrame:
                    confidence=[float(c) for c in frame.confidence], pieces=list(pieces),
                    block_length=int(block_length), total_steps=int(total_steps),
                    nfe=int(frame.nfe), done=bool(frame.done),
-                   joined=list(getattr(pieces, "joined", [])), fixed=frozenset(fixed))
+                   joined=list(getattr(pieces, "joined", [])), fixed=frozenset(fixed),
+                   edited_at=[] if getattr(frame, "edited_at", None) is None
+                   else [int(e) for e in frame.edited_at])
+
+    def edited(self, i: int) -> int:
+        """The step that last replaced position i's token (-1: never)."""
+        return self.edited_at[i] if i < len(self.edited_at) else -1
 
     def is_joined(self, i: int) -> bool:
         return i < len(self.joined) and self.joined[i] and self.committed_at[i] >= 0
@@ -313,6 +323,8 @@ class DenoiseCanvas(QWidget):
             faint = QColor(plain)
             faint.setAlpha(90)
             return None, faint
+        if frame.edited(i) == frame.index and self.mode != "reveal":
+            return EDITED, text_on(EDITED)  # replaced at this step: shown as an edit
         if self.mode == "state":
             if at == frame.index:
                 return NEW, text_on(NEW)
@@ -366,6 +378,10 @@ class DenoiseCanvas(QWidget):
                 painter.drawRoundedRect(cell.rect.adjusted(1.5, 2.5, -1.5, -2.5), 3, 3)
                 painter.setPen(faint)
                 painter.drawText(cell.rect, Qt.AlignmentFlag.AlignCenter, "·")
+            if frame.edited(cell.position) >= 0:  # edited at some step: underlined
+                painter.setPen(QPen(EDITED, 2.0))
+                y = cell.rect.bottom() - 1.0
+                painter.drawLine(QLineF(cell.rect.left() + 2, y, cell.rect.right() - 2, y))
             if cell.position and frame.block_length and cell.position % frame.block_length == 0:
                 pen = QPen(boundary, 1.0, Qt.PenStyle.DashLine)
                 painter.setPen(pen)

@@ -11,8 +11,10 @@ from app.session.stats_text import pass_caption, start_caption
 from app.ui.canvas import MODES, CanvasFrame, DenoiseCanvas
 
 LEGENDS = {
-    "state": "grey ░ masked · yellow new this pass · plain earlier · dotted EOS padding",
-    "confidence": "new this pass: red < 0.3 · orange < 0.7 · green ≥ 0.7 · blue earlier",
+    "state": "grey ░ masked · yellow new this pass · plain earlier · dotted EOS padding · "
+             "purple edited (underlined after)",
+    "confidence": "new this pass: red < 0.3 · orange < 0.7 · green ≥ 0.7 · blue earlier · "
+                  "purple edited",
     "reveal": "light → dark blue: revealed early → late",
 }
 
@@ -113,7 +115,11 @@ def step_report(frame: CanvasFrame, shown: int = 8) -> str:
         for i in new[:shown] if i < len(frame.pieces))
     more = f" and {len(new) - shown} more" if len(new) > shown else ""
     mean = sum(frame.confidence[i] for i in new) / len(new) if new else 0.0
+    edited = [i for i in range(len(frame.committed_at)) if frame.edited(i) == frame.index]
+    rewrote = ", ".join(f"{i}: {frame.pieces[i].strip() or '·'!r}" for i in edited[:shown]
+                        if i < len(frame.pieces))
     return (f"This pass committed {len(new)} token{'s' if len(new) != 1 else ''}"
             + (f" (mean confidence {mean:.2f}): {words}{more}" if new else "")
             + (f" + {len(padding)} padding" if padding else "")
+            + (f" · edited {len(edited)} (purple): {rewrote}" if edited else "")
             + f" · {masked} still masked")

@@ -1,0 +1,320 @@
+"""LLaDA 2.x on both backends: a float64 NumPy forward written here from `../shared/llada2-spec.md`
+B3-B4 against each backend in float32, the official generate() of LLaDA2.0 and LLaDA2.1
+(B5-B6) written here in NumPy against both backends' answers, editing visible in the frames, and
+the checkpoint rules (ids from the tokenizer, 2.0 vs 2.1, block-causal attention).
+
+Each backend's tests skip where it is not installed."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llada_train.tiny_llada2 import TinyLLaDA2Spec, make_tiny_llada2_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+LOGIT_TOLERANCE = 1e-4  # float32 against float64: max |diff| within this share of max |logit|
+BLOCK = 8
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    return {version: make_tiny_llada2_checkpoint(tmp_path_factory.mktemp(f"llada{version}"),
+                                                 TinyLLaDA2Spec(version=version))
+            for version in ("2.0", "2.1")}
+
+
+@pytest.fixture(scope="module")
+def torch_models(checkpoints):
+    pytest.importorskip("torch")
+    from llada_torch import load
+
+    return {v: load(path, device="cpu") for v, path in checkpoints.items()}
+
+
+@pytest.fixture(scope="module")
+def mlx_models(checkpoints):
+    pytest.importorskip("mlx.core")
+    from llada_mlx import load
+
+    return {v: load(path) for v, path in checkpoints.items()}
+
+
+# --- the float64 NumPy reference ------------------------------------------------------------------
+
+def read(folder: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    from safetensors.numpy import load_file
+
+    tensors = {}
+    for path in sorted(folder.glob("*.safetensors")):
+        tensors.update({k: v.astype(np.float64) for k, v in load_file(str(path)).items()})
+    return json.loads((folder / "config.json").read_text()), tensors
+
+
+def rms(x, w, eps):
+    return x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * w
+
+
+def rope(t, rotary, theta):
+    """NeoX half-split RoPE on dims 0..rotary-1 of t (heads, L, hd), absolute positions."""
+    positions = np.arange(t.shape[1], dtype=np.float64)
+    inv = 1.0 / theta ** (np.arange(0, rotary, 2, dtype=np.float64) / rotary)
+    angles = np.concatenate([np.outer(positions, inv)] * 2, axis=-1)
+    part, rest = t[..., :rotary], t[..., rotary:]
+    half = rotary // 2
+    turned = np.concatenate([-part[..., half:], part[..., :half]], axis=-1)
+    return np.concatenate([part * np.cos(angles) + turned * np.sin(angles), rest], axis=-1)
+
+
+def silu_glu(x, w, at):
+    gate, up = x @ w[at + "gate_proj.weight"].T, x @ w[at + "up_proj.weight"].T
+    return (gate / (1 + np.exp(-gate)) * up) @ w[at + "down_proj.weight"].T
+
+
+def reference_forward(folder: Path, ids: list[int], block: int) -> np.ndarray:
+    """Logits (L, vocab) of one canvas prefix under block-causal attention, float64."""
+    c, w = read(folder)
+    d, H, KV, hd = c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"]
+    eps, rotary = c["rms_norm_eps"], int(hd * c["partial_rotary_factor"])
+    L = len(ids)
+    blocks = np.arange(L) // block
+    mask = np.where(blocks[None, :] <= blocks[:, None], 0.0, -np.inf)
+    h = w["model.word_embeddings.weight"][ids]
+    for i in range(c["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        x = rms(h, w[p + "input_layernorm.weight"], eps)
+        qkv = (x @ w[p + "attention.query_key_value.weight"].T).reshape(L, H + 2 * KV, hd)
+        q, k, v = qkv[:, :H], qkv[:, H:H + KV], qkv[:, H + KV:]
+        q = rms(q, w[p + "attention.query_layernorm.weight"], eps)
+        k = rms(k, w[p + "attention.key_layernorm.weight"], eps)
+        q = rope(q.transpose(1, 0, 2), rotary, c["rope_theta"])
+        k = np.repeat(rope(k.transpose(1, 0, 2), rotary, c["rope_theta"]), H // KV, axis=0)
+        v = np.repeat(v.transpose(1, 0, 2), H // KV, axis=0)
+        scores = q @ k.transpose(0, 2, 1) / math.sqrt(hd) + mask
+        scores = np.exp(scores - scores.max(-1, keepdims=True))
+        out = (scores / scores.sum(-1, keepdims=True)) @ v
+        h = h + out.transpose(1, 0, 2).reshape(L, H * hd) @ w[p + "attention.dense.weight"].T
+        x = rms(h, w[p + "post_attention_layernorm.weight"], eps)
+        if i < c["first_k_dense_replace"]:
+            h = h + silu_glu(x, w, p + "mlp.")
+            continue
+        E, G, TG, K = c["num_experts"], c["n_group"], c["topk_group"], c["num_experts_per_tok"]
+        s = 1 / (1 + np.exp(-(x @ w[p + "mlp.gate.weight"].T)))
+        biased = s + w[p + "mlp.gate.expert_bias"]
+        moe = np.zeros_like(x)
+        for t in range(L):
+            groups = biased[t].reshape(G, E // G)
+            group_score = np.sort(groups, axis=-1)[:, -2:].sum(-1)
+            kept = np.argsort(-group_score, kind="stable")[:TG]
+            allowed = np.full(E, -np.inf)
+            for g in kept:
+                allowed[g * (E // G):(g + 1) * (E // G)] = 0.0
+            chosen = np.argsort(-(biased[t] + allowed), kind="stable")[:K]
+            weights = s[t, chosen] / (s[t, chosen].sum() + 1e-20) * c["routed_scaling_factor"]
+            for e, weight in zip(chosen, weights):
+                moe[t] += weight * silu_glu(x[t], w, f"{p}mlp.experts.{e}.")
+        h = h + moe + silu_glu(x, w, p + "mlp.shared_experts.")
+    return rms(h, w["model.norm.weight"], eps) @ w["lm_head.weight"].T
+
+
+def reference_generate(folder: Path, prompt: list[int], gen: int, block: int, steps: int,
+                       threshold: float, mask: int, eos: int, editing: float | None = None,
+                       max_post: int = 16) -> list[int]:
+    """The official generate() (spec B5; B6 with `editing`), temperature 0, no cache: the answer's
+    gen_length tokens (an EOS stop leaves the rest masked, shown as EOS)."""
+    P = len(prompt)
+    blocks = math.ceil((P + gen) / block)
+    x = np.full(blocks * block, mask, dtype=np.int64)
+    x[:P] = prompt
+    per_step = [block // steps + (1 if s < block % steps else 0) for s in range(steps)]
+    for b in range(P // block, blocks):
+        start, end = b * block, (b + 1) * block
+
+        def predict():
+            logits = reference_forward(folder, list(x[:end]), block)[start:end]
+            probs = np.exp(logits - logits.max(-1, keepdims=True))
+            probs /= probs.sum(-1, keepdims=True)
+            x0 = logits.argmax(-1)
+            return x0, probs[np.arange(block), x0]
+
+        if editing is None:
+            for count in per_step:
+                active = x[start:end] == mask
+                if not active.any():
+                    break
+                x0, p = predict()
+                conf = np.where(active, p, -np.inf)
+                count = min(count, int(active.sum()))
+                above = conf > threshold
+                pick = np.flatnonzero(above) if above.sum() >= count and above.any() else \
+                    np.argsort(-conf, kind="stable")[:count]
+                x[start + pick] = x0[pick]
+            if (x[P:end] == eos).any():
+                break
+        else:
+            post, in_prompt = 0, np.arange(start, end) < P
+            while True:
+                old = x[start:end].copy()
+                active = old == mask
+                if not active.any():
+                    post += 1
+                    if post > max_post:
+                        break
+                x0, p = predict()
+                gamma = active & (p > threshold)
+                if gamma.sum() < 1 and active.any():
+                    gamma = np.zeros(block, bool)
+                    gamma[np.argsort(-np.where(active, p, -np.inf), kind="stable")[0]] = True
+                delta = ~active & ~in_prompt & (p > editing) & (x0 != old)
+                x[start:end] = np.where(gamma | delta, x0, old)
+                if not active.any() and not delta.any():
+                    break
+    answer = x[P:P + gen]
+    return [int(t) if t != mask else eos for t in answer]
+
+
+def chat_prompt(tokenizer, question="In the beginning") -> list[int]:
+    from llada_core.chat import encode_chat
+
+    return encode_chat(tokenizer, [{"role": "user", "content": question}])
+
+
+# --- the forward pass ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["torch", "mlx"])
+def test_forward_matches_the_float64_reference(backend, checkpoints, request):
+    models = request.getfixturevalue(f"{backend}_models")
+    model, tokenizer = models["2.0"]
+    ids = chat_prompt(tokenizer) + [model.args.mask_token_id] * 13
+    expected = reference_forward(checkpoints["2.0"], ids, BLOCK)
+    if backend == "torch":
+        import torch
+
+        got = model(torch.tensor([ids]), BLOCK).numpy()[0]
+    else:
+        import mlx.core as mx
+
+        got = np.array(model(mx.array([ids]), BLOCK))[0]
+    diff, scale = float(np.abs(got - expected).max()), float(np.abs(expected).max())
+    print(f"\n{backend}: max |logit diff| {diff:.3g} of {scale:.3g}")
+    assert diff <= LOGIT_TOLERANCE * scale
+    assert (got.argmax(-1) == expected.argmax(-1)).all()
+
+
+def test_attention_is_block_causal(torch_models):
+    """A later block never changes an earlier block's logits; a change inside a block does."""
+    import torch
+
+    model, tokenizer = torch_models["2.0"]
+    ids = chat_prompt(tokenizer)[:2 * BLOCK] + [model.args.mask_token_id] * BLOCK
+    base = model(torch.tensor([ids]), BLOCK)[0]
+    later = list(ids)
+    later[-1] = 40
+    changed = model(torch.tensor([later]), BLOCK)[0]
+    assert torch.equal(base[:2 * BLOCK], changed[:2 * BLOCK])
+    assert not torch.equal(base[2 * BLOCK:], changed[2 * BLOCK:])
+
+
+# --- the decoders ----------------------------------------------------------------------------------
+
+SETTINGS = dict(gen_length=24, block_length=BLOCK, steps=24, mode="exact", temperature=0.0)
+
+
+@pytest.mark.parametrize("threshold", [0.9, 0.15])  # the schedule's count; many above threshold
+@pytest.mark.parametrize("version", ["2.0", "2.1"])
+def test_answers_equal_the_reference_generate_on_both_backends(version, threshold, checkpoints,
+                                                               request):
+    answers = {}
+    for backend in ("torch", "mlx"):
+        try:
+            models = request.getfixturevalue(f"{backend}_models")
+        except pytest.skip.Exception:
+            continue
+        module = __import__(f"llada_{backend}")
+        model, tokenizer = models[version]
+        prompt = chat_prompt(tokenizer)
+        frames = list(module.generate_steps(model, prompt, threshold=threshold, **SETTINGS))
+        assert frames[-1].done and not frames[0].done
+        assert [f.nfe for f in frames] == list(range(1, len(frames) + 1))
+        answers[backend] = [int(t) for t in frames[-1].tokens]
+    assert answers, "no backend is installed"
+    args = (models[version][0]).args
+    expected = reference_generate(
+        checkpoints[version], prompt, SETTINGS["gen_length"], BLOCK, SETTINGS["steps"] // 3, threshold,
+        args.mask_token_id, args.eos_token_id,
+        editing=args.editing_threshold, max_post=args.max_post_steps)
+    for backend, answer in answers.items():
+        assert answer == expected, backend
+    if threshold < 0.5:  # parallel commits happened: fewer passes than tokens
+        assert len(frames) < SETTINGS["gen_length"]
+
+
+def test_editing_is_visible_in_the_frames(torch_models):
+    """LLaDA2.1 rewrites tokens it wrote: the frames say when each position was last edited, the
+    token shown changes then, and 2.0 never edits."""
+    import llada_torch
+
+    model, tokenizer = torch_models["2.1"]
+    assert model.args.editing_threshold == 0.5  # from its generation_config.json
+    prompt = chat_prompt(tokenizer)
+    frames = list(llada_torch.generate_steps(model, prompt, threshold=0.9, editing_threshold=0.0,
+                                             **SETTINGS))
+    last = frames[-1]
+    assert last.edited_at is not None and (last.edited_at >= 0).any()
+    edited = int(np.flatnonzero(last.edited_at >= 0)[0])
+    step = int(last.edited_at[edited])
+    before, at = frames[step - 1], frames[step]
+    assert at.edited_at[edited] == at.index == step
+    assert before.tokens[edited] != at.tokens[edited]  # the canvas showed the token change
+    assert before.committed_at[edited] == at.committed_at[edited] >= 0  # first written earlier
+    plain = list(llada_torch.generate_steps(torch_models["2.0"][0], prompt, threshold=0.9,
+                                            **SETTINGS))
+    assert (plain[-1].edited_at == -1).all()  # 2.0 never edits
+
+
+def test_ids_and_version_come_from_the_checkpoint_files(checkpoints, torch_models):
+    from llada_core.chat import load_tokenizer
+
+    for version, folder in checkpoints.items():
+        model, _ = torch_models[version]
+        tokenizer = load_tokenizer(folder)
+        assert model.args.mask_token_id == tokenizer.convert_tokens_to_ids("<|mask|>")
+        assert model.args.eos_token_id == tokenizer.convert_tokens_to_ids("<|endoftext|>")
+        assert model.args.eot_token_id == tokenizer.convert_tokens_to_ids("<|role_end|>")
+        assert model.args.mask_token_id - model.args.eos_token_id == 3  # as 156895 - 156892
+    assert torch_models["2.0"][0].args.editing_threshold is None      # 2.0 ships no editing
+    assert torch_models["2.1"][0].args.editing_threshold is not None
+
+
+def test_a_bad_config_is_one_named_error(checkpoints, tmp_path):
+    import shutil
+
+    from llada_core.checkpoint import CheckpointError
+    from llada_torch import load
+
+    folder = tmp_path / "bad"
+    shutil.copytree(checkpoints["2.0"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["num_experts_per_tok"] = 99
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="num_experts_per_tok 99"):
+        load(folder, device="cpu")
+
+
+def test_llada_generate_answers_with_a_llada2_checkpoint(checkpoints):
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "generate", "--model", str(checkpoints["2.1"]),
+         "--prompt", "In the beginning", "--gen-length", "16", "--block-length", "8",
+         "--steps", "16", "--mode", "exact", "--json"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1"))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert len(data["answer_ids"]) == 16 and data["nfe"] >= 2

@@ -1,0 +1,54 @@
+"""A tiny LLaDA2.1 checkpoint in the window: the answer arrives block by block, and a token the
+editing decoder replaces is drawn as an edit (its own colour at the step it changes, underlined
+after). The screenshot out/llada21-edit.png shows such a step in the Inspector's canvas."""
+
+from __future__ import annotations
+
+import pytest
+
+from llada_train.tiny_llada2 import TinyLLaDA2Spec, make_tiny_llada2_checkpoint
+from window_support import LOAD_TIMEOUT, Windows, collect_earlier_windows, shot  # noqa: F401
+
+SETTINGS = {"gen_length": 24, "block_length": 8, "steps": 24, "mode": "exact", "threshold": 0.9}
+
+
+@pytest.fixture
+def editing_model(tmp_path_factory):
+    # An editing threshold of 0: every confident change is taken, so a random model edits.
+    return make_tiny_llada2_checkpoint(tmp_path_factory.mktemp("llada21"),
+                                       TinyLLaDA2Spec(version="2.1", editing_threshold=0.0))
+
+
+def test_an_edit_is_drawn_as_an_edit(qtbot, tmp_path, editing_model):
+    from app.ui.canvas import EDITED, CanvasFrame
+
+    windows = Windows(qtbot, tmp_path / "data")
+    try:
+        window = windows.open(str(editing_model), settings=SETTINGS)
+        seen = []
+        window.workers.worker.frame.connect(lambda _, frame, pieces: seen.append((frame, pieces)))
+        with qtbot.waitSignal(window.answer_stored, timeout=LOAD_TIMEOUT):
+            assert window.send("In the beginning")
+        qtbot.waitUntil(lambda: seen and seen[-1][0].done, timeout=10_000)
+        edits = [(f, p) for f, p in seen if f.edited_at is not None and (f.edited_at == f.index).any()]
+        assert edits, "the editing decoder changed nothing"
+        frame, pieces = edits[0]
+        position = int((frame.edited_at == frame.index).nonzero()[0][0])
+        shown = CanvasFrame.of(frame, pieces, SETTINGS["block_length"], SETTINGS["steps"])
+        window.inspector_dock.show()
+        window.resize(1100, 700)
+        window.show()
+        qtbot.waitExposed(window)
+        window.live.show_now(shown)
+        canvas = window.live.canvas
+        assert canvas.colours(position)[0] == EDITED
+        later = CanvasFrame.of(seen[-1][0], seen[-1][1], SETTINGS["block_length"], SETTINGS["steps"])
+        assert later.edited(position) >= 0 and canvas.colours(position)[0] == EDITED
+        canvas.show_now(later)
+        assert canvas.colours(position)[0] != EDITED  # an earlier edit: underlined, not filled
+        window.live.show_now(shown)
+        assert "(purple)" in window.live.details.text()  # the pass report names the edits
+        qtbot.wait(50)  # let the dock lay out before the grab
+        shot(window, "llada21-edit.png")
+    finally:
+        windows.close_all()
