@@ -318,3 +318,46 @@ def test_llada_generate_answers_with_a_llada2_checkpoint(checkpoints):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert len(data["answer_ids"]) == 16 and data["nfe"] >= 2
+
+
+def test_the_server_answers_alike_on_both_backends(checkpoints):
+    """A chat completion from a tiny LLaDA2.1 through `llada serve`'s app, on torch and on MLX:
+    the same text (float32, temperature 0)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("mlx.core")
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from app.server import make_server
+    from app.session.model import load_model
+
+    replies = {}
+    for backend in ("torch", "mlx"):
+        server = make_server(lambda: load_model(str(checkpoints["2.1"]), backend, dtype="float32"),
+                             model_id="tiny", backend_name=backend,
+                             defaults={"gen_length": 16, "block_length": BLOCK, "steps": 16,
+                                       "mode": "exact", "threshold": 0.9})
+        try:
+            with TestClient(server.app) as client:
+                response = client.post("/v1/chat/completions", json={
+                    "messages": [{"role": "user", "content": "In the beginning"}]})
+            assert response.status_code == 200, response.text
+            replies[backend] = response.json()["choices"][0]["message"]["content"]
+        finally:
+            server.worker.stop()
+    assert replies["torch"] and replies["torch"] == replies["mlx"]
+
+
+def test_the_fit_check_reads_a_llada2_config(checkpoints):
+    from app.models.fit import Dimensions, model_needs
+
+    config = json.loads((checkpoints["2.0"] / "config.json").read_text())
+    dims = Dimensions.of(config)
+    spec = TinyLLaDA2Spec()
+    assert (dims.layers, dims.heads, dims.kv_heads, dims.head_dim) == (
+        spec.num_hidden_layers, spec.num_attention_heads, spec.num_key_value_heads, spec.head_dim)
+    # a token passes the wider of the dense first layer and its experts plus the shared one
+    assert dims.ffn_width == max(spec.intermediate_size, (spec.num_experts_per_tok + 1)
+                                 * spec.moe_intermediate_size)
+    report = model_needs(checkpoints["2.0"])
+    assert report.weights_bytes > 0 and report.working.kv_cache > 0

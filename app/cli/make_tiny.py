@@ -6,13 +6,19 @@ import argparse
 
 from llada_train.tiny import TinySpec, make_tiny_checkpoint
 
+ARCHITECTURES = ("llada", "llada-moe", "llada2.0", "llada2.1")
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "make-tiny", help="write a tiny random checkpoint (for tests and benchmarks)",
-        description="Write a tiny random LLaDA-Instruct checkpoint in the official Hugging Face "
-                    "layout, with a tokenizer trained here.")
+        description="Write a tiny random checkpoint in the official Hugging Face layout of a LLaDA "
+                    "family (LLaDA-8B-Instruct by default), with a tokenizer trained here.")
     parser.add_argument("out", help="folder to write")
+    parser.add_argument("--arch", choices=ARCHITECTURES, default="llada",
+                        help="llada (LLaDA-8B), llada-moe (LLaDA-MoE-7B-A1B), llada2.0 / llada2.1 "
+                             "(LLaDA2.0-mini / LLaDA2.1-mini, block diffusion); the size options "
+                             "below apply to llada")
     parser.add_argument("--d-model", type=int, default=TinySpec.d_model)
     parser.add_argument("--layers", type=int, default=TinySpec.n_layers)
     parser.add_argument("--heads", type=int, default=TinySpec.n_heads)
@@ -26,6 +32,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.arch != "llada":
+        return run_family(args)
     spec = TinySpec(
         d_model=args.d_model, n_layers=args.layers, n_heads=args.heads, n_kv_heads=args.kv_heads,
         mlp_hidden_size=args.hidden, bpe_vocab=args.bpe_vocab, seed=args.seed, dtype=args.dtype,
@@ -33,4 +41,22 @@ def run(args: argparse.Namespace) -> int:
     )
     folder = make_tiny_checkpoint(args.out, spec)
     print(f"wrote a tiny LLaDA checkpoint to {folder}")
+    return 0
+
+
+def run_family(args: argparse.Namespace) -> int:
+    """The other families at their tiny test sizes (seed and dtype as asked)."""
+    if args.arch == "llada-moe":
+        from llada_train.tiny_moe import TinyMoESpec, make_tiny_moe_checkpoint
+
+        folder = make_tiny_moe_checkpoint(args.out, TinyMoESpec(seed=args.seed, dtype=args.dtype))
+        name = "LLaDA-MoE"
+    else:
+        from llada_train.tiny_llada2 import TinyLLaDA2Spec, make_tiny_llada2_checkpoint
+
+        version = args.arch.removeprefix("llada")
+        folder = make_tiny_llada2_checkpoint(args.out, TinyLLaDA2Spec(
+            version=version, seed=args.seed, dtype=args.dtype))
+        name = f"LLaDA{version}"
+    print(f"wrote a tiny {name} checkpoint to {folder}")
     return 0

@@ -60,6 +60,17 @@ CATALOG: tuple[CatalogEntry, ...] = (
                  "token, so it answers several times faster than LLaDA 8B. PyTorch; once "
                  "downloaded, File > Models > Convert to MLX 8-bit… (or `llada convert`) makes "
                  "an MLX copy of about half the size."),
+    # LLaDA 2.x mini: 16.25B parameters in bf16 (llada2-spec B1-B2: 7 shards, about 32.5 GB;
+    # a third-party figure, not yet checked against the Hub's files). Both backends load it.
+    CatalogEntry("inclusionAI/LLaDA2.1-mini", "LLaDA2.1 mini (bf16)", "torch",
+                 int(32.5 * GB), int(33.6 * GB),
+                 "Block diffusion with an editing decoder: a 16B Mixture of Experts with about "
+                 "1.4B parameters working per token; it writes block by block and may replace "
+                 "tokens it already wrote (shown in purple on the canvas). Needs a 48 GB machine."),
+    CatalogEntry("inclusionAI/LLaDA2.0-mini", "LLaDA2.0 mini (bf16)", "torch",
+                 int(32.5 * GB), int(33.6 * GB),
+                 "LLaDA2.1's predecessor: block diffusion with threshold decoding, no editing. "
+                 "Needs a 48 GB machine."),
 )
 # On Apple Silicon the 8-bit model needs about 9.3 GB of a Mac's working set (about two thirds
 # to three quarters of its RAM): Macs with 16 GB or more get it, smaller ones the 4-bit model.

@@ -113,8 +113,15 @@ class Dimensions:
     @classmethod
     def of(cls, config: dict[str, Any]) -> "Dimensions":
         from llada_core.config import LLaDAMoEArgs, is_moe_config
+        from llada_core.llada2_config import LLaDA2Args, is_llada2_config
 
         try:
+            if is_llada2_config(config):
+                two = LLaDA2Args.from_dict(config)
+                experts = (two.num_experts_per_tok + two.num_shared_experts) * two.moe_intermediate_size
+                return cls(two.num_hidden_layers, two.num_attention_heads, two.num_key_value_heads,
+                           two.dim_per_head, two.hidden_size,
+                           max(experts, two.intermediate_size), two.vocab_size)
             if is_moe_config(config):
                 moe = LLaDAMoEArgs.from_dict(config)
                 return cls(moe.num_hidden_layers, moe.num_attention_heads, moe.kv_heads,
