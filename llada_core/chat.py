@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from llada_core import tokens
 
@@ -88,7 +88,9 @@ def _encode_template(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def encode_chat(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
+def encode_chat(tokenizer: Any, messages: Sequence[Message], *,
+                insert: Optional[dict[int, list[int]]] = None,
+                inserted_at: Optional[dict[int, int]] = None) -> list[int]:
     """Token ids of the conversation in the official template: one BOS, assistant header last.
 
     The template's own text is tokenized with its special tokens; each message's content only as
@@ -101,7 +103,8 @@ def encode_chat(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
     skeleton = render_chat(tokenizer, [{**message, "content": mark}
                                        for message, mark in zip(messages, marks)])
     ids = _encode_around_contents(tokenizer, rendered, skeleton, marks,
-                                  [message["content"] for message in messages])
+                                  [message["content"] for message in messages], insert or {},
+                                  inserted_at if inserted_at is not None else {})
     if ids is None:
         raise ValueError("this model's chat template rewrites message text, so it cannot be "
                          "encoded safely")
@@ -109,7 +112,8 @@ def encode_chat(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
 
 
 def _encode_around_contents(tokenizer: Any, rendered: str, skeleton: str, marks: Sequence[str],
-                            contents: Sequence[str]) -> list[int] | None:
+                            contents: Sequence[str], insert: Optional[dict[int, list[int]]] = None,
+                            inserted_at: Optional[dict[int, int]] = None) -> list[int] | None:
     """`rendered` as ids: the template's pieces (read from `skeleton`, where each content is its
     mark) with special tokens, the contents between them as text; None when they do not line up."""
     pieces, rest = [], skeleton
@@ -127,6 +131,10 @@ def _encode_around_contents(tokenizer: Any, rendered: str, skeleton: str, marks:
             return None
         ids += _encode_template(tokenizer, piece)
         position += len(piece)
+        if insert and number in insert:  # ids before this message's text (a picture's positions)
+            if inserted_at is not None:
+                inserted_at[number] = len(ids)
+            ids += insert[number]
         # The content as rendered is at least the content without its outer whitespace, and
         # the template's next piece starts right after it.
         end = rendered.find(following, position + len(content.strip())) if following else len(rendered)
@@ -357,3 +365,25 @@ def _check_messages(messages: Sequence[Message]) -> None:
             raise ValueError(f"message {number} needs a 'role' and a 'content'")
         if not isinstance(message["content"], str):
             raise ValueError(f"message {number} content must be text")
+
+
+# LLaDA-V's fixed system turn (its conversation template llava_llada).
+VISION_SYSTEM = ("You are a helpful language and vision assistant. You are able to understand the "
+                 "visual content that the user provides, and assist the user with a variety of "
+                 "tasks using natural language.")
+
+
+def encode_image_chat(tokenizer: Any, messages: Sequence[Message], image_tokens: int,
+                      placeholder: int) -> tuple[list[int], int]:
+    """(ids, start) of a conversation whose last user message comes with a picture: LLaDA-V's
+    system turn first (unless the conversation has one), then the turns, with `image_tokens`
+    placeholder positions at the start of the last user message, where the reference puts
+    `<image>` (its text follows at once: the reference drops the newline after `<image>`)."""
+    turns = list(messages)
+    if not turns or turns[0].get("role") != "system":
+        turns.insert(0, {"role": "system", "content": VISION_SYSTEM})
+    last_user = max(i for i, m in enumerate(turns) if m.get("role") == "user")
+    at: dict[int, int] = {}
+    ids = encode_chat(tokenizer, turns, insert={last_user: [placeholder] * image_tokens},
+                      inserted_at=at)
+    return ids, at[last_user]

@@ -23,7 +23,8 @@ from llada_core.checkpoint import (
 )
 from llada_core.config import is_moe_config
 from llada_core.llada2_config import is_llada2_config
-from llada_mlx import llada2, memory, moe
+from llada_core.llada_v_config import is_llada_v_config
+from llada_mlx import llada2, llada_v, memory, moe
 from llada_mlx.model import Model, ModelArgs
 
 DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
@@ -187,6 +188,8 @@ def load(path_or_repo_id: str | Path, dtype: Any = None) -> tuple[Model, Any]:
     config = read_config(folder)
     if is_llada2_config(config):
         return load_llada2(folder, config, dtype)
+    if is_llada_v_config(config):
+        return load_llada_v(folder, config, dtype)
     check_architecture(config)
     if is_moe_config(config):
         return load_moe(folder, config, dtype)
@@ -249,6 +252,30 @@ def load_llada2(folder: Path, config: dict[str, Any], dtype: Any = None) -> tupl
     args.read_generation_config(folder)
     model = llada2.Model(args)
     weights = llada2.Model.sanitize(read_weights(folder), args.num_experts)
+    fill_model(model, weights, None, parse_dtype(dtype))
+    return model, tokenizer
+
+
+def load_llada_v(folder: Path, config: dict[str, Any], dtype: Any = None) -> tuple[llada_v.Model, Any]:
+    """LLaDA-V (model_type llava_llada): the vision tower, projector and image newline, and the
+    LLaMA-named language model as our LLaDA; strictly, from safetensors only."""
+    from llada_core.llada_v_config import lm_config, split_weights
+    from llada_core.vision import VisionConfig
+
+    if "quantization" in config or "quantization_config" in config:
+        raise CheckpointError("quantized LLaDA-V checkpoints are not supported yet; load the "
+                              "original (bfloat16) weights")
+    tokenizer = load_tokenizer(folder)
+    args = load_model_args(lm_config(config, tokenizer))
+    eot = tokenizer.convert_tokens_to_ids(tokens.EOT)
+    args.eot_token_id = eot if eot is not None and eot != tokenizer.unk_token_id else None
+    try:
+        vision = VisionConfig.from_config(config)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"config.json's vision settings: {error}") from error
+    model = llada_v.Model(args, vision, placeholder=args.eos_token_id)
+    language, seeing = split_weights(read_weights(folder), vision)
+    weights = {**Model.sanitize(language), **llada_v.Model.sanitize_vision(seeing)}
     fill_model(model, weights, None, parse_dtype(dtype))
     return model, tokenizer
 

@@ -112,10 +112,10 @@ class LLaDAModel(nn.Module):
             self.lm_head = nn.Linear(args.d_model, args.rows, bias=False)
 
     def __call__(self, input_ids: mx.array, cache: Optional[KVCache] = None, offset: int = 0,
-                 logits_for: Optional[slice] = None) -> mx.array:
+                 logits_for: Optional[slice] = None, embeds: Optional[mx.array] = None) -> mx.array:
         if cache is None and offset:
             raise ValueError("an offset needs a cache holding the rest of the canvas")
-        x = self.embed_tokens(input_ids)
+        x = self.embed_tokens(input_ids) if embeds is None else embeds
         for index, layer in enumerate(self.layers):
             x = layer(x, cache, index, offset)
         x = self.norm(x if logits_for is None else x[:, logits_for])
@@ -142,7 +142,12 @@ class Model(nn.Module):
         logits_for limits the head to those positions of the window (the others go unused).
         """
         check_ids(input_ids, self.args.rows)
-        return self.model(input_ids, cache, offset, logits_for)
+        return self.model(input_ids, cache, offset, logits_for, embeds=self.embed(input_ids, offset))
+
+    def embed(self, input_ids: mx.array, offset: int = 0) -> Optional[mx.array]:
+        """The embeddings of a window at `offset` when they are not the token embeddings alone
+        (a vision model puts its pictures' features in); None: the token embeddings."""
+        return None
 
     @property
     def dtype(self) -> mx.Dtype:

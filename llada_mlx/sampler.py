@@ -35,10 +35,11 @@ from llada_core import driver
 from llada_core.driver import Prediction, top_k_stable
 from llada_core.frames import StepFrame
 from llada_core.kv_cache import KVCache
+from llada_core.vision import ImageSpan
 from llada_core.settings import (
     SamplerSettings, check_fits_context, checked_constraints, checked_prompt_ids,
 )
-from llada_mlx import llada2
+from llada_mlx import llada2, llada_v
 from llada_mlx.model import Model
 
 __all__ = ["MlxBackend", "clears_cache", "generate_steps", "gumbel_argmax_input", "top_k_stable"]
@@ -151,6 +152,7 @@ def generate_steps(
     factor: Optional[float] = None,
     constraints: Optional[Mapping[int, Sequence[int]]] = None,
     editing_threshold: Optional[float] = None,
+    images: Optional[Sequence[ImageSpan]] = None,
 ) -> Iterator[StepFrame]:
     """Denoise gen_length masks after the prompt, yielding one StepFrame per step.
 
@@ -176,4 +178,8 @@ def generate_steps(
         return llada2.generate_block_steps(model, prompt, settings, editing_threshold)
     fixed = checked_constraints(constraints or {}, gen_length, model.args.rows,
                                 model.args.mask_token_id)
-    return _frames(model, prompt, settings, fixed)
+    frames = _frames(model, prompt, settings, fixed)
+    if images:  # LLaDA-V: the pictures' features over their placeholder positions
+        llada_v.as_vision_model(model, list(images))
+        return llada_v.with_images(model, frames, list(images))
+    return frames

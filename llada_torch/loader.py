@@ -15,7 +15,8 @@ from llada_core.checkpoint import (
 )
 from llada_core.config import is_moe_config
 from llada_core.llada2_config import is_llada2_config
-from llada_torch import llada2, moe
+from llada_core.llada_v_config import is_llada_v_config
+from llada_torch import llada2, llada_v, moe
 from llada_torch.model import Model, ModelArgs
 from llada_torch.threads import use_cpu_threads
 
@@ -114,6 +115,8 @@ def load(path_or_repo_id: str | Path, *, dtype: str | torch.dtype | None = None,
     config = read_config(folder)
     if is_llada2_config(config):
         return load_llada2(folder, config, dtype=dtype, device=device)
+    if is_llada_v_config(config):
+        return load_llada_v(folder, config, dtype=dtype, device=device)
     check_architecture(config)
     if is_moe_config(config):
         return load_moe(folder, config, dtype=dtype, device=device)
@@ -176,6 +179,36 @@ def load_llada2(folder: Path, config: dict[str, Any], *, dtype: str | torch.dtyp
     with torch.device("meta"):
         model = llada2.Model(args)
     weights = llada2.Model.sanitize(read_weights(folder, target, torch_dtype), args.num_experts)
+    check_weights(model, weights)
+    model.load_state_dict(weights, strict=True, assign=True)
+    model.eval().requires_grad_(False)
+    use_cpu_threads(model)
+    return model, tokenizer
+
+
+def load_llada_v(folder: Path, config: dict[str, Any], *, dtype: str | torch.dtype | None = None,
+                 device: Optional[str] = None) -> tuple[llada_v.Model, Any]:
+    """LLaDA-V (model_type llava_llada): the vision tower, projector and image newline, and the
+    LLaMA-named language model as our LLaDA; strictly, from safetensors only."""
+    from llada_core.llada_v_config import lm_config, split_weights
+    from llada_core.vision import VisionConfig
+
+    if "quantization" in config or "quantization_config" in config:
+        raise CheckpointError("this checkpoint holds quantized MLX weights; load it with the MLX backend")
+    tokenizer = load_tokenizer(folder)
+    args = load_model_args(lm_config(config, tokenizer))
+    eot = tokenizer.convert_tokens_to_ids(tokens.EOT)
+    args.eot_token_id = eot if eot is not None and eot != tokenizer.unk_token_id else None
+    try:
+        vision = VisionConfig.from_config(config)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"config.json's vision settings: {error}") from error
+    torch_dtype = parse_dtype(dtype, None if dtype else stored_dtype(folder))
+    target = pick_device(device)
+    with torch.device("meta"):
+        model = llada_v.Model(args, vision, placeholder=args.eos_token_id)
+    language, seeing = split_weights(read_weights(folder, target, torch_dtype), vision)
+    weights = {**language, **seeing}
     check_weights(model, weights)
     model.load_state_dict(weights, strict=True, assign=True)
     model.eval().requires_grad_(False)

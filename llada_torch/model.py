@@ -164,12 +164,17 @@ class Model(nn.Module):
             raise ValueError("an offset needs a cache holding the rest of the canvas")
         # The rotary angles from Python ints, once per pass (no host/device sync in the layers).
         angles = self.rotary.angles(offset, input_ids.shape[1], input_ids.device)
-        x = t["wte"](input_ids)
+        x = self.embed(input_ids, offset)
         for layer, block in enumerate(t["blocks"]):
             x = block(x, self.rotary, angles, offset, cache, layer)
         x = t["ln_f"](x if logits_for is None else x[:, logits_for])
         head = t["wte"].weight if self.args.weight_tying else t["ff_out"].weight
         return F.linear(x, head)
+
+    def embed(self, input_ids: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """The token embeddings of a window at `offset` (a vision model puts its pictures' features
+        in here)."""
+        return self.model.transformer["wte"](input_ids)
 
     @staticmethod
     def sanitize(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

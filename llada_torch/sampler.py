@@ -31,10 +31,11 @@ from llada_core import driver
 from llada_core.driver import Prediction, top_k_stable
 from llada_core.frames import StepFrame
 from llada_core.kv_cache import KVCache
+from llada_core.vision import ImageSpan
 from llada_core.settings import (
     SamplerSettings, check_fits_context, checked_constraints, checked_prompt_ids,
 )
-from llada_torch import llada2
+from llada_torch import llada2, llada_v
 from llada_torch.model import Model
 
 __all__ = ["TorchBackend", "generate_steps", "gumbel_argmax_input", "has_float64",
@@ -158,6 +159,7 @@ def generate_steps(
     factor: Optional[float] = None,
     constraints: Optional[Mapping[int, Sequence[int]]] = None,
     editing_threshold: Optional[float] = None,
+    images: Optional[Sequence[ImageSpan]] = None,
 ) -> Iterator[StepFrame]:
     """Denoise gen_length masks after the prompt, yielding one StepFrame per step.
 
@@ -186,4 +188,8 @@ def generate_steps(
         return llada2.generate_block_steps(model, prompt, settings, editing_threshold)
     fixed = checked_constraints(constraints or {}, gen_length, model.args.rows,
                                 model.args.mask_token_id)
-    return driver.run(TorchBackend(model, settings), prompt, settings, fixed)
+    frames = driver.run(TorchBackend(model, settings), prompt, settings, fixed)
+    if images:  # LLaDA-V: the pictures' features over their placeholder positions
+        llada_v.as_vision_model(model, list(images))
+        return llada_v.with_images(model, frames, list(images))
+    return frames

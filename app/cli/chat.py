@@ -15,7 +15,7 @@ from app.cli.options import (
     constraints_of, load_model, sampler_settings,
 )
 from app.session.answer import answer_steps
-from app.session.conversation import build_prompt, dropped_notice
+from app.session.conversation import Prompt, build_prompt, dropped_notice
 from app.session.errors import generation_error_message
 from app.session.frame_text import TokenPieces, one_line
 from app.session.progress_text import passes_text
@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 BASE_NOTE = ("This is a base model (no chat tokens): it continues your text, without roles; "
              "each message is appended to the text so far.")
-HELP = "Type a message and press Enter. /reset starts over, /quit (or Ctrl-D) leaves, Ctrl-C stops an answer."
+HELP = ("Type a message and press Enter. /image FILE shows the next question a picture (LLaDA-V), "
+        "/reset starts over, /quit (or Ctrl-D) leaves, Ctrl-C stops an answer.")
 
 
 def add_parser(subparsers) -> None:
@@ -130,6 +131,8 @@ def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
     turns: list[dict] = []
     history: list[int] | None = None
     history_dropped = 0
+    spans: list = []       # the pictures in the conversation's ids (LLaDA-V)
+    picture = None         # attached with /image, for the next question
     if input_fn is input and hasattr(sys.stdin, "reconfigure"):
         # Bytes that are not UTF-8 come through as lone surrogates (refused below), not as an
         # exception that would end the chat.
@@ -156,8 +159,11 @@ def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
         if message in ("/quit", "/exit"):
             return 0
         if message == "/reset":
-            turns, history, history_dropped = [], None, 0
+            turns, history, history_dropped, spans, picture = [], None, 0, [], None
             print("(conversation cleared)", file=out)
+            continue
+        if message.startswith("/image"):
+            picture = attach_picture(message[len("/image"):].strip(), loaded, out)
             continue
         asked = [*turns, {"role": "user", "content": message}]
         plan: dict = {"turns": asked}
@@ -165,9 +171,23 @@ def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
             plan.update(history_ids=history, user_text=message, history_dropped=history_dropped)
         frame = None
         try:
-            built = build_prompt(tokenizer, plan, settings.gen_length, loaded.max_length)
-            prompt = built.ids
-            steps = answer_steps(loaded, prompt, settings, constraints=constraints)
+            if picture is not None:  # a picture starts the conversation over around it
+                from llada_core.chat import encode_image_chat
+                from llada_core.vision import ImageSpan
+
+                prompt, start = encode_image_chat(tokenizer, asked, picture.tokens,
+                                                  loaded.model.placeholder)
+                built = Prompt(prompt, reencoded=True)
+                asking_spans = [ImageSpan(start, picture)]
+            else:
+                built = build_prompt(tokenizer, plan, settings.gen_length, loaded.max_length)
+                prompt = built.ids
+                asking_spans = spans if not built.reencoded else []
+                if spans and built.reencoded:
+                    print("(the picture no longer fits in the model's context and was left out)",
+                          file=out)
+            steps = answer_steps(loaded, prompt, settings, constraints=constraints,
+                                 images=asking_spans)
         except ValueError as error:  # e.g. this message alone and its answer outgrow the context
             print(f"(error: {error}; /reset starts a new conversation)", file=out)
             continue
@@ -203,3 +223,25 @@ def run(args: argparse.Namespace, input_fn=input, out=None) -> int:
         print(f"LLaDA: {text}", file=out)
         turns = [*asked, {"role": "assistant", "content": text}]
         history, history_dropped = prompt + answer, built.dropped
+        spans, picture = asking_spans, None
+
+
+def attach_picture(path: str, loaded: Any, out: Any) -> Any:
+    """`/image FILE`: the picture prepared for the model, or None with one sentence why not."""
+    from llada_core.vision import ImageError, load_image, prepare_image
+
+    if not path:
+        print("(/image needs a file: /image photo.jpg)", file=out)
+        return None
+    if loaded.vision is None:
+        print("(this model has no vision, so it cannot look at a picture; choose LLaDA-V)",
+              file=out)
+        return None
+    try:
+        image = prepare_image(load_image(path), loaded.vision)
+    except ImageError as error:
+        print(f"(error: {error}; nothing was attached)", file=out)
+        return None
+    print(f"(picture attached: {image.size[0]}×{image.size[1]}, {image.tokens} positions; "
+          "ask your question)", file=out)
+    return image

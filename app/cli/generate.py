@@ -28,6 +28,8 @@ def add_parser(subparsers) -> None:
                                          "a base model gets BOS + the text)")
     prompt.add_argument("--prompt-ids", help="comma-separated token ids, used as they are")
     parser.add_argument("--raw", action="store_true", help="tokenize --prompt without the chat template")
+    parser.add_argument("--image", metavar="FILE",
+                        help="a picture the question is about (LLaDA-V): PNG, JPEG, WebP, GIF, ...")
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of text")
     parser.add_argument("--animation", metavar="PATH",
                         help="also write the denoising as an animation: out.gif, out.png "
@@ -68,9 +70,29 @@ def run(args: argparse.Namespace) -> int:
         kind_of(args.animation)  # a file type we cannot write is refused before loading
     prompt_ids_given = parse_ids(args.prompt_ids) if args.prompt_ids is not None else None
     settings = sampler_settings(args)
+    picture = None
+    if args.image is not None:
+        from llada_core.vision import load_image
+
+        if args.prompt is None or args.raw:
+            raise ValueError("--image goes with a --prompt question in the chat template")
+        picture = load_image(args.image)  # a bad picture is one sentence before the model loads
     loaded = load_model(args)
     tokenizer = loaded.tokenizer
-    if prompt_ids_given is not None:
+    images = []
+    if picture is not None:
+        from llada_core.chat import encode_image_chat
+        from llada_core.vision import ImageSpan, prepare_image
+
+        if loaded.vision is None:
+            raise ValueError(f"{args.model} has no vision, so it cannot look at {args.image}; "
+                             "choose LLaDA-V")
+        image = prepare_image(picture, loaded.vision)
+        prompt_ids, start = encode_image_chat(
+            tokenizer, [{"role": "user", "content": args.prompt}], image.tokens,
+            loaded.model.placeholder)
+        images = [ImageSpan(start, image)]
+    elif prompt_ids_given is not None:
         prompt_ids = prompt_ids_given
     elif args.raw:
         prompt_ids = encode_text(tokenizer, args.prompt)  # text; --prompt-ids gives control tokens
@@ -87,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         recorder = TraceRecorder(loaded.mask_id, settings.block_length,
                                  fixed_positions(constraints))
     finished = run_to_end(loaded, prompt_ids, settings, constraints=constraints,
-                          on_frame=recorder.add if recorder is not None else None)
+                          on_frame=recorder.add if recorder is not None else None, images=images)
     if recorder is not None:
         write_animation(recorder, tokenizer, loaded.mask_id, args.animation)
     answer_ids = finished.tokens

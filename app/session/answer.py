@@ -13,10 +13,13 @@ import dataclasses
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from app.session.model import LoadedModel
 from llada_core.settings import SamplerSettings, check_fits_context
+
+if TYPE_CHECKING:
+    from llada_core.vision import ImageSpan
 
 
 def typed_settings(settings: SamplerSettings | Mapping[str, Any]) -> SamplerSettings:
@@ -32,14 +35,20 @@ def typed_settings(settings: SamplerSettings | Mapping[str, Any]) -> SamplerSett
 
 def answer_steps(loaded: LoadedModel, prompt_ids: Sequence[int],
                  settings: SamplerSettings | Mapping[str, Any], *,
-                 constraints: Optional[Mapping[int, Sequence[int]]] = None) -> Iterator[Any]:
+                 constraints: Optional[Mapping[int, Sequence[int]]] = None,
+                 images: Sequence[ImageSpan] = ()) -> Iterator[Any]:
     """The sampler's frames (llada_core StepFrame) for `prompt_ids`; closing the iterator stops
-    the answer at its next step."""
+    the answer at its next step. `images`: pictures whose features fill their placeholder
+    positions of the prompt (LLaDA-V; llada_core.chat.encode_image_chat builds such a prompt)."""
     settings = typed_settings(settings)
+    if images and loaded.vision is None:
+        raise ValueError("this model has no vision, so it cannot look at a picture; choose "
+                         "LLaDA-V to ask about one")
     check_fits_context(len(prompt_ids), settings.gen_length, loaded.max_length)
+    extra = {"images": list(images)} if images else {}
     return loaded.backend.generate_steps(loaded.model, list(prompt_ids),
                                          constraints=dict(constraints or {}),
-                                         **dataclasses.asdict(settings))
+                                         **dataclasses.asdict(settings), **extra)
 
 
 @dataclass
@@ -65,11 +74,12 @@ class Finished:
 def run_to_end(loaded: LoadedModel, prompt_ids: Sequence[int],
                settings: SamplerSettings | Mapping[str, Any], *,
                constraints: Optional[Mapping[int, Sequence[int]]] = None,
-               on_frame: Optional[Any] = None) -> Finished:
+               on_frame: Optional[Any] = None, images: Sequence[ImageSpan] = ()) -> Finished:
     """The whole answer at once (commands and evaluation); `on_frame(frame)` sees each step."""
     started = time.perf_counter()
     frame = None
-    for frame in answer_steps(loaded, prompt_ids, settings, constraints=constraints):
+    for frame in answer_steps(loaded, prompt_ids, settings, constraints=constraints,
+                              images=images):
         if on_frame is not None:
             on_frame(frame)
     if frame is None:  # a sampler always yields at least one frame

@@ -43,6 +43,11 @@ class LoadedModel:
         args = self.model.args
         return int(getattr(args, "rows", None) or args.vocab_size)
 
+    @property
+    def vision(self) -> Any:
+        """The model's llada_core.vision.VisionConfig; None for a model without vision."""
+        return getattr(self.model, "vision_config", None)
+
     def dtype_name(self) -> str:
         """'bfloat16', 'float32', ... as the backend reports it."""
         return str(self.backend.describe(self.model).get("dtype", ""))
