@@ -180,12 +180,26 @@ def random_weights(spec: TinyMoESpec, vocab_size: int) -> dict[str, np.ndarray]:
     return {name: cast_weights(value, spec.dtype) for name, value in weights.items()}
 
 
+def check_dense_layers(spec: TinyMoESpec) -> None:
+    """Every dense layer exists, and at least one layer keeps its experts (the loaders tell a
+    LLaDA-MoE checkpoint by its expert tensors)."""
+    layers = spec.num_hidden_layers
+    outside = sorted(i for i in set(spec.dense_layers) if not 0 <= i < layers)
+    if outside:
+        raise ValueError(f"dense layer(s) {', '.join(map(str, outside))} outside the "
+                         f"{layers} layers (0 to {layers - 1})")
+    if len(set(spec.dense_layers)) == layers:
+        raise ValueError(f"every one of the {layers} layers would be dense; a LLaDA-MoE "
+                         "checkpoint needs at least one layer of experts")
+
+
 def make_tiny_moe_checkpoint(out_dir: str | Path, spec: TinyMoESpec = TinyMoESpec(),
                              corpus: str | None = None) -> Path:
     """Write a tiny random LLaDA-MoE-Instruct checkpoint into `out_dir` and return its path."""
     if spec.hidden_size % spec.num_attention_heads:
         raise ValueError(f"hidden_size {spec.hidden_size} is not a multiple of "
                          f"num_attention_heads {spec.num_attention_heads}")
+    check_dense_layers(spec)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     if corpus is None:

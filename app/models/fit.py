@@ -124,9 +124,11 @@ class Dimensions:
                            max(experts, two.intermediate_size), two.vocab_size)
             if is_moe_config(config):
                 moe = LLaDAMoEArgs.from_dict(config)
+                experts = moe.num_experts_per_tok * moe.expert_intermediate_size \
+                    + moe.shared_expert_size
+                dense = 0 if all(moe.moe_layer_freq) else moe.dense_intermediate_size
                 return cls(moe.num_hidden_layers, moe.num_attention_heads, moe.kv_heads,
-                           moe.head_dim, moe.hidden_size,
-                           moe.num_experts_per_tok * moe.expert_intermediate_size, moe.vocab_size)
+                           moe.head_dim, moe.hidden_size, max(experts, dense), moe.vocab_size)
             args = LLaDAArgs.from_dict(config)
         except TypeError as error:
             raise CheckpointError(f"config.json is missing a required field: {error}") from error
