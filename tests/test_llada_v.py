@@ -259,3 +259,46 @@ def test_llada_generate_and_chat_take_a_picture(checkpoint, picture_files, tiny_
     assert chat.returncode == 0, chat.stderr
     assert "(picture attached: 40×95" in chat.stdout and chat.stdout.count("LLaDA: ") == 2
     assert "nowhere.png does not exist" in chat.stdout
+
+
+def test_the_server_takes_a_picture_as_a_data_url(checkpoint, picture_files, tiny_checkpoint):
+    pytest.importorskip("starlette")
+    import base64
+
+    from starlette.testclient import TestClient
+
+    from app.server import make_server
+    from app.session.model import load_model
+
+    def served(folder):
+        return make_server(lambda: load_model(str(folder), None, dtype="float32"), model_id="m",
+                           defaults={"gen_length": 16, "block_length": 8, "steps": 16,
+                                     "mode": "exact"})
+
+    encoded = base64.b64encode(picture_files["photo"].read_bytes()).decode()
+
+    def body(url, text="What do you see?"):
+        return {"messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": text}]}]}
+
+    server = served(checkpoint)
+    try:
+        with TestClient(server.app) as client:
+            ok = client.post("/v1/chat/completions", json=body(f"data:image/png;base64,{encoded}"))
+            assert ok.status_code == 200, ok.text
+            assert ok.json()["usage"]["prompt_tokens"] > 19  # the picture's positions counted
+            for url, words in (("https://example.com/cat.png", "data: URL"),
+                               ("data:image/png;base64,@@@", "damaged"),
+                               ("data:image/png;base64," + base64.b64encode(b"hi").decode(),
+                                "not a picture")):
+                refused = client.post("/v1/chat/completions", json=body(url))
+                assert refused.status_code == 400 and words in refused.json()["error"]["message"]
+    finally:
+        server.worker.stop()
+    blind = served(tiny_checkpoint)
+    try:
+        with TestClient(blind.app) as client:
+            refused = client.post("/v1/chat/completions", json=body(f"data:image/png;base64,{encoded}"))
+            assert refused.status_code == 400 and "no vision" in refused.json()["error"]["message"]
+    finally:
+        blind.worker.stop()

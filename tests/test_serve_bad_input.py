@@ -61,7 +61,9 @@ BAD_BODIES: list[tuple[str, Any, int, str]] = [
     ("message a number", {"messages": [5]}, 400, "message 1"),
     ("role a list", {"messages": [{"role": ["user"], "content": "hi"}]}, 400, "role"),
     ("content a number", {"messages": [{"role": "user", "content": 5}]}, 400, "content"),
-    ("image content", {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, 400, "text"),
+    ("image without a data URL", {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, 400, "data: URL"),
+    ("image from the network", {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://example.com/a.png"}}]}]}, 400, "fetches nothing"),
+    ("audio content", {"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}, 400, "image_url"),
     ("body a list", [1, 2], 400, "JSON object"),
     ("body a string", "hello", 400, "JSON object"),
     ("not JSON", b"{nope", 400, "not valid JSON"),
@@ -140,7 +142,7 @@ def test_every_bad_request_is_one_sentence_and_costs_nothing(tiny_server, caplog
         assert one_sentence(message), (what, message)
         assert headers.get("x-request-id"), what
         handled += 1
-    assert handled == len(tried) == 56
+    assert handled == len(tried) == 58
     # Each refusal was logged with its request id.
     refused = [r for r in caplog.records if "refused (4" in r.getMessage()]
     assert len(refused) >= len(tried)

@@ -131,6 +131,7 @@ class Generation:
     include_usage: bool
     frames: bool
     constraints: dict[int, list[int]] = field(default_factory=dict)
+    images: list = field(default_factory=list)  # LLaDA-V: llada_core.vision.ImageSpan
     dropped: int = 0  # the oldest messages left out to fit the context (app.session.conversation)
 
 
@@ -215,7 +216,9 @@ def _stop_sequences(body: dict[str, Any]) -> list[str]:
     return [s for s in stop if s]
 
 
-def _messages(body: dict[str, Any]) -> list[dict[str, str]]:
+def _messages(body: dict[str, Any], pictures: Optional[list] = None) -> list[dict[str, str]]:
+    """The messages as role and text; the pictures of image_url parts (data: URLs) go to
+    `pictures` as (message number, bytes)."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise RequestError(400, "'messages' must be a non-empty list", param="messages")
@@ -229,13 +232,16 @@ def _messages(body: dict[str, Any]) -> list[dict[str, str]]:
         if role not in ("system", "user", "assistant"):
             raise RequestError(400, f"message {number} has role {json.dumps(role)}; this server "
                                     "takes system, user and assistant messages", param="messages")
-        if isinstance(content, list):  # content parts: text only
+        if isinstance(content, list):  # content parts: text, and pictures as data: URLs
             texts = []
             for part in content:
+                if isinstance(part, dict) and part.get("type") == "image_url" and pictures is not None:
+                    pictures.append((number, _data_url_bytes(part.get("image_url"), number)))
+                    continue
                 if not isinstance(part, dict) or part.get("type") != "text" \
                         or not isinstance(part.get("text"), str):
-                    raise RequestError(400, f"message {number}: only text content is supported",
-                                       param="messages")
+                    raise RequestError(400, f"message {number}: only text and image_url content "
+                                            "parts are supported", param="messages")
                 texts.append(part["text"])
             content = "".join(texts)
         if content is None and role == "assistant":
@@ -244,6 +250,26 @@ def _messages(body: dict[str, Any]) -> list[dict[str, str]]:
             raise RequestError(400, f"message {number} content must be text", param="messages")
         out.append({"role": role, "content": content})
     return out
+
+
+def _data_url_bytes(image_url: Any, number: int) -> bytes:
+    """The bytes of a `data:image/...;base64,...` URL; the server fetches nothing remote."""
+    import base64
+    import binascii
+
+    url = image_url.get("url") if isinstance(image_url, dict) else image_url
+    if not isinstance(url, str) or not url.startswith("data:"):
+        raise RequestError(400, f"message {number}: a picture must be sent as a data: URL "
+                                "(this server fetches nothing from the network)", param="messages")
+    header, comma, data = url.partition(",")
+    if not comma or ";base64" not in header:
+        raise RequestError(400, f"message {number}: the picture's data: URL is not base64",
+                           param="messages")
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError(400, f"message {number}: the picture's base64 data is damaged",
+                           param="messages") from None
 
 
 def _text_prompt(tokenizer: Any, body: dict[str, Any]) -> list[int]:
@@ -284,7 +310,8 @@ def apply_sampler_fields(body: dict[str, Any], sampler: dict[str, Any]) -> Sampl
 
 
 def parse_generation(body: Any, kind: str, *, tokenizer: Any, defaults: dict[str, Any],
-                     model_ids: Sequence[str], max_sequence_length: int, vocab_rows: int) -> Generation:
+                     model_ids: Sequence[str], max_sequence_length: int, vocab_rows: int,
+                     vision: Any = None, placeholder: Optional[int] = None) -> Generation:
     """Validate a request body into a Generation; RequestError (4xx) names what is wrong."""
     if not isinstance(body, dict):
         raise RequestError(400, "the request body must be a JSON object")
@@ -329,8 +356,13 @@ def parse_generation(body: Any, kind: str, *, tokenizer: Any, defaults: dict[str
 
     dropped = 0
     try:
-        if kind == "chat":
-            built = build_prompt(tokenizer, {"turns": _messages(body)}, settings.gen_length,
+        pictures: list = []
+        turns = _messages(body, pictures) if kind == "chat" else []
+        if pictures:
+            images, prompt_ids = _picture_prompt(tokenizer, turns, pictures, vision, placeholder)
+            check_fits_context(len(prompt_ids), settings.gen_length, max_sequence_length)
+        elif kind == "chat":
+            built = build_prompt(tokenizer, {"turns": turns}, settings.gen_length,
                                  max_sequence_length)
             prompt_ids, dropped = built.ids, built.dropped
         else:
@@ -349,7 +381,27 @@ def parse_generation(body: Any, kind: str, *, tokenizer: Any, defaults: dict[str
                       max_tokens=max_tokens if max_tokens is not None else settings.gen_length,
                       stop=_stop_sequences(body), stream=stream,
                       include_usage=bool(options.get("include_usage")), frames=frames,
-                      dropped=dropped)
+                      dropped=dropped, images=images if pictures else [])
+
+
+def _picture_prompt(tokenizer: Any, turns: list[dict[str, str]], pictures: list, vision: Any,
+                    placeholder: Optional[int]) -> tuple[list, list[int]]:
+    """([ImageSpan], prompt ids) of a chat with one picture in its last user message."""
+    from llada_core.chat import encode_image_chat
+    from llada_core.vision import ImageError, ImageSpan, load_image, prepare_image
+
+    if vision is None:
+        raise RequestError(400, "this model has no vision, so it cannot look at a picture",
+                           param="messages", code="model_without_vision")
+    last_user = max(n for n, turn in enumerate(turns, start=1) if turn["role"] == "user")
+    if len(pictures) > 1 or pictures[0][0] != last_user:
+        raise RequestError(400, "send one picture, in the last user message", param="messages")
+    try:
+        image = prepare_image(load_image(pictures[0][1]), vision)
+    except ImageError as error:
+        raise RequestError(400, f"message {last_user}: {error}", param="messages") from None
+    ids, start = encode_image_chat(tokenizer, turns, image.tokens, placeholder)
+    return [ImageSpan(start, image)], ids
 
 
 # --- Text that is final: what a stream may send ----------------------------------------------
@@ -452,7 +504,8 @@ class Server:
         generation = await asyncio.to_thread(
             parse_generation, body, kind, tokenizer=worker.tokenizer, defaults=self.defaults,
             model_ids=self.model_ids, max_sequence_length=worker.loaded.max_length,
-            vocab_rows=worker.loaded.vocab_rows)
+            vocab_rows=worker.loaded.vocab_rows, vision=worker.loaded.vision,
+            placeholder=getattr(worker.model, "placeholder", None))
         answer = AnswerText(worker.tokenizer, args.mask_token_id, generation.max_tokens, generation.stop)
         request_id = _request_id(request)
         log.info("request %s: %s, %d prompt tokens, %s", request_id, kind,
@@ -617,7 +670,8 @@ class _Run:
         self.last_tokens: Optional[Sequence[int]] = None
         self.error: Optional[BaseException] = None
         self.job = Job(generation.prompt_ids, generation.settings, self._deliver,
-                       constraints=generation.constraints, request_id=request_id)
+                       constraints=generation.constraints, images=generation.images,
+                       request_id=request_id)
         try:
             worker.submit(self.job)
         except HostBusy as busy:

@@ -39,6 +39,7 @@ class Job:
     settings: SamplerSettings
     deliver: Callable[[str, Any], None]  # (kind, payload): "frame", "end", "error"
     constraints: Mapping[int, Sequence[int]] = field(default_factory=dict)
+    images: Sequence[Any] = ()  # LLaDA-V's pictures (llada_core.vision.ImageSpan)
     cancelled: threading.Event = field(default_factory=threading.Event)
     request_id: str = ""
 
@@ -118,7 +119,7 @@ class ModelHost:
             return
         try:
             steps = answer_steps(self.loaded, job.prompt_ids, job.settings,
-                                 constraints=job.constraints)
+                                 constraints=job.constraints, images=job.images)
             try:
                 for frame in steps:
                     self.steps_run += 1
