@@ -144,8 +144,48 @@ def _unsupported_moe_settings(params: dict[str, Any]) -> list[str]:
     return problems
 
 
+def tokenizer_token_id(tokenizer: Any, token: str) -> Optional[int]:
+    """The id of an added token in the tokenizer, or None when it has no such token."""
+    value = tokenizer.convert_tokens_to_ids(token)
+    if value is None or value == tokenizer.unk_token_id:
+        return None
+    return int(value)
+
+
+class HuggingFaceSizes:
+    """The sizes the app reads (rows, context, the dense family's d_model / n_layers / n_heads) of a
+    config.json in Hugging Face's names (hidden_size, num_hidden_layers, ...)."""
+
+    vocab_size: int
+    max_position_embeddings: int
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+
+    @property
+    def rows(self) -> int:
+        """Rows of the embedding and the head."""
+        return self.vocab_size
+
+    @property
+    def max_sequence_length(self) -> int:
+        return self.max_position_embeddings
+
+    @property
+    def d_model(self) -> int:
+        return self.hidden_size
+
+    @property
+    def n_layers(self) -> int:
+        return self.num_hidden_layers
+
+    @property
+    def n_heads(self) -> int:
+        return self.num_attention_heads
+
+
 @dataclass
-class LLaDAMoEArgs:
+class LLaDAMoEArgs(HuggingFaceSizes):
     """LLaDA-MoE's config.json (the reference LLaDAMoEConfig's fields); every number from it."""
 
     hidden_size: int
@@ -261,37 +301,12 @@ class LLaDAMoEArgs:
         """The rotated dimensions of each head: head_dim × partial_rotary_factor, as HF rounds."""
         return int(self.head_dim * self.partial_rotary_factor)
 
-    @property
-    def rows(self) -> int:
-        """Rows of the embedding and the head."""
-        return self.vocab_size
-
-    @property
-    def max_sequence_length(self) -> int:
-        return self.max_position_embeddings
-
-    # The dense family's names, for code that reports a model's size.
-    @property
-    def d_model(self) -> int:
-        return self.hidden_size
-
-    @property
-    def n_layers(self) -> int:
-        return self.num_hidden_layers
-
-    @property
-    def n_heads(self) -> int:
-        return self.num_attention_heads
-
     def fill_token_ids(self, tokenizer: Any) -> None:
         """Mask (unless config.json gave it), EOS and end of turn from the Ling tokenizer; a
         missing mask or EOS token is a CheckpointError naming it."""
 
         def token_id(token: str) -> Optional[int]:
-            value = tokenizer.convert_tokens_to_ids(token)
-            if value is None or value == tokenizer.unk_token_id:
-                return None
-            return int(value)
+            return tokenizer_token_id(tokenizer, token)
 
         from_tokenizer = token_id(MOE_MASK)
         if from_tokenizer is not None:

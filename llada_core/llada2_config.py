@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Optional
 
+from llada_core.config import HuggingFaceSizes, tokenizer_token_id
 from llada_core.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def is_llada2_config(config: dict[str, Any]) -> bool:
 
 
 @dataclass
-class LLaDA2Args:
+class LLaDA2Args(HuggingFaceSizes):
     """LLaDA2MoeConfig's fields as the reference modelling code reads them."""
 
     hidden_size: int
@@ -110,29 +111,8 @@ class LLaDA2Args:
         """head_dim × partial_rotary_factor: config.json's rotary_dim is never read [spec B5]."""
         return int(self.dim_per_head * self.partial_rotary_factor)
 
-    @property
-    def rows(self) -> int:
-        return self.vocab_size
-
-    @property
-    def max_sequence_length(self) -> int:
-        return self.max_position_embeddings
-
     def is_dense_layer(self, layer: int) -> bool:
         return layer < self.first_k_dense_replace
-
-    # The names code that reports a model's size reads.
-    @property
-    def d_model(self) -> int:
-        return self.hidden_size
-
-    @property
-    def n_layers(self) -> int:
-        return self.num_hidden_layers
-
-    @property
-    def n_heads(self) -> int:
-        return self.num_attention_heads
 
     @property
     def is_editing(self) -> bool:
@@ -142,14 +122,9 @@ class LLaDA2Args:
     def fill_token_ids(self, tokenizer: Any) -> None:
         """Mask, EOS and end of turn from the tokenizer files [spec B8: never hard-coded]."""
 
-        def token_id(token: str) -> Optional[int]:
-            value = tokenizer.convert_tokens_to_ids(token)
-            if value is None or value == tokenizer.unk_token_id:
-                return None
-            return int(value)
-
-        self.mask_token_id, self.eos_token_id = token_id(MASK), token_id(EOS)
-        self.eot_token_id = token_id(EOT)
+        self.mask_token_id = tokenizer_token_id(tokenizer, MASK)
+        self.eos_token_id = tokenizer_token_id(tokenizer, EOS)
+        self.eot_token_id = tokenizer_token_id(tokenizer, EOT)
         if self.mask_token_id is None:
             raise CheckpointError(f"the tokenizer has no {MASK} token")
         if self.eos_token_id is None:

@@ -15,6 +15,7 @@ import re
 from typing import Any, Optional
 
 from llada_core import tokens
+from llada_core.config import tokenizer_token_id
 from llada_core.errors import CheckpointError
 from llada_core.vision import VisionConfig
 
@@ -46,11 +47,8 @@ def lm_config(config: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"config.json is missing LLaDA-V field(s): {', '.join(missing)}")
 
-    def token_id(token: str) -> Optional[int]:
-        value = tokenizer.convert_tokens_to_ids(token)
-        return None if value is None or value == tokenizer.unk_token_id else int(value)
-
-    mask, eos = token_id(tokens.MASK), token_id(tokens.EOS)
+    mask = tokenizer_token_id(tokenizer, tokens.MASK)
+    eos = tokenizer_token_id(tokenizer, tokens.EOS)
     if mask is None or eos is None:
         raise CheckpointError(f"the tokenizer has no {tokens.MASK} or {tokens.EOS} token")
     if config.get("mm_projector_type", "mlp2x_gelu") != "mlp2x_gelu":

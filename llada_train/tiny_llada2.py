@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from llada_core.llada2_config import EOS, EOT, MASK
 from llada_train.tiny import DEFAULT_CORPUS, cast_weights, train_tokenizer, write_json, write_shards
+from llada_train.tiny_moe import tokenizer_config
 
 if TYPE_CHECKING:
     import numpy as np
@@ -128,26 +129,6 @@ def official_config(spec: TinyLLaDA2Spec, vocab_size: int, ids: dict[str, int]) 
     }
 
 
-def tokenizer_config(ids: dict[str, int]) -> dict:
-    return {
-        "add_bos_token": False,
-        "add_eos_token": False,
-        "added_tokens_decoder": {
-            str(ids[t]): {"content": t, "lstrip": False, "normalized": False, "rstrip": False,
-                          "single_word": False, "special": True}
-            for t in SPECIAL_TOKENS
-        },
-        "bos_token": BOS,
-        "chat_template": CHAT_TEMPLATE,
-        "clean_up_tokenization_spaces": False,
-        "eos_token": EOS,
-        "mask_token": MASK,
-        "model_max_length": 32768,
-        "pad_token": EOS,
-        "tokenizer_class": "PreTrainedTokenizerFast",
-    }
-
-
 def random_weights(spec: TinyLLaDA2Spec, vocab_size: int) -> dict[str, np.ndarray]:
     """Spec B2's tensor names with seeded random values ([out, in] Linear layout)."""
     import numpy as np
@@ -206,7 +187,8 @@ def make_tiny_llada2_checkpoint(out_dir: str | Path, spec: TinyLLaDA2Spec = Tiny
     tokenizer, ids = train_tokenizer(corpus, spec.bpe_vocab, special_tokens=SPECIAL_TOKENS)
     vocab_size = -(-tokenizer.get_vocab_size() // 64) * 64
     tokenizer.save(str(folder / "tokenizer.json"))
-    write_json(folder / "tokenizer_config.json", tokenizer_config(ids))
+    write_json(folder / "tokenizer_config.json",
+               tokenizer_config(ids, SPECIAL_TOKENS, CHAT_TEMPLATE, model_max_length=32768))
     write_json(folder / "special_tokens_map.json", {
         "bos_token": BOS, "eos_token": EOS, "mask_token": MASK, "pad_token": EOS})
     write_json(folder / "config.json", official_config(spec, vocab_size, ids))

@@ -114,21 +114,24 @@ def official_config(spec: TinyMoESpec, vocab_size: int, ids: dict[str, int]) -> 
     return config
 
 
-def tokenizer_config(ids: dict[str, int]) -> dict:
+def tokenizer_config(ids: dict[str, int], special_tokens: list[str] = SPECIAL_TOKENS,
+                     chat_template: str = CHAT_TEMPLATE, model_max_length: int = 8192) -> dict:
+    """tokenizer_config.json of a Ling tokenizer (LLaDA-MoE's; LLaDA 2.x's with its own tokens,
+    template and length)."""
     return {
         "add_bos_token": False,
         "add_eos_token": False,
         "added_tokens_decoder": {
             str(ids[t]): {"content": t, "lstrip": False, "normalized": False, "rstrip": False,
                           "single_word": False, "special": True}
-            for t in SPECIAL_TOKENS
+            for t in special_tokens
         },
         "bos_token": BOS,
-        "chat_template": CHAT_TEMPLATE,
+        "chat_template": chat_template,
         "clean_up_tokenization_spaces": False,
         "eos_token": MOE_EOS,
         "mask_token": MOE_MASK,
-        "model_max_length": 8192,
+        "model_max_length": model_max_length,
         "pad_token": MOE_EOS,
         "tokenizer_class": "PreTrainedTokenizerFast",
     }

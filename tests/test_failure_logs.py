@@ -5,9 +5,6 @@ and the log must hold the traceback and the exception."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -119,7 +116,7 @@ def test_the_server_logs_a_failed_answer_with_its_request_id(tiny_checkpoint, lo
     pytest.importorskip("starlette")
     pytest.importorskip("uvicorn")
     from app.server import make_server
-    from app.server.api import uvicorn_server
+    from serve_support import serve
     from app.session.model import load_model
 
     def load():
@@ -131,16 +128,8 @@ def test_the_server_logs_a_failed_answer_with_its_request_id(tiny_checkpoint, lo
     server = make_server(load, model_id="tiny", defaults={"gen_length": 8, "block_length": 8,
                                                           "steps": 8, "mode": "exact"},
                          backend_name=BACKEND)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    uv = uvicorn_server(server, "127.0.0.1", port, "warning")
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
+    running = serve(server)
+    port = running.port
     try:
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/v1/completions",
@@ -151,9 +140,7 @@ def test_the_server_logs_a_failed_answer_with_its_request_id(tiny_checkpoint, lo
         body = json.loads(failed.value.read())
         request_id = failed.value.headers["X-Request-Id"]
     finally:
-        uv.should_exit = True
-        thread.join(timeout=30)
-        server.worker.stop()
+        running.stop()
     assert failed.value.code == 500 and "forced failure" not in json.dumps(body)
     assert_logged(log_file, "the server")
     assert request_id and request_id in log_file.read_text(encoding="utf-8")

@@ -81,7 +81,7 @@ def silu_glu(x, w, at):
 def reference_forward(folder: Path, ids: list[int], block: int) -> np.ndarray:
     """Logits (L, vocab) of one canvas prefix under block-causal attention, float64."""
     c, w = read(folder)
-    d, H, KV, hd = c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"]
+    H, KV, hd = c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"]
     eps, rotary = c["rms_norm_eps"], int(hd * c["partial_rotary_factor"])
     L = len(ids)
     blocks = np.arange(L) // block

@@ -14,11 +14,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import threading
-import time
 import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
@@ -181,20 +178,12 @@ def through_server(folder: Path) -> list[Turn]:
     pytest.importorskip("starlette")
     pytest.importorskip("uvicorn")
     from app.server import make_server
-    from app.server.api import uvicorn_server
+    from serve_support import serve
 
     server = make_server(lambda: load(folder), model_id="demo", defaults=settings_of(folder),
                          backend_name=BACKEND)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    uv = uvicorn_server(server, "127.0.0.1", port, "warning")
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
+    running = serve(server)
+    port = running.port
     messages: list[dict] = []
     turns = []
     try:
@@ -218,9 +207,7 @@ def through_server(folder: Path) -> list[Turn]:
             turns.append(Turn(ids=frame["tokens"], dropped=dropped, text=text))
             messages.append({"role": "assistant", "content": text})
     finally:
-        uv.should_exit = True
-        thread.join(timeout=30)
-        server.worker.stop()
+        running.stop()
     return turns
 
 

@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +21,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 openai = pytest.importorskip("openai")
 
+import serve_support  # noqa: E402
 from backend_choice import BACKEND  # noqa: E402
 from test_base_models import make_base_like  # noqa: E402
 
@@ -29,7 +29,7 @@ from app.session.backends import get_backend  # noqa: E402
 from app.session.model import LoadedModel  # noqa: E402
 from app.models.catalog import bundled_demo_model  # noqa: E402
 from app.server.api import (  # noqa: E402
-    AnswerText, is_loopback, plan_schedule, served_model_id, uvicorn_server,
+    AnswerText, is_loopback, plan_schedule, served_model_id,
 )
 from app.server import make_server  # noqa: E402
 from llada_core.chat import answer_text, encode_raw, load_tokenizer  # noqa: E402
@@ -44,34 +44,16 @@ DEFAULTS: dict[str, Any] = {**SamplerSettings(gen_length=8, block_length=8, step
 EXACT = {"mode": "exact"}
 
 
-class Running:
-    def __init__(self, server: Any, uvicorn: Any, thread: threading.Thread, port: int):
-        self.server, self.uvicorn, self.thread, self.port = server, uvicorn, thread, port
-        self.url = f"http://127.0.0.1:{port}/v1"
-
+class Running(serve_support.Running):
     def client(self, key: str | None = KEY) -> Any:
         return openai.OpenAI(base_url=self.url, api_key=key or "none", max_retries=0, timeout=120)
-
-    def stop(self) -> None:
-        self.uvicorn.should_exit = True
-        self.thread.join(timeout=30)
-        self.server.worker.stop()
 
 
 def start(load, model_id: str, api_key: str | None = KEY) -> Running:
     server = make_server(load, model_id=model_id, defaults=DEFAULTS, api_key=api_key,
                          backend_name=BACKEND)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    uv = uvicorn_server(server, "127.0.0.1", port, "warning")
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    return Running(server, uv, thread, port)
+    running = serve_support.serve(server)
+    return Running(running.server, running.uvicorn, running.thread, running.port)
 
 
 def loader(path: Path, slow: float = 0.0):
