@@ -120,6 +120,8 @@ def plan_schedule(answer_length: Optional[int], defaults: Mapping[str, Any],
 CONSTRAINTS_KEY = "constraints"
 # The composer's Fill the blanks toggle, remembered with each conversation's settings.
 FILL_BLANKS_KEY = "fill_blanks"
+# A question's picture (LLaDA-V), stored with the settings it was asked with.
+PICTURE_KEY = "picture"
 
 
 def constraints_entry(text: str) -> dict[str, str]:
@@ -133,7 +135,7 @@ def sampler_part(settings: dict) -> dict:
     """The settings the sampler's SamplerSettings takes (everything but the constraints and the
     fill-the-blanks toggle)."""
     return {key: value for key, value in settings.items()
-            if key not in (CONSTRAINTS_KEY, FILL_BLANKS_KEY)}
+            if key not in (CONSTRAINTS_KEY, FILL_BLANKS_KEY, PICTURE_KEY)}
 
 
 def check_constraints_text(text: str, gen_length: int) -> list[tuple[int, str]]:

@@ -19,7 +19,9 @@ from PySide6.QtGui import QGuiApplication
 from app.session import conversation
 from app.history import export as export_mod
 from app.history import trace as trace_mod
-from app.session.settings_logic import CONSTRAINTS_KEY, check_constraints_text, sampler_part
+from app.session.settings_logic import (
+    CONSTRAINTS_KEY, PICTURE_KEY, check_constraints_text, sampler_part,
+)
 from app.history.store import StoreError
 from llada_core.constraints import parse_infill
 from app.ui.canvas import CanvasFrame
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 
 # In a question's stored settings: it was a text to fill, not a chat message.
 INFILL_KEY = "infill"
+
 
 
 log = logging.getLogger(__name__)
@@ -84,7 +87,8 @@ class Generation(QObject):
             return False
         return True
 
-    def send(self, conversation_id: int, text: str, settings: dict, *, infill: bool = False) -> None:
+    def send(self, conversation_id: int, text: str, settings: dict, *, infill: bool = False,
+             picture: Optional[str] = None) -> None:
         store = self.window.store
         earlier = store.messages(conversation_id)
         if infill:
@@ -94,8 +98,16 @@ class Generation(QObject):
         else:
             plan = conversation.plan_prompt(earlier, text, self.window.fingerprint,
                                             self.answer_ids)
+            if picture:  # LLaDA-V: the picture before this question (the worker reads it)
+                plan = {"turns": plan["turns"], PICTURE_KEY: picture}
+            elif any(m.settings.get(PICTURE_KEY) for m in earlier if m.role == "user"):
+                # an earlier question's picture is not in this prompt: the text is re-encoded
+                # (its placeholder positions would mean nothing without the picture)
+                plan = {"turns": plan["turns"]}
         # the question keeps the settings it was asked with: a Retry after a crash uses them
         asked = {**settings, INFILL_KEY: True} if infill else settings
+        if picture:
+            asked = {**asked, PICTURE_KEY: picture}
         user_id = store.add_message(conversation_id, "user", text, settings=asked)
         self.start(conversation_id, plan, settings, user_message=(user_id, text))
 
@@ -107,10 +119,13 @@ class Generation(QObject):
         if question is None:
             return False
         asked = dict(question.settings) or dict(settings)
+        picture = asked.pop(PICTURE_KEY, None)
         if asked.pop(INFILL_KEY, False):
             plan, asked = {"infill": question.text}, sampler_part(asked)
         else:
             plan = conversation.plan_regenerate(messages, None, self.window.fingerprint)
+            if picture:
+                plan = {"turns": plan["turns"], PICTURE_KEY: picture}
         if not self.check_settings(asked):
             return False
         self.start(conversation_id, plan, asked)

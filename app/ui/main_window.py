@@ -155,8 +155,17 @@ class MainWindow(QMainWindow):
             "Send a text with holes: [____] is one token per underscore, [_:8] is 8 tokens. "
             "The model fills the holes using the text on both sides; the canvas shows them in "
             "place.")
+        # A picture for the next question (LLaDA-V): the button, or a file dropped on the window.
+        self.picture: Optional[str] = None
+        self.picture_button = QPushButton("Picture…")
+        self.picture_button.setObjectName("pictureButton")
+        self.picture_button.setToolTip("Ask about a picture (a model with vision: LLaDA-V); "
+                                       "or drop an image file on the window")
+        self.picture_button.clicked.connect(self._choose_picture)
+        self.setAcceptDrops(True)
         send_column = QVBoxLayout()
         send_column.addStretch(1)
+        send_column.addWidget(self.picture_button)
         send_column.addWidget(self.fill_blanks)
         self.fill_blanks.toggled.connect(self.composer.set_fill_blanks)
         self.fill_blanks.toggled.connect(self._fill_blanks_toggled)
@@ -570,7 +579,9 @@ class MainWindow(QMainWindow):
                 self.store.rename_conversation(conversation_id,
                                                title[:48] + ("…" if len(title) > 48 else ""))
             self.composer.clear()
-            self.generation.send(conversation_id, text, settings, infill=infill)
+            self.generation.send(conversation_id, text, settings, infill=infill,
+                                 picture=None if infill else self.picture)
+            self.attach_picture(None)
         except StoreError as error:     # locked or unusable history: the text stays in the box
             log.warning("the question could not be stored", exc_info=True)
             if not self.composer.toPlainText().strip():
@@ -580,6 +591,34 @@ class MainWindow(QMainWindow):
         self.refresh_conversations()
         self.show_messages()
         return True
+
+    def attach_picture(self, path: Optional[str]) -> None:
+        """The picture the next question is about (None: none). A model without vision says so
+        when the question is sent."""
+        self.picture = path
+        name = Path(path).name if path else ""
+        self.picture_button.setText(f"📎 {name[:18]}" if path else "Picture…")
+        self.picture_button.setToolTip(f"{path} — click to choose another" if path else
+                                       "Ask about a picture (a model with vision: LLaDA-V); "
+                                       "or drop an image file on the window")
+
+    def _choose_picture(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Ask about a picture", "", "Pictures (*.png *.jpg *.jpeg *.webp *.gif *.bmp *.tif *.tiff)")
+        if path:
+            self.attach_picture(path)
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls() and any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
+        files = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if files:
+            self.attach_picture(files[0])
+            event.acceptProposedAction()
 
     def stop(self) -> None:
         self.generation.stop()

@@ -8,6 +8,8 @@ message, with its timeline (app.ui.replay).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import html
 import re
 from typing import Optional
@@ -23,6 +25,7 @@ from app.history.export import settings_line, speaker, stats_line
 from app.history.links import is_web_link
 from app.history.store import Message
 from app.history.trace import Trace
+from app.session.settings_logic import PICTURE_KEY
 from app.ui.canvas import CanvasFrame, DenoiseCanvas
 from app.ui.examples import ExamplePrompts
 from app.ui.replay import ReplayView, step_details
@@ -48,6 +51,25 @@ def small_label(text: str = "") -> QLabel:
     font = label.font()
     font.setPointSizeF(font.pointSizeF() * 0.85)
     label.setFont(font)
+    return label
+
+
+THUMBNAIL = 160  # px, the longer side of a question's picture in the transcript
+
+
+def picture_thumbnail(path: str) -> QLabel:
+    """A question's picture, small; its name when the file is gone."""
+    from PySide6.QtGui import QPixmap
+
+    label = QLabel()
+    label.setObjectName("pictureThumbnail")
+    pixmap = QPixmap(path)
+    if pixmap.isNull():
+        label.setText(f"Picture: {Path(path).name} (no longer there)")
+    else:
+        label.setPixmap(pixmap.scaled(THUMBNAIL, THUMBNAIL, Qt.AspectRatioMode.KeepAspectRatio,
+                                      Qt.TransformationMode.SmoothTransformation))
+    label.setToolTip(path)
     return label
 
 
@@ -109,6 +131,10 @@ class MessageView(QFrame):
         self.column.setContentsMargins(10, 6, 10, 8)
         self.column.setSpacing(4)
         self.column.addLayout(header)
+        picture = message.settings.get(PICTURE_KEY) if message.role == "user" else None
+        if picture:
+            self.picture = picture_thumbnail(str(picture))
+            self.column.addWidget(self.picture)
         self.column.addWidget(self.body)
         if message.role == "assistant" and message.stats.get("stopped"):
             after = message.stats.get("steps", message.stats.get("nfe"))

@@ -20,7 +20,7 @@ from app.session.answer import answer_steps
 from app.session.errors import generation_error_message, load_error_message
 from app.session.model import LoadedModel, load_model
 from app.session.frame_text import TokenPieces
-from app.session.settings_logic import CONSTRAINTS_KEY, sampler_part
+from app.session.settings_logic import CONSTRAINTS_KEY, PICTURE_KEY, sampler_part
 from app.session.stats_text import answer_stats
 from llada_core.chat import bos_id
 from llada_core.constraints import (
@@ -145,6 +145,21 @@ class Worker(QObject):
         bos = bos_id(self.tokenizer)
         return canvas, [bos] if bos is not None else [], settings, canvas.constraints()
 
+    def picture_request(self, plan: dict) -> tuple[list[int], list]:
+        """(prompt, image spans) of a conversation whose last question is about a picture
+        (LLaDA-V); a model without vision or a bad picture is one sentence (ValueError)."""
+        from llada_core.chat import encode_image_chat
+        from llada_core.vision import ImageSpan, load_image, prepare_image
+
+        loaded = self.current
+        if loaded.vision is None:
+            raise ValueError("this model has no vision, so it cannot look at a picture; choose "
+                             "LLaDA-V to ask about one")
+        image = prepare_image(load_image(plan[PICTURE_KEY]), loaded.vision)
+        prompt, start = encode_image_chat(loaded.tokenizer, plan["turns"], image.tokens,
+                                          loaded.model.placeholder)
+        return prompt, [ImageSpan(start, image)]
+
     @Slot(int, dict, dict)
     def generate(self, request_id: int, plan: dict, settings: dict) -> None:
         from llada_core.chat import answer_text
@@ -154,10 +169,17 @@ class Worker(QObject):
             return
         infill = None
         try:
+            images = []
             if "infill" in plan:
                 infill, prompt, settings, constraints = self.infill_request(plan["infill"], settings)
                 built = conversation.Prompt(ids=prompt, dropped=0, reencoded=False)
                 started = {"settings": settings}
+            elif plan.get(PICTURE_KEY):
+                prompt, images = self.picture_request(plan)
+                built = conversation.Prompt(ids=prompt, dropped=0, reencoded=True)
+                constraints = constraints_from_text(self.tokenizer,
+                                                    settings.get(CONSTRAINTS_KEY, ""))
+                started = {}
             else:
                 built = self.prompt(plan, settings["gen_length"])
                 prompt = built.ids
@@ -175,7 +197,7 @@ class Worker(QObject):
             begin = time.perf_counter()
             stopped = False
             frames = answer_steps(self.current, prompt, sampler_part(settings),
-                                  constraints=constraints)
+                                  constraints=constraints, images=images)
             for frame in frames:
                 recorder.add(frame)
                 self.frame.emit(request_id, frame, self.pieces(frame.tokens))
