@@ -302,3 +302,14 @@ def test_the_server_takes_a_picture_as_a_data_url(checkpoint, picture_files, tin
             assert refused.status_code == 400 and "no vision" in refused.json()["error"]["message"]
     finally:
         blind.worker.stop()
+
+
+def test_the_fit_check_reads_a_llada_v_config(checkpoint):
+    from app.models.fit import Dimensions, model_needs
+
+    config = json.loads((checkpoint / "config.json").read_text())
+    dims = Dimensions.of(config)
+    assert (dims.layers, dims.heads, dims.width, dims.ffn_width) == (
+        config["num_hidden_layers"], config["num_attention_heads"], config["hidden_size"],
+        config["intermediate_size"])
+    assert model_needs(checkpoint).weights_bytes > 0

@@ -20,7 +20,7 @@ def test_catalog_has_the_known_checkpoints():
     ids = [e.repo_id for e in CATALOG]
     assert ids == ["mlx-community/LLaDA-8B-Instruct-mlx-8bit", "mlx-community/LLaDA-8B-Instruct-mlx-4bit",
                    "GSAI-ML/LLaDA-8B-Instruct", "GSAI-ML/LLaDA-8B-Base", "GSAI-ML/LLaDA-1.5",
-                   "inclusionAI/LLaDA-MoE-7B-A1B-Instruct", "inclusionAI/LLaDA2.1-mini",
+                   "inclusionAI/LLaDA-MoE-7B-A1B-Instruct", "GSAI-ML/LLaDA-V", "inclusionAI/LLaDA2.1-mini",
                    "inclusionAI/LLaDA2.0-mini"]
     assert catalog_entry("gsai-ml/llada-8b-instruct").size_text == "16.0 GB"
     assert catalog_entry("mlx-community/LLaDA-8B-Instruct-mlx-8bit").size_text == "8.5 GB"

@@ -60,6 +60,12 @@ CATALOG: tuple[CatalogEntry, ...] = (
                  "token, so it answers several times faster than LLaDA 8B. PyTorch; once "
                  "downloaded, File > Models > Convert to MLX 8-bit… (or `llada convert`) makes "
                  "an MLX copy of about half the size."),
+    # LLaDA-V: 8.44B parameters in bf16 (llada-v-spec §1, from the spec's arithmetic; the Hub's
+    # files are not checked here); a picture adds up to about 4,300 prompt positions.
+    CatalogEntry("GSAI-ML/LLaDA-V", "LLaDA-V (bf16, pictures)", "torch",
+                 int(16.9 * GB), int(18.5 * GB),
+                 "LLaDA 8B Instruct with a vision tower: attach a picture (Picture… or drop a "
+                 "file) and ask about it. Both backends load it."),
     # LLaDA 2.x mini: 16.25B parameters in bf16 (llada2-spec B1-B2: 7 shards, about 32.5 GB;
     # a third-party figure, not yet checked against the Hub's files). Both backends load it.
     CatalogEntry("inclusionAI/LLaDA2.1-mini", "LLaDA2.1 mini (bf16)", "torch",

@@ -116,6 +116,12 @@ class Dimensions:
         from llada_core.llada2_config import LLaDA2Args, is_llada2_config
 
         try:
+            if config.get("model_type") == "llava_llada":  # LLaDA-V: its LLaMA-named LM
+                heads = config["num_attention_heads"]
+                return cls(config["num_hidden_layers"], heads,
+                           config.get("num_key_value_heads") or heads,
+                           config["hidden_size"] // heads, config["hidden_size"],
+                           config["intermediate_size"], config["vocab_size"])
             if is_llada2_config(config):
                 two = LLaDA2Args.from_dict(config)
                 experts = (two.num_experts_per_tok + two.num_shared_experts) * two.moe_intermediate_size
