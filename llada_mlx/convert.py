@@ -35,7 +35,8 @@ from llada_core.checkpoint import (
     read_config, resolve_checkpoint, weight_files,
 )
 from llada_core.config import is_moe_config
-from llada_mlx import moe
+from llada_core.llada2_config import is_llada2_config
+from llada_mlx import llada2, moe
 from llada_mlx.loader import BITS, DTYPES, GROUP_SIZES, load_model_args, load_moe_args, read_shard
 from llada_mlx.model import Model
 
@@ -76,13 +77,19 @@ def convert(source: str | Path, out: str | Path, *, bits: Optional[int] = 8, gro
         raise ValueError("the output folder must differ from the source folder")
 
     config = read_config(folder)
-    check_architecture(config)
-    family = "moe" if is_moe_config(config) else "dense"
-    args = load_moe_args(config) if family == "moe" else load_model_args(config)
-    if args.quantization is not None:
-        raise CheckpointError(f"{folder} is already quantized; convert the original float weights")
+    if is_llada2_config(config):
+        family = "llada2"
+        if "quantization" in config or "quantization_config" in config:
+            raise CheckpointError(f"{folder} is already quantized; convert the original float weights")
+        args = llada2.ModelArgs.from_dict(config)
+    else:
+        check_architecture(config)
+        family = "moe" if is_moe_config(config) else "dense"
+        args = load_moe_args(config) if family == "moe" else load_model_args(config)
+        if args.quantization is not None:
+            raise CheckpointError(f"{folder} is already quantized; convert the original float weights")
     # Parameters stay lazy: never evaluated, only their shapes are read.
-    model = moe.Model(args) if family == "moe" else Model(args)
+    model = {"moe": moe.Model, "llada2": llada2.Model}.get(family, Model)(args)
     sources = source_tensors(folder, family)
     if family == "moe":
         check_family(config, {info.stored_name for info in sources.values()})
@@ -131,9 +138,13 @@ def source_tensors(folder: Path, family: str = "dense") -> dict[str, SourceTenso
     for path in weight_files(folder):
         shard = read_shard(path)
         stored = {id(value): name for name, value in shard.items()}
-        renamed = Model.sanitize(shard) if family == "dense" else {
-            ("model." + name if name.startswith("lm_head.") else name): value
-            for name, value in shard.items()}
+        if family == "dense":
+            renamed = Model.sanitize(shard)
+        elif family == "llada2":  # the official names are ours (lm_head at the top)
+            renamed = dict(shard)
+        else:
+            renamed = {("model." + name if name.startswith("lm_head.") else name): value
+                       for name, value in shard.items()}
         for name, value in renamed.items():  # the same arrays, renamed
             found[name] = SourceTensor(path, stored[id(value)], tuple(value.shape), value.dtype)
     return found

@@ -243,16 +243,14 @@ def load_moe(folder: Path, config: dict[str, Any], dtype: Any = None) -> tuple[m
 def load_llada2(folder: Path, config: dict[str, Any], dtype: Any = None) -> tuple[llada2.Model, Any]:
     """LLaDA 2.x (architectures[0] LLaDA2MoeModelLM) from its folder, experts stacked, strictly;
     ids from the tokenizer, the 2.1 editing decoder's defaults from generation_config.json."""
-    if "quantization" in config or "quantization_config" in config:
-        raise CheckpointError("quantized LLaDA2 checkpoints are not supported yet; load the "
-                              "original (bfloat16) weights")
     args = llada2.ModelArgs.from_dict(config)
+    quantization = quantization_entry(config)  # our conversion's (llada convert)
     tokenizer = load_tokenizer(folder)
     args.fill_token_ids(tokenizer)
     args.read_generation_config(folder)
     model = llada2.Model(args)
     weights = llada2.Model.sanitize(read_weights(folder), args.num_experts)
-    fill_model(model, weights, None, parse_dtype(dtype))
+    fill_model(model, weights, quantization, parse_dtype(dtype))
     return model, tokenizer
 
 
