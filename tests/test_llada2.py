@@ -296,6 +296,7 @@ def test_ids_and_version_come_from_the_checkpoint_files(checkpoints, torch_model
 def test_a_bad_config_is_one_named_error(checkpoints, tmp_path):
     import shutil
 
+    pytest.importorskip("torch")
     from llada_core.checkpoint import CheckpointError
     from llada_torch import load
 
