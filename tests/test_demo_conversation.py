@@ -17,7 +17,7 @@ from app.eval.evaluate import held_out_conversations
 from app.models import defaults
 from app.models.defaults import DEMO_EXAMPLES, default_model
 from llada_train.demo_tasks import Item, is_correct
-from window_support import LOAD_TIMEOUT, Windows, collect_earlier_windows  # noqa: F401
+from window_support import Windows, collect_earlier_windows  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOT = ROOT / "out" / "demo-conversation-examples.png"
