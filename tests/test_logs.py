@@ -60,3 +60,25 @@ def test_an_unusable_log_folder_is_one_line_and_logging_goes_on(tmp_path, monkey
     finally:
         monkeypatch.undo()
         setup_logging()
+    # the file works again: no terminal handler is left behind (it would write to this test's
+    # captured stream, closed once the test ends)
+    assert not [h for h in logging.getLogger().handlers if h.get_name() == "llada-stderr"]
+
+
+def test_the_terminal_fallback_writes_to_the_current_stderr(tmp_path, monkeypatch, capsys):
+    import io
+    import sys
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("LLADA_LOG_DIR", str(blocker / "logs"))
+    try:
+        setup_logging()
+        capsys.readouterr()
+        replaced = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", replaced)
+        logging.getLogger("x").warning("to the stream of now")
+        assert "to the stream of now" in replaced.getvalue()
+    finally:
+        monkeypatch.undo()
+        setup_logging()

@@ -40,6 +40,9 @@ def log_path() -> Path:
     return log_dir() / LOG_FILE_NAME
 
 
+_STDERR_NAME = "llada-stderr"
+
+
 def setup_logging(level: str = DEFAULT_LEVEL) -> Optional[Path]:
     """Send the root logger to the rotating log file; returns its path, or None when the folder
     cannot be used (then one line goes to stderr and logging stays on stderr only).
@@ -69,14 +72,29 @@ def setup_logging(level: str = DEFAULT_LEVEL) -> Optional[Path]:
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(logging.Formatter(FORMAT))
     root.addHandler(handler)
+    for fallback in [h for h in root.handlers if h.get_name() == _STDERR_NAME]:
+        root.removeHandler(fallback)  # the file works again: the terminal fallback goes
     _quiet_chatty_libraries()
     return path
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes (a test, or an embedding app, may
+    have replaced the stream it was made with)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def _stderr_fallback(root: logging.Logger) -> None:
-    if not any(h.get_name() == "llada-stderr" for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.set_name("llada-stderr")
+    if not any(h.get_name() == _STDERR_NAME for h in root.handlers):
+        handler = _CurrentStderr()
+        handler.set_name(_STDERR_NAME)
         handler.setLevel(logging.WARNING)
         handler.setFormatter(logging.Formatter(FORMAT))
         root.addHandler(handler)
