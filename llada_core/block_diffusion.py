@@ -21,6 +21,10 @@ last are never denoised. Each step feeds the prefix up to the current block's en
   `max_post_steps` steps without masks. Edits are reported in the frames (`edited_at`: the step
   that last replaced each token), so a canvas can show the model correcting itself.
 
+A backend may keep an exact cache of the finished blocks' keys and values (spec B7: under
+block-causal attention no later position changes them, and edits stay inside the current block):
+`PrefixCache` is its bookkeeping, the backend holds the arrays.
+
 Frames cover the answer region (gen_length positions after the prompt); when the answer stops
 early the positions left are shown as EOS.
 """
@@ -44,6 +48,30 @@ class BlockBackend(Protocol):
 
     def predict(self, ids: np.ndarray, block_length: int, rows: slice) -> tuple[np.ndarray, np.ndarray]:
         ...
+
+
+class PrefixCache:
+    """Which part of a canvas prefix a backend's key/value cache already holds (spec B7).
+
+    `plan(ids, rows)` for a forward whose current block is `rows` (the end of `ids`): whether the
+    cache must be dropped (another canvas), and the range of whole finished blocks to run once
+    and append before the current block is forwarded against the cache. The cache holds blocks'
+    final tokens only: a block is appended when the next block's first step asks for it, after
+    its last edit (the "commit forward" of the recipe)."""
+
+    def __init__(self) -> None:
+        self.ids = np.zeros(0, dtype=np.int64)
+
+    def plan(self, ids: np.ndarray, rows: slice) -> tuple[bool, int, int]:
+        """(reset, append_from, start): drop the cache if `reset`, then forward
+        ids[append_from:start] keeping its keys and values, then ids[start:] against them."""
+        start = rows.start
+        if rows.stop != len(ids):
+            raise ValueError("the current block must end the canvas prefix")
+        cached = len(self.ids)
+        reset = cached > start or not np.array_equal(self.ids, ids[:cached])
+        self.ids = np.array(ids[:start], dtype=np.int64)
+        return reset, 0 if reset else cached, start
 
 
 def block_schedule(block_length: int, steps: int) -> list[int]:

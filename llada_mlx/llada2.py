@@ -77,22 +77,26 @@ class Attention(nn.Module):
             self.query_layernorm = RMSNorm(self.hd, args.rms_norm_eps)
             self.key_layernorm = RMSNorm(self.hd, args.rms_norm_eps)
 
-    def rope(self, t: mx.array) -> mx.array:
+    def rope(self, t: mx.array, offset: int) -> mx.array:
         if t.dtype == mx.float32 or rope_upcasts():
             return mx.fast.rope(t, self.rotary_dims, traditional=False, base=self.rope_theta,
-                                scale=1.0, offset=0)
+                                scale=1.0, offset=offset)
         return mx.fast.rope(t.astype(mx.float32), self.rotary_dims, traditional=False,
-                            base=self.rope_theta, scale=1.0, offset=0).astype(t.dtype)
+                            base=self.rope_theta, scale=1.0, offset=offset).astype(t.dtype)
 
-    def __call__(self, h: mx.array, mask: mx.array) -> mx.array:
+    def __call__(self, h: mx.array, mask: mx.array, cache: Optional["PrefixKV"] = None,
+                 layer: int = 0) -> mx.array:
         B, L, _ = h.shape
+        offset = cache.length if cache is not None else 0
         qkv = self.query_key_value(h).reshape(B, L, self.heads + 2 * self.kv_heads, self.hd)
         q, k, v = mx.split(qkv, [self.heads, self.heads + self.kv_heads], axis=2)
         if "query_layernorm" in self:  # per head, before RoPE
             q, k = self.query_layernorm(q), self.key_layernorm(k)
-        q = self.rope(q.transpose(0, 2, 1, 3))
-        k = self.rope(k.transpose(0, 2, 1, 3))
+        q = self.rope(q.transpose(0, 2, 1, 3), offset)
+        k = self.rope(k.transpose(0, 2, 1, 3), offset)
         v = v.transpose(0, 2, 1, 3)
+        if cache is not None:
+            k, v = cache.extend(layer, k, v)
         out = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale, mask=mask)
         return self.dense(out.transpose(0, 2, 1, 3).reshape(B, L, -1))
 
@@ -136,8 +140,9 @@ class DecoderLayer(nn.Module):
         self.mlp = (MLP(args.hidden_size, args.intermediate_size) if args.is_dense_layer(index)
                     else SparseMoeBlock(args))
 
-    def __call__(self, h: mx.array, mask: mx.array) -> mx.array:
-        x = h + self.attention(self.input_layernorm(h), mask)
+    def __call__(self, h: mx.array, mask: mx.array, cache: Optional["PrefixKV"] = None,
+                 layer: int = 0) -> mx.array:
+        x = h + self.attention(self.input_layernorm(h), mask, cache, layer)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -161,12 +166,20 @@ class Model(nn.Module):
             self.lm_head = nn.Linear(args.hidden_size, args.rows, bias=False)
 
     def __call__(self, input_ids: mx.array, block_length: int,
-                 logits_for: Optional[slice] = None) -> mx.array:
+                 logits_for: Optional[slice] = None, cache: Optional["PrefixKV"] = None
+                 ) -> mx.array:
+        """Logits of a canvas prefix, blocks of `block_length`; with a `cache`, of the whole
+        blocks that follow the cached ones (which they all see)."""
         check_ids(input_ids, self.args.rows)
         h = self.model.word_embeddings(input_ids)
-        mask = block_causal_mask(input_ids.shape[1], block_length, h.dtype)
-        for layer in self.model.layers:
-            h = layer(h, mask)
+        length = input_ids.shape[1]
+        mask = block_causal_mask(length, block_length, h.dtype)
+        if cache is not None and cache.length:
+            mask = mx.concatenate([mx.zeros((length, cache.length), h.dtype), mask], axis=1)
+        for index, layer in enumerate(self.model.layers):
+            h = layer(h, mask, cache, index)
+        if cache is not None:
+            cache.advance(length)
         h = self.model.norm(h if logits_for is None else h[:, logits_for])
         if self.args.tie_word_embeddings:
             return self.model.word_embeddings.as_linear(h).astype(mx.float32)
@@ -187,16 +200,44 @@ class Model(nn.Module):
         return weights
 
 
-class BlockBackend:
-    """llada_core.block_diffusion's backend for an MLX LLaDA2 model."""
+class PrefixKV:
+    """The finished blocks' keys and values per layer (spec B7). A forward with `keep` appends
+    its keys and values; without, it reads the cache and leaves it as it was."""
 
-    def __init__(self, model: Model, temperature: float, seed: Optional[int]):
+    def __init__(self, layers: int):
+        self.layers: list = [None] * layers
+        self.length, self.keep = 0, False
+
+    def extend(self, layer: int, k: mx.array, v: mx.array) -> tuple[mx.array, mx.array]:
+        cached = self.layers[layer]
+        if cached is not None:
+            k, v = (mx.concatenate([cached[0], k], axis=2),
+                    mx.concatenate([cached[1], v], axis=2))
+        if self.keep:
+            self.layers[layer] = (k, v)
+        return k, v
+
+    def advance(self, length: int) -> None:
+        if self.keep:
+            self.length += length
+
+
+class BlockBackend:
+    """llada_core.block_diffusion's backend for an MLX LLaDA2 model, the finished blocks read
+    from an exact prefix cache (`prefix_cache=False`: the whole prefix every step)."""
+
+    def __init__(self, model: Model, temperature: float, seed: Optional[int],
+                 prefix_cache: bool = True):
+        from llada_core.block_diffusion import PrefixCache
+
         self.model, self.temperature = model, temperature
+        self.prefix = PrefixCache() if prefix_cache else None
+        self.cache = PrefixKV(len(model.layers))
         self.mask_id, self.eos_id = model.args.mask_token_id, model.args.eos_token_id
         self.key = mx.random.key(seed if seed is not None else int(np.random.SeedSequence().entropy % 2**32))
 
     def predict(self, ids: np.ndarray, block_length: int, rows: slice):
-        logits = self.model(mx.array(ids[None]), block_length, logits_for=rows)[0]
+        logits = self.logits(ids, block_length, rows)
         probabilities = mx.softmax(logits, axis=-1, precise=True)
         if self.temperature > 0:
             self.key, draw = mx.random.split(self.key)
@@ -205,6 +246,20 @@ class BlockBackend:
             x0 = mx.argmax(logits, axis=-1)
         p = mx.take_along_axis(probabilities, x0[:, None], axis=-1)[:, 0]
         return np.array(x0).astype(np.int64), np.array(p).astype(np.float32)
+
+    def logits(self, ids: np.ndarray, block_length: int, rows: slice) -> mx.array:
+        if self.prefix is None:
+            return self.model(mx.array(ids[None]), block_length, logits_for=rows)[0]
+        reset, append_from, start = self.prefix.plan(ids, rows)
+        if reset:
+            self.cache = PrefixKV(len(self.model.layers))
+        if append_from < start:
+            self.cache.keep = True
+            self.model(mx.array(ids[None, append_from:start]), block_length,
+                       logits_for=slice(0, 0), cache=self.cache)
+            mx.eval([kv for kv in self.cache.layers if kv is not None])
+            self.cache.keep = False
+        return self.model(mx.array(ids[None, start:]), block_length, cache=self.cache)[0]
 
 
 def generate_block_steps(model: Model, prompt: list[int], settings, editing_threshold=None):

@@ -77,7 +77,8 @@ class Attention(nn.Module):
         rotated = rotary(t[..., :self.rotary_dims], angles)
         return torch.cat((rotated, t[..., self.rotary_dims:]), dim=-1)
 
-    def forward(self, h: torch.Tensor, rotary: Rotary, angles, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, rotary: Rotary, angles, mask: torch.Tensor,
+                cache: Optional["PrefixKV"] = None, layer: int = 0) -> torch.Tensor:
         B, L, _ = h.shape
         qkv = self.query_key_value(h).view(B, L, self.heads + 2 * self.kv_heads, self.hd)
         q, k, v = qkv.split([self.heads, self.kv_heads, self.kv_heads], dim=2)
@@ -86,6 +87,8 @@ class Attention(nn.Module):
         q = self.rope(q.transpose(1, 2), rotary, angles)
         k = self.rope(k.transpose(1, 2), rotary, angles)
         v = v.transpose(1, 2)
+        if cache is not None:
+            k, v = cache.extend(layer, k, v)
         if self.kv_heads != self.heads:
             k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
             v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
@@ -131,8 +134,9 @@ class DecoderLayer(nn.Module):
         self.mlp = (MLP(args.hidden_size, args.intermediate_size) if args.is_dense_layer(index)
                     else SparseMoeBlock(args))
 
-    def forward(self, h: torch.Tensor, rotary: Rotary, angles, mask: torch.Tensor) -> torch.Tensor:
-        x = h + self.attention(self.input_layernorm(h), rotary, angles, mask)
+    def forward(self, h: torch.Tensor, rotary: Rotary, angles, mask: torch.Tensor,
+                cache: Optional["PrefixKV"] = None, layer: int = 0) -> torch.Tensor:
+        x = h + self.attention(self.input_layernorm(h), rotary, angles, mask, cache, layer)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -164,14 +168,21 @@ class Model(nn.Module):
         return self.model.word_embeddings.weight.dtype
 
     def forward(self, input_ids: torch.Tensor, block_length: int,
-                logits_for: Optional[slice] = None) -> torch.Tensor:
-        """Logits of a canvas prefix (positions 0 .. L-1), blocks of `block_length`."""
+                logits_for: Optional[slice] = None, cache: Optional["PrefixKV"] = None
+                ) -> torch.Tensor:
+        """Logits of a canvas prefix (positions 0 .. L-1), blocks of `block_length`; with a
+        `cache`, of the whole blocks that follow the cached ones (which they all see)."""
+        offset = cache.length if cache is not None else 0
         length = input_ids.shape[1]
-        angles = self.rotary.angles(0, length, input_ids.device)
+        angles = self.rotary.angles(offset, length, input_ids.device)
         h = self.model.word_embeddings(input_ids)
         mask = block_causal_mask(length, block_length, h.device, h.dtype)
-        for layer in self.model.layers:
-            h = layer(h, self.rotary, angles, mask)
+        if offset:
+            mask = torch.cat([mask.new_zeros(length, offset), mask], dim=1)
+        for index, layer in enumerate(self.model.layers):
+            h = layer(h, self.rotary, angles, mask, cache, index)
+        if cache is not None:
+            cache.advance(length)
         h = self.model.norm(h if logits_for is None else h[:, logits_for])
         head = (self.model.word_embeddings.weight if self.args.tie_word_embeddings
                 else self.lm_head.weight)
@@ -188,12 +199,40 @@ class Model(nn.Module):
         return weights
 
 
-class BlockBackend:
-    """llada_core.block_diffusion's backend for a PyTorch LLaDA2 model: one forward over the
-    canvas prefix, the current block's predicted tokens and their probabilities."""
+class PrefixKV:
+    """The finished blocks' keys and values per layer (spec B7). A forward with `keep` appends
+    its keys and values; without, it reads the cache and leaves it as it was."""
 
-    def __init__(self, model: Model, temperature: float, seed: Optional[int]):
+    def __init__(self, layers: int):
+        self.layers: list[Optional[tuple[torch.Tensor, torch.Tensor]]] = [None] * layers
+        self.length, self.keep = 0, False
+
+    def extend(self, layer: int, k: torch.Tensor, v: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        cached = self.layers[layer]
+        if cached is not None:
+            k, v = torch.cat([cached[0], k], dim=2), torch.cat([cached[1], v], dim=2)
+        if self.keep:
+            self.layers[layer] = (k, v)
+        return k, v
+
+    def advance(self, length: int) -> None:
+        if self.keep:
+            self.length += length
+
+
+class BlockBackend:
+    """llada_core.block_diffusion's backend for a PyTorch LLaDA2 model: the current block's
+    predicted tokens and their probabilities, the finished blocks read from an exact prefix
+    cache (`prefix_cache=False`: the whole canvas prefix every step, as the reference)."""
+
+    def __init__(self, model: Model, temperature: float, seed: Optional[int],
+                 prefix_cache: bool = True):
+        from llada_core.block_diffusion import PrefixCache
+
         self.model, self.temperature = model, temperature
+        self.prefix = PrefixCache() if prefix_cache else None
+        self.cache = PrefixKV(len(model.model.layers))
         self.mask_id, self.eos_id = model.args.mask_token_id, model.args.eos_token_id
         self.generator = torch.Generator(device=model.device)
         if seed is None:
@@ -205,8 +244,7 @@ class BlockBackend:
         import numpy as np
 
         with torch.inference_mode():
-            batch = torch.from_numpy(np.ascontiguousarray(ids))[None].to(self.model.device)
-            logits = self.model(batch, block_length, logits_for=rows)[0]
+            logits = self.logits(ids, block_length, rows)
             probabilities = F.softmax(logits, dim=-1)
             if self.temperature > 0:
                 drawn = F.softmax(logits / self.temperature, dim=-1)
@@ -215,6 +253,24 @@ class BlockBackend:
                 x0 = torch.argmax(logits, dim=-1)
             p = torch.gather(probabilities, -1, x0[:, None])[:, 0]
             return x0.cpu().numpy().astype(np.int64), p.cpu().numpy().astype(np.float32)
+
+    def logits(self, ids, block_length: int, rows: slice) -> torch.Tensor:
+        import numpy as np
+
+        def batch(part):
+            return torch.from_numpy(np.ascontiguousarray(part))[None].to(self.model.device)
+
+        if self.prefix is None:
+            return self.model(batch(ids), block_length, logits_for=rows)[0]
+        reset, append_from, start = self.prefix.plan(ids, rows)
+        if reset:
+            self.cache = PrefixKV(len(self.model.model.layers))
+        if append_from < start:
+            self.cache.keep = True
+            self.model(batch(ids[append_from:start]), block_length, logits_for=slice(0, 0),
+                       cache=self.cache)
+            self.cache.keep = False
+        return self.model(batch(ids[start:]), block_length, cache=self.cache)[0]
 
 
 def generate_block_steps(model: Model, prompt: list[int], settings, editing_threshold=None):

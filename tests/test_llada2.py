@@ -180,6 +180,10 @@ def reference_generate(folder: Path, prompt: list[int], gen: int, block: int, st
     return [int(t) if t != mask else eos for t in answer]
 
 
+def as_numpy(array) -> np.ndarray:
+    return array.detach().numpy() if hasattr(array, "detach") else np.array(array)
+
+
 def chat_prompt(tokenizer, question="In the beginning") -> list[int]:
     from llada_core.chat import encode_chat
 
@@ -277,6 +281,52 @@ def test_editing_is_visible_in_the_frames(torch_models):
     plain = list(llada_torch.generate_steps(torch_models["2.0"][0], prompt, threshold=0.9,
                                             **SETTINGS))
     assert (plain[-1].edited_at == -1).all()  # 2.0 never edits
+
+
+@pytest.mark.parametrize("backend", ["torch", "mlx"])
+def test_the_prefix_cache_is_exact(backend, request):
+    """Finished blocks' keys and values are cached (spec B7): the current block's logits equal
+    the whole-prefix forward's, every frame of a 2.0 and a 2.1 answer (with edits) is the same
+    with and without the cache, and a new canvas drops the cache."""
+    from llada_core import block_diffusion
+    from llada_core.settings import SamplerSettings
+
+    models = request.getfixturevalue(f"{backend}_models")
+    module = __import__(f"llada_{backend}.llada2", fromlist=["BlockBackend"])
+    model, tokenizer = models["2.1"]
+    prompt = chat_prompt(tokenizer)
+    mask = model.args.mask_token_id
+    rng = np.random.default_rng(0)
+    length = (len(prompt) // BLOCK + 3) * BLOCK
+    canvas = np.array(prompt + [int(t) for t in rng.integers(0, 100, length - len(prompt))],
+                      dtype=np.int64)
+    cached = module.BlockBackend(model, 0.0, 0)
+    plain = module.BlockBackend(model, 0.0, 0, prefix_cache=False)
+    for end in range(len(prompt) // BLOCK * BLOCK + BLOCK, len(canvas) + 1, BLOCK):
+        ids, rows = canvas[:end].copy(), slice(end - BLOCK, end)
+        ids[rows][:2] = mask
+        with_cache, without = (as_numpy(b.logits(ids, BLOCK, rows)) for b in (cached, plain))
+        assert np.abs(with_cache - without).max() <= 1e-4 * np.abs(without).max()
+    assert cached.cache.length == len(canvas) - BLOCK
+    other = canvas.copy()
+    other[0] += 1  # another conversation: the cache must not be reused
+    ids, rows = other[:2 * BLOCK + BLOCK], slice(2 * BLOCK, 3 * BLOCK)
+    assert np.allclose(as_numpy(cached.logits(ids, BLOCK, rows)),
+                       as_numpy(plain.logits(ids, BLOCK, rows)), rtol=1e-4, atol=1e-4)
+    assert cached.cache.length == 2 * BLOCK
+
+    settings = SamplerSettings(**{**SETTINGS, "threshold": 0.9})
+    for version, editing in (("2.0", None), ("2.1", 0.0)):
+        model = models[version][0]
+        runs = [list(block_diffusion.run(module.BlockBackend(model, 0.0, 0, prefix_cache=use),
+                                         prompt, settings, editing_threshold=editing))
+                for use in (True, False)]
+        assert len(runs[0]) == len(runs[1])
+        for a, b in zip(*runs):
+            assert (a.tokens == b.tokens).all() and (a.committed_at == b.committed_at).all()
+            assert (a.edited_at == b.edited_at).all()
+        if editing is not None:
+            assert (runs[0][-1].edited_at >= 0).any()
 
 
 def test_ids_and_version_come_from_the_checkpoint_files(checkpoints, torch_models):
