@@ -80,6 +80,23 @@ def test_decode_rejects_other_bytes(tiny_torch):
         trace_mod.decode(b"LLTR" + zlib.compress(raw[:-10]))
 
 
+def test_an_edit_outside_the_answer_is_damage(tiny_torch):
+    from dataclasses import replace
+
+    model, _ = tiny_torch
+    frames = live_frames(tiny_torch, gen_length=16, block_length=8, steps=8)
+    trace = recorded(frames, model.args.mask_token_id, 8)
+    early = trace.committed_at.index(0)  # written at the first step, rewritten at the third
+    good = replace(trace, edits=[trace_mod.Edit(early, 2, 7, 0.5, b"x")])
+    back = trace_mod.decode(trace_mod.encode(good))
+    assert back.edits == good.edits and back.frame(1).tokens[early] == 7
+    assert back.frame(2).tokens[early] == trace.tokens[early]
+    assert back.frame(2).edited_at[early] == 2 and back.frame(1).edited_at[early] == -1
+    for edit in (trace_mod.Edit(16, 2, 7, 0.5), trace_mod.Edit(3, trace.num_steps, 7, 0.5)):
+        with pytest.raises(ValueError, match="damaged"):
+            trace_mod.decode(trace_mod.encode(replace(trace, edits=[edit])))
+
+
 def test_store_schema_and_messages(tmp_path):
     store = Store.in_folder(tmp_path)
     assert store.schema_version == SCHEMA_VERSION

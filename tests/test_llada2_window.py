@@ -52,3 +52,52 @@ def test_an_edit_is_drawn_as_an_edit(qtbot, tmp_path, editing_model):
         shot(window, "llada21-edit.png")
     finally:
         windows.close_all()
+
+
+def test_a_stored_answer_replays_its_edits(qtbot, tmp_path, editing_model):
+    """The stored trace keeps each rewrite: every frame the window drew live comes back from it
+    (tokens, text, edits), a click on an edited cell of the replay tells its history, and an
+    exported animation draws the edit in the edit colour."""
+    from app.history import trace as trace_mod
+    from app.ui.animation_render import FrameRenderer, trace_frames
+    from app.ui.canvas import EDITED
+    from app.ui.replay import ReplayView
+
+    windows = Windows(qtbot, tmp_path / "data")
+    try:
+        window = windows.open(str(editing_model), settings=SETTINGS)
+        seen = []
+        window.workers.worker.frame.connect(lambda _, frame, pieces: seen.append((frame, pieces)))
+        with qtbot.waitSignal(window.answer_stored, timeout=LOAD_TIMEOUT) as stored:
+            assert window.send("In the beginning")
+        trace = trace_mod.decode(window.store.trace_blob(stored.args[0]))
+        assert trace.edits and trace.num_steps == len(seen)
+        for k, (frame, pieces) in enumerate(seen):
+            replayed = trace.frame(k)
+            assert (replayed.tokens == frame.tokens).all(), k
+            assert (replayed.edited_at == frame.edited_at).all(), k
+            assert (replayed.committed_at == frame.committed_at).all(), k
+            assert list(trace.pieces_at(k)) == list(pieces), k
+        edit = trace.edits[0]
+        history = trace.history(edit.position)
+        assert len(history) >= 2 and history[0][1] == edit.before
+        assert history[-1][1] == trace.tokens[edit.position]
+
+        view = ReplayView(trace)
+        qtbot.addWidget(view)
+        view.seek(edit.step)
+        assert "edited" in view.details.text()
+        view.canvas.position_clicked.emit(edit.position)
+        text = view.details.text()
+        assert text.startswith(f"Position {edit.position}: ") and "edit)" in text
+        assert f"at pass {edit.step + 1}" in text
+
+        frames = trace_frames(trace)
+        renderer = FrameRenderer(frames)
+        cell = next(c for c in renderer.cells(edit.step + 1) if c.position == edit.position)
+        image = renderer.render(edit.step + 1)
+        middle = cell.rect.center()
+        inside = image.pixelColor(int(cell.rect.left()) + 2, int(middle.y()))
+        assert inside == EDITED, (inside.name(), EDITED.name())
+    finally:
+        windows.close_all()

@@ -56,7 +56,7 @@ def write_animation(recorder: "TraceRecorder", tokenizer: Any, mask_id: int, pat
     from app.ui.animation_render import export_trace
 
     pieces = TokenPieces(tokenizer, mask_id, glyph="")
-    trace = recorder.trace(pieces([int(t) for t in recorder.last.tokens]))
+    trace = recorder.trace(pieces([int(t) for t in recorder.last.tokens]), unit_of=pieces.unit)
     written = export_trace(trace, path)
     print(f"llada generate: animation written to {written[0] if len(written) == 1 else path}",
           file=sys.stderr)

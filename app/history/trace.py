@@ -6,6 +6,10 @@ token and the confidence it was committed with. Per step we keep only what the l
 cannot tell: its block and its forward-pass count. The blob is zlib-compressed: a small JSON
 header followed by packed int32/float32 arrays (stdlib `array`, little-endian).
 
+LLaDA2.1's editing decoder rewrites tokens it wrote: `edits` keeps, for each rewrite, the
+position, the step and the token (with its confidence and text unit) it replaced, so a frame
+before an edit shows the token of its time, and `edited_at` is rebuilt for every frame.
+
 Text: `pieces` is each position's text in the last frame (what every version stored). A character
 can span several byte-level tokens, so an intermediate frame's text is not a subset of the last
 one's; traces therefore also keep each position's `units` (its token's bytes, see
@@ -19,7 +23,7 @@ import json
 import sys
 import zlib
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +33,17 @@ from llada_core.frames import StepFrame
 
 MAGIC = b"LLTR"
 VERSION = 1
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One rewrite of a written token: at `step`, `position` stopped showing `before`."""
+
+    position: int
+    step: int
+    before: int
+    before_confidence: float
+    before_unit: Unit = None
 
 
 @dataclass
@@ -48,6 +63,7 @@ class Trace:
     # Positions the user fixed (constraints, the words around infill holes): in place before the
     # first step, so never drawn as masked nor as new (the sampler reports them at step 0).
     fixed: list[int] = field(default_factory=list)
+    edits: list[Edit] = field(default_factory=list)  # in step order
 
     @property
     def gen_length(self) -> int:
@@ -63,24 +79,56 @@ class Trace:
             raise IndexError(f"step {k} is outside 0..{self.num_steps - 1}")
         tokens, committed_at, confidence = [], [], []
         committed = 0
-        for token, at, conf in zip(self.tokens, self.committed_at, self.confidence):
+        shown = self._shown_at(k)
+        for position, (token, at, conf) in enumerate(
+                zip(self.tokens, self.committed_at, self.confidence)):
             if 0 <= at <= k:
-                tokens.append(token)
+                edit = shown.get(position)
+                tokens.append(token if edit is None else edit.before)
                 committed_at.append(at)
-                confidence.append(conf)
+                confidence.append(conf if edit is None else edit.before_confidence)
                 committed += at == k
             else:
                 tokens.append(self.mask_id)
                 committed_at.append(-1)
                 confidence.append(0.0)
+        edited_at = None
+        if self.edits:
+            edited_at = np.full(len(self.tokens), -1, dtype=np.int32)
+            for edit in self.edits:
+                if edit.step <= k:
+                    edited_at[edit.position] = edit.step
+                    committed += edit.step == k
         return StepFrame(
             index=k, block=self.blocks[k],
             tokens=np.asarray(tokens, dtype=np.int32),
             committed_at=np.asarray(committed_at, dtype=np.int32),
             confidence=np.asarray(confidence, dtype=np.float32),
             committed=committed, nfe=self.nfe[k],
-            done=self.done and k == self.num_steps - 1,
+            done=self.done and k == self.num_steps - 1, edited_at=edited_at,
         )
+
+    def _shown_at(self, k: int) -> dict[int, Edit]:
+        """For each position rewritten after step k, its first later edit (whose `before` is
+        what step k showed)."""
+        shown: dict[int, Edit] = {}
+        for edit in self.edits:
+            if edit.step > k and edit.position not in shown:
+                shown[edit.position] = edit
+        return shown
+
+    def history(self, position: int) -> list[tuple[int, int, float, Unit]]:
+        """(step, token, confidence, unit) of each token `position` showed, first to last."""
+        at = self.committed_at[position]
+        if at < 0:
+            return []
+        edits = [e for e in self.edits if e.position == position]
+        shown = [(at, e.before, e.before_confidence, e.before_unit) for e in edits[:1]]
+        shown += [(a.step, b.before, b.before_confidence, b.before_unit)
+                  for a, b in zip(edits, edits[1:])]
+        last_step = edits[-1].step if edits else at
+        unit = self.units[position] if self.units is not None else None
+        return shown + [(last_step, self.tokens[position], self.confidence[position], unit)]
 
     def pieces_at(self, k: int) -> list[str]:
         """Each position's text after step k (masked positions ""): a character split across
@@ -91,6 +139,9 @@ class Trace:
         if self.units is None:
             return list(self.pieces)
         visible = [unit if 0 <= at <= k else None for unit, at in zip(self.units, self.committed_at)]
+        for position, edit in self._shown_at(k).items():
+            if visible[position] is not None:
+                visible[position] = edit.before_unit
         return Pieces(pieces_of_units(visible), visible)
 
     def frames(self):
@@ -108,15 +159,24 @@ class TraceRecorder:
         self.blocks: list[int] = []
         self.nfe: list[int] = []
         self.last: StepFrame | None = None
+        self.edits: list[tuple[int, int, int, float]] = []  # position, step, before, confidence
 
     def add(self, frame: StepFrame) -> None:
         self.blocks.append(int(frame.block))
         self.nfe.append(int(frame.nfe))
+        if frame.edited_at is not None and self.last is not None:
+            for position in np.flatnonzero(np.asarray(frame.edited_at) == frame.index):
+                self.edits.append((int(position), int(frame.index),
+                                   int(self.last.tokens[position]),
+                                   float(self.last.confidence[position])))
         self.last = frame
 
-    def trace(self, pieces: Sequence[str] = (), units: Sequence[Unit] | None = None) -> Trace | None:
+    def trace(self, pieces: Sequence[str] = (), units: Sequence[Unit] | None = None,
+              unit_of: Callable[[int], Unit] | None = None) -> Trace | None:
         """The trace so far. `pieces` is the last frame's text; `units` its tokens' units, taken
-        from `pieces` when it carries them (app.session.frame_text.Pieces)."""
+        from `pieces` when it carries them (app.session.frame_text.Pieces); `unit_of` gives the
+        unit of a token an edit replaced (without it, a trace with edits keeps no units and
+        replays its final text)."""
         if self.last is None:
             return None
         last = self.last
@@ -124,13 +184,17 @@ class TraceRecorder:
             units = getattr(pieces, "units", None)
         if units is not None and len(units) != len(last.tokens):
             units = None
+        if self.edits and unit_of is None:
+            units = None
+        edits = [Edit(p, k, before, conf, None if units is None else unit_of(before))
+                 for p, k, before, conf in self.edits]
         return Trace(
             mask_id=self.mask_id, tokens=[int(t) for t in last.tokens],
             committed_at=[int(c) for c in last.committed_at],
             confidence=[float(c) for c in last.confidence],
             blocks=list(self.blocks), nfe=list(self.nfe), block_length=self.block_length,
             pieces=list(pieces), done=bool(last.done),
-            units=None if units is None else list(units), fixed=list(self.fixed),
+            units=None if units is None else list(units), fixed=list(self.fixed), edits=edits,
         )
 
 
@@ -163,6 +227,8 @@ def encode(trace: Trace) -> bytes:
         "pieces": trace.pieces,
         **({} if trace.units is None else {"units": [_unit_json(u) for u in trace.units]}),
         **({"fixed": trace.fixed} if trace.fixed else {}),
+        **({"edits": [[e.position, e.step, e.before, e.before_confidence,
+                       _unit_json(e.before_unit)] for e in trace.edits]} if trace.edits else {}),
     }).encode("utf-8")
     body = b"".join([
         _packed("i", trace.tokens), _packed("i", trace.committed_at),
@@ -204,6 +270,9 @@ def decode(blob: bytes) -> Trace:
         raise ValueError("the stored trace is damaged (its arrays are truncated)")
     if trace.units is not None and len(trace.units) != len(trace.tokens):
         raise ValueError("the stored trace is damaged (its text units do not match its tokens)")
+    if any(not 0 <= e.position < len(trace.tokens) or not 0 <= e.step < len(trace.blocks)
+           for e in trace.edits):
+        raise ValueError("the stored trace is damaged (an edit is outside the answer)")
     return trace
 
 
@@ -231,4 +300,6 @@ def _decode(blob: bytes) -> Trace:
                  done=header.get("done", True),
                  units=None if header.get("units") is None
                  else [_unit_of_json(u) for u in header["units"]],
-                 fixed=[int(p) for p in header.get("fixed", [])])
+                 fixed=[int(p) for p in header.get("fixed", [])],
+                 edits=[Edit(int(p), int(k), int(before), float(conf), _unit_of_json(unit))
+                        for p, k, before, conf, unit in header.get("edits", [])])

@@ -24,8 +24,24 @@ def step_details(frame: CanvasFrame) -> str:
     blocks = max(1, len(frame.committed_at) // max(1, frame.block_length))
     new = frame.new_count()
     masked = sum(1 for at in frame.committed_at if at < 0)
+    edited = sum(1 for i in range(len(frame.committed_at)) if frame.edited(i) == frame.index)
     return (pass_caption(frame.index, frame.nfe, frame.total_steps, frame.block, blocks)
-            + f" · {new} new · {masked} masked")
+            + f" · {new} new" + (f" · {edited} edited" if edited else "") + f" · {masked} masked")
+
+
+def position_history(trace: Trace, position: int) -> str:
+    """'Position 5: "the" at pass 3 (0.62) → "a" at pass 7 (0.91, edit)': every token one
+    position showed, for a click on a replayed canvas (LLaDA2.1 rewrites tokens it wrote)."""
+    shown = trace.history(position)
+    if not shown:
+        return f"Position {position}: never unmasked"
+    words = []
+    for number, (step, token, confidence, unit) in enumerate(shown):
+        text = (unit.decode("utf-8", "replace") if isinstance(unit, bytes) else unit
+                if unit is not None else f"token {token}")
+        words.append(f"{text.strip() or '·'!r} at pass {step + 1} ({confidence:.2f}"
+                     + (", edit)" if number else ")"))
+    return f"Position {position}: " + " → ".join(words)
 
 
 class ReplayView(QWidget):
@@ -76,6 +92,7 @@ class ReplayView(QWidget):
         self.play_button.clicked.connect(self.toggle)
         self.speed.currentIndexChanged.connect(self._speed_changed)
         self.done_button.clicked.connect(self.close_replay)
+        self.canvas.position_clicked.connect(self.show_history)
         self._speed_changed()
         self.seek(self.timeline.value())
 
@@ -89,6 +106,10 @@ class ReplayView(QWidget):
         self.position.setText(f"{k + 1}/{self.trace.num_steps}")
         self.details.setText(step_details(frame))
         self.frame_shown.emit(frame)
+
+    def show_history(self, position: int) -> None:
+        """A click on a cell: what that position showed, pass by pass (edits included)."""
+        self.details.setText(position_history(self.trace, position))
 
     def set_mode(self, mode: str) -> None:
         self.canvas.set_mode(mode)

@@ -239,7 +239,7 @@ class Worker(QObject):
             stats["constraints"] = str(settings.get(CONSTRAINTS_KEY, "")).strip()
         if stopped:
             stats["stopped"] = True
-        trace = recorder.trace(pieces)
+        trace = recorder.trace(pieces, unit_of=self.pieces.unit)
         self.finished.emit(request_id, {
             "stopped": stopped, "text": text, "prompt_ids": prompt, "stats": stats,
             "trace": trace_mod.encode(trace)})
