@@ -441,3 +441,34 @@ def test_conversion_to_mlx_8_and_4_bit(tmp_path):
         assert float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)) > floor, bits
         frames = list(llada_mlx.generate_steps(model, prompt, **SETTINGS))
         assert frames[-1].done and (frames[-1].tokens != model.args.mask_token_id).all()
+
+
+def test_each_version_brings_its_own_decoder_settings(checkpoints, tmp_path):
+    """With nothing set, a LLaDA 2.x folder gets its official decoder's settings in the window and
+    on the command line (2.0: threshold 0.95; 2.1: Q mode's 0.7, its editing threshold from
+    generation_config.json); a generation_config threshold wins; LLaDA 8B keeps fast mode."""
+    import argparse
+    import json
+    import shutil
+
+    from app.cli.options import add_sampler_options, resolve_model
+    from app.models.defaults import window_defaults
+
+    assert window_defaults(str(checkpoints["2.0"]))["threshold"] == 0.95
+    own = window_defaults(str(checkpoints["2.1"]))
+    assert (own["threshold"], own["mode"], own["block_length"]) == (0.7, "exact", 32)
+    custom = shutil.copytree(checkpoints["2.1"], tmp_path / "custom")
+    config = json.loads((custom / "generation_config.json").read_text())
+    (custom / "generation_config.json").write_text(json.dumps({**config, "threshold": 0.8}))
+    assert window_defaults(str(custom))["threshold"] == 0.8
+    assert window_defaults(str(tmp_path))["mode"] == "fast"  # not a LLaDA 2.x folder
+
+    parser = argparse.ArgumentParser()
+    add_sampler_options(parser)
+    parser.add_argument("--model")
+    args = parser.parse_args(["--model", str(checkpoints["2.1"])])
+    resolve_model(args)
+    assert (args.threshold, args.mode) == (0.7, "exact")
+    args = parser.parse_args(["--model", str(checkpoints["2.1"]), "--threshold", "0.6"])
+    resolve_model(args)
+    assert args.threshold == 0.6

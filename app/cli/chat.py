@@ -234,8 +234,9 @@ def attach_picture(path: str, loaded: Any, out: Any) -> Any:
         print("(/image needs a file: /image photo.jpg)", file=out)
         return None
     if loaded.vision is None:
-        print("(this model has no vision, so it cannot look at a picture; choose LLaDA-V)",
-              file=out)
+        from app.session.pictures import NO_VISION
+
+        print(f"({NO_VISION})", file=out)
         return None
     try:
         image = prepare_image(load_image(path), loaded.vision)

@@ -161,14 +161,17 @@ def resolve_model(args: argparse.Namespace) -> None:
     to the model (its sampler_defaults.json), else the command line's defaults (fast mode)."""
     import sys
 
-    from app.models.defaults import DEMO_NOTE, default_model, is_bundled_demo, sampler_defaults
+    from app.models.defaults import (
+        DEMO_NOTE, block_diffusion_defaults, default_model, is_bundled_demo, sampler_defaults,
+    )
 
     if getattr(args, "model", None) is None and getattr(args, "pick_model", True):
         args.model = default_model()
         if is_bundled_demo(args.model):
             print(f"llada: {DEMO_NOTE} (llada download --list shows the models.)", file=sys.stderr)
     lengths = dict(getattr(args, "length_fallback", {}))
-    recommended = sampler_defaults(getattr(args, "model", None))
+    recommended = {**block_diffusion_defaults(getattr(args, "model", None)),
+                   **sampler_defaults(getattr(args, "model", None))}
     lengths.update({key: value for key, value in recommended.items() if key in lengths})
     # Which of the settings a model folder may recommend the user gave (the window's defaults
     # take the folder's for the others).

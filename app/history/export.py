@@ -1,5 +1,8 @@
 """Export a conversation to Markdown, JSON (versioned, importable), HTML (self-contained,
-escaped) and PDF (Qt's own PDF writer); import the JSON back."""
+escaped) and PDF (Qt's own PDF writer); import the JSON back.
+
+A question's picture (LLaDA-V) goes along: inline in HTML and PDF, in the JSON as base64 (so an
+import brings it back), and beside a Markdown file in a `<name>-pictures` folder it links to."""
 
 from __future__ import annotations
 
@@ -13,6 +16,9 @@ from typing import Any
 from app.session.conversation import TOKENIZER_KEY
 from app.session.stats_text import stats_line
 from app.history.store import Conversation, Message, Store
+from app.session.pictures import Picture, checked_picture
+
+Pictures = dict[int, Picture]  # a conversation's pictures by message id
 
 JSON_FORMAT = "llada-desktop-conversation"
 JSON_VERSION = 1
@@ -39,11 +45,15 @@ def _when(timestamp: float) -> str:
 
 
 # --- Markdown ----------------------------------------------------------------------------
-def to_markdown(conversation: Conversation, messages: list[Message]) -> str:
+def to_markdown(conversation: Conversation, messages: list[Message],
+                links: dict[int, str] | None = None) -> str:
+    """`links`: where each question's picture was written, relative to the Markdown file."""
     lines = [f"# {conversation.title}", "", f"*Exported from LLaDA Desktop, {_when(time.time())}*",
              ""]
     for message in messages:
         lines += [f"## {speaker(message)}", ""]
+        if links and message.id in links:
+            lines += [f"![picture](<{links[message.id]}>)", ""]
         if message.role == "assistant":
             meta = "; ".join(x for x in (settings_line(message.settings),
                                          stats_line(message.stats)) if x)
@@ -70,6 +80,10 @@ def to_json(conversation: Conversation, messages: list[Message], store: Store | 
             blob = store.trace_blob(message.id)
             if blob is not None:
                 item["trace"] = base64.b64encode(blob).decode("ascii")
+        picture = store.picture(message.id) if store is not None and message.has_picture else None
+        if picture is not None:
+            item["picture"] = {"name": picture.name, "type": picture.mime,
+                               "data": base64.b64encode(picture.data).decode("ascii")}
         data["messages"].append(item)
     return json.dumps(data, indent=2, ensure_ascii=False)
 
@@ -119,7 +133,23 @@ def _imported_message(number: int, item: Any) -> dict:
     # the next turn is built from the text, so a file cannot smuggle in control tokens.
     stats = {key: value for key, value in (item.get("stats") or {}).items() if key != TOKENIZER_KEY}
     return {"role": item["role"], "text": item["text"], "settings": item.get("settings") or {},
-            "stats": stats, "prompt_ids": ids, "trace": trace, "created": created}
+            "stats": stats, "prompt_ids": ids, "trace": trace, "created": created,
+            "picture": _imported_picture(number, item.get("picture"))}
+
+
+def _imported_picture(number: int, value: Any) -> Picture | None:
+    """A message's exported picture, checked like an attached one."""
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, dict) or not isinstance(value.get("data"), str):
+            raise ValueError("it is not a name and base64 data")
+        data = base64.b64decode(value["data"], validate=True)
+        name = value.get("name") if isinstance(value.get("name"), str) else "picture"
+        return checked_picture(data, name)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"message {number} in the file has an unreadable picture ({error})") \
+            from None
 
 
 # --- HTML --------------------------------------------------------------------------------
@@ -133,6 +163,7 @@ h1 { font-size: 1.5em; }
 .speaker { font-weight: bold; }
 .meta { color: #666666; font-size: 0.85em; }
 .text { white-space: pre-wrap; font-family: sans-serif; margin: 0.4em 0 0 0; }
+.picture { max-width: 20em; max-height: 20em; margin: 0.4em 0 0 0; border-radius: 4px; }
 @media (prefers-color-scheme: dark) {
   body { color: #e8e8e8; background: #1e1e1e; }
   .user { background: #243349; } .assistant { background: #2a2a2a; } .meta { color: #aaaaaa; }
@@ -140,8 +171,15 @@ h1 { font-size: 1.5em; }
 """
 
 
-def to_html(conversation: Conversation, messages: list[Message]) -> str:
-    """A self-contained page; every piece of text goes through html.escape, so it stays inert."""
+def data_url(picture: Picture) -> str:
+    """The picture inline, for an <img> (only image types: anything else is not shown)."""
+    return f"data:{picture.mime};base64," + base64.b64encode(picture.data).decode("ascii")
+
+
+def to_html(conversation: Conversation, messages: list[Message],
+            pictures: Pictures | None = None, source=data_url) -> str:
+    """A self-contained page; every piece of text goes through html.escape, so it stays inert.
+    Each question's picture is inline (`source` gives its <img> address)."""
     esc = html.escape
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              f"<title>{esc(conversation.title)}</title>",
@@ -155,6 +193,10 @@ def to_html(conversation: Conversation, messages: list[Message]) -> str:
                                          stats_line(message.stats)) if x)
             if meta:
                 parts.append(f'<div class="meta">{esc(meta)}</div>')
+        picture = (pictures or {}).get(message.id)
+        if picture is not None and picture.mime.startswith("image/"):
+            parts.append(f'<div><img class="picture" width="240" alt="{esc(picture.name)}" '
+                         f'src="{esc(source(picture))}"></div>')
         parts.append(f'<pre class="text">{esc(message.text)}</pre>')
         parts.append("</div>")
     parts.append("</body></html>")
@@ -162,10 +204,12 @@ def to_html(conversation: Conversation, messages: list[Message]) -> str:
 
 
 # --- PDF ---------------------------------------------------------------------------------
-def write_pdf(conversation: Conversation, messages: list[Message], path: str | Path) -> None:
-    """Render the HTML export with Qt's QTextDocument onto a QPdfWriter (A4)."""
-    from PySide6.QtCore import QMarginsF
-    from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
+def write_pdf(conversation: Conversation, messages: list[Message], path: str | Path,
+              pictures: Pictures | None = None) -> None:
+    """Render the HTML export with Qt's QTextDocument onto a QPdfWriter (A4); the pictures are
+    handed to the document as its resources."""
+    from PySide6.QtCore import QMarginsF, QUrl
+    from PySide6.QtGui import QImage, QPageLayout, QPageSize, QPdfWriter, QTextDocument
 
     writer = QPdfWriter(str(path))
     writer.setTitle(conversation.title)
@@ -174,7 +218,13 @@ def write_pdf(conversation: Conversation, messages: list[Message], path: str | P
                                      QPageLayout.Orientation.Portrait,
                                      QMarginsF(15, 15, 15, 15), QPageLayout.Unit.Millimeter))
     document = QTextDocument()
-    document.setHtml(to_html(conversation, messages))
+    names = {id(picture): f"picture-{number}" for number, picture in
+             enumerate((pictures or {}).values())}
+    for picture in (pictures or {}).values():
+        document.addResource(QTextDocument.ResourceType.ImageResource,
+                             QUrl(names[id(picture)]), QImage.fromData(picture.data))
+    document.setHtml(to_html(conversation, messages, pictures,
+                             source=lambda picture: names[id(picture)]))
     document.print_(writer)
 
 
@@ -192,12 +242,30 @@ def export(store: Store, conversation_id: int, path: str | Path, fmt: str | None
     if conversation is None:
         raise ValueError(f"there is no conversation {conversation_id}")
     messages = store.messages(conversation_id)
+    pictures = {m.id: picture for m in messages if m.has_picture
+                for picture in [store.picture(m.id)] if picture is not None}
     if fmt == "md":
-        path.write_text(to_markdown(conversation, messages), encoding="utf-8")
+        path.write_text(to_markdown(conversation, messages, write_pictures(pictures, path)),
+                        encoding="utf-8")
     elif fmt == "json":
         path.write_text(to_json(conversation, messages, store), encoding="utf-8")
     elif fmt == "html":
-        path.write_text(to_html(conversation, messages), encoding="utf-8")
+        path.write_text(to_html(conversation, messages, pictures), encoding="utf-8")
     else:
-        write_pdf(conversation, messages, path)
+        write_pdf(conversation, messages, path, pictures)
     return path
+
+
+def write_pictures(pictures: Pictures, markdown: Path) -> dict[int, str]:
+    """The pictures as files in `<name>-pictures/` beside the Markdown file (numbered, never
+    named after their original names), and each one's relative link."""
+    if not pictures:
+        return {}
+    folder = markdown.with_name(f"{markdown.stem}-pictures")
+    folder.mkdir(exist_ok=True)
+    links = {}
+    for number, (message_id, picture) in enumerate(pictures.items(), start=1):
+        name = f"{number}{picture.suffix}"
+        (folder / name).write_bytes(picture.data)
+        links[message_id] = f"{folder.name}/{name}"
+    return links

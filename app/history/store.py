@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from app.session.pictures import Picture
+
 log = logging.getLogger(__name__)
 
 ENV_DATA_DIR = "LLADA_DESKTOP_DATA"
@@ -60,6 +62,14 @@ MIGRATIONS = [
         value TEXT NOT NULL
     );
     """,
+    # version 3: a question's picture (LLaDA-V), kept with it
+    """
+    CREATE TABLE pictures (
+        message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        data BLOB NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -93,6 +103,7 @@ class Message:
     stats: dict = field(default_factory=dict)
     prompt_ids: Optional[list[int]] = None
     has_trace: bool = False
+    has_picture: bool = False
 
 
 class StoreError(RuntimeError):
@@ -319,7 +330,8 @@ class Store:
     def add_message(self, conversation_id: int, role: str, text: str, *,
                     settings: dict | None = None, stats: dict | None = None,
                     prompt_ids: list[int] | None = None, trace: bytes | None = None,
-                    created: float | None = None, replaces: int | None = None) -> int:
+                    created: float | None = None, replaces: int | None = None,
+                    picture: Picture | None = None) -> int:
         """Write one complete message (and its trace) in a single transaction; `replaces` is a
         message deleted in the same transaction (a regenerated answer takes the old one's place
         only once it is stored)."""
@@ -329,12 +341,12 @@ class Store:
                 self.db.execute("DELETE FROM messages WHERE id = ?", (replaces,))
             return self._insert_message(conversation_id, role, text, settings=settings,
                                         stats=stats, prompt_ids=prompt_ids, trace=trace,
-                                        created=created)
+                                        created=created, picture=picture)
 
     def _insert_message(self, conversation_id: int, role: str, text: str, *,
                         settings: dict | None = None, stats: dict | None = None,
                         prompt_ids: list[int] | None = None, trace: bytes | None = None,
-                        created: float | None = None) -> int:
+                        created: float | None = None, picture: Picture | None = None) -> int:
         now = time.time() if created is None else created
         cursor = self.db.execute(
             "INSERT INTO messages (conversation_id, role, text, created, settings, stats, "
@@ -346,6 +358,9 @@ class Store:
         if trace is not None:
             self.db.execute("INSERT INTO traces (message_id, data) VALUES (?, ?)",
                             (message_id, trace))
+        if picture is not None:
+            self.db.execute("INSERT INTO pictures (message_id, name, data) VALUES (?, ?, ?)",
+                            (message_id, picture.name, picture.data))
         self.db.execute("UPDATE conversations SET updated = ? WHERE id = ?",
                         (time.time(), conversation_id))
         return message_id
@@ -366,14 +381,13 @@ class Store:
 
     def messages(self, conversation_id: int) -> list[Message]:
         rows = self.db.execute(
-            "SELECT m.*, EXISTS (SELECT 1 FROM traces t WHERE t.message_id = m.id) AS has_trace "
-            "FROM messages m WHERE conversation_id = ? ORDER BY id", (conversation_id,)).fetchall()
+            f"SELECT m.*, {_FLAGS} FROM messages m WHERE conversation_id = ? ORDER BY id",
+            (conversation_id,)).fetchall()
         return [self._message(r) for r in rows]
 
     def message(self, message_id: int) -> Optional[Message]:
         row = self.db.execute(
-            "SELECT m.*, EXISTS (SELECT 1 FROM traces t WHERE t.message_id = m.id) AS has_trace "
-            "FROM messages m WHERE id = ?", (message_id,)).fetchone()
+            f"SELECT m.*, {_FLAGS} FROM messages m WHERE id = ?", (message_id,)).fetchone()
         return self._message(row) if row else None
 
     def delete_message(self, message_id: int) -> None:
@@ -385,6 +399,12 @@ class Store:
                               (message_id,)).fetchone()
         return bytes(row[0]) if row else None
 
+    def picture(self, message_id: int) -> Optional[Picture]:
+        """The picture a question was asked about, or None."""
+        row = self.db.execute("SELECT name, data FROM pictures WHERE message_id = ?",
+                              (message_id,)).fetchone()
+        return Picture(name=row[0], data=bytes(row[1])) if row else None
+
     @staticmethod
     def _message(row: sqlite3.Row) -> Message:
         ids = row["prompt_ids"]
@@ -393,7 +413,11 @@ class Store:
                        settings=json.loads(row["settings"] or "{}"),
                        stats=json.loads(row["stats"] or "{}"),
                        prompt_ids=json.loads(ids) if ids else None,
-                       has_trace=bool(row["has_trace"]))
+                       has_trace=bool(row["has_trace"]), has_picture=bool(row["has_picture"]))
+
+
+_FLAGS = ("EXISTS (SELECT 1 FROM traces t WHERE t.message_id = m.id) AS has_trace, "
+          "EXISTS (SELECT 1 FROM pictures p WHERE p.message_id = m.id) AS has_picture")
 
 
 def _folder_problem(folder: Path, error: OSError) -> str:

@@ -90,12 +90,44 @@ def reference_settings() -> dict:
     return {k: values[k] for k in PANEL_KEYS}
 
 
+# LLaDA 2.x's own decoders (../shared/llada2-spec.md B5, B6): the reference generate() with the
+# threshold its authors evaluate with; 2.1 in Q mode (the diffusers LLaDA2Pipeline example),
+# its editing threshold from generation_config.json. A generation_config "threshold" wins.
+BLOCK_DIFFUSION_THRESHOLD = {"2.0": 0.95, "2.1": 0.7}
+
+
+def block_diffusion_defaults(model: Optional[str]) -> dict:
+    """A LLaDA 2.x folder's decoder defaults (mode exact: the official generate(), blocks of 32,
+    its threshold); {} for any other model or a repo id not downloaded."""
+    if not model or not Path(model).is_dir():
+        return {}
+    from llada_core.llada2_config import is_llada2_config
+
+    def read(name: str) -> dict:
+        try:
+            values = json.loads((Path(model) / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return values if isinstance(values, dict) else {}
+
+    if not is_llada2_config(read("config.json")):
+        return {}
+    generation = read("generation_config.json")
+    editing = generation.get("editing_threshold") is not None
+    threshold = generation.get("threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
+            or not 0 < threshold <= 1:
+        threshold = BLOCK_DIFFUSION_THRESHOLD["2.1" if editing else "2.0"]
+    return {"mode": "exact", "block_length": 32, "threshold": float(threshold)}
+
+
 def model_settings(model: Optional[str]) -> dict:
     """The window's sampler defaults for `model`: the reference's, in fast mode for a real model
-    (the bundled demo keeps its own file's choice), then the model folder's own file."""
+    (the bundled demo keeps its own file's choice; LLaDA 2.x its own decoder's), then the model
+    folder's own file."""
     settings = reference_settings()
     if not is_bundled_demo(model):
-        settings.update(FAST_DEFAULTS)
+        settings.update(block_diffusion_defaults(model) or FAST_DEFAULTS)
     settings.update(sampler_defaults(model))
     return settings
 

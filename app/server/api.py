@@ -391,8 +391,9 @@ def _picture_prompt(tokenizer: Any, turns: list[dict[str, str]], pictures: list,
     from llada_core.vision import ImageError, ImageSpan, load_image, prepare_image
 
     if vision is None:
-        raise RequestError(400, "this model has no vision, so it cannot look at a picture",
-                           param="messages", code="model_without_vision")
+        from app.session.pictures import NO_VISION
+
+        raise RequestError(400, NO_VISION, param="messages", code="model_without_vision")
     last_user = max(n for n, turn in enumerate(turns, start=1) if turn["role"] == "user")
     if len(pictures) > 1 or pictures[0][0] != last_user:
         raise RequestError(400, "send one picture, in the last user message", param="messages")

@@ -42,8 +42,9 @@ def answer_steps(loaded: LoadedModel, prompt_ids: Sequence[int],
     positions of the prompt (LLaDA-V; llada_core.chat.encode_image_chat builds such a prompt)."""
     settings = typed_settings(settings)
     if images and loaded.vision is None:
-        raise ValueError("this model has no vision, so it cannot look at a picture; choose "
-                         "LLaDA-V to ask about one")
+        from app.session.pictures import NO_VISION
+
+        raise ValueError(NO_VISION)
     check_fits_context(len(prompt_ids), settings.gen_length, loaded.max_length)
     extra = {"images": list(images)} if images else {}
     return loaded.backend.generate_steps(loaded.model, list(prompt_ids),

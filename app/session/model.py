@@ -59,7 +59,7 @@ class LoadedModel:
         return {"path": self.path, "backend": self.backend_name, "mask_id": self.mask_id,
                 "device": str(described.get("device", "")), "dtype": self.dtype_name(),
                 "fingerprint": identity.fingerprint, "base": identity.base,
-                "max_length": identity.max_length}
+                "max_length": identity.max_length, "vision": self.vision is not None}
 
     def release(self) -> None:
         """Drop the model and hand its memory back to the device (the backend's caches)."""

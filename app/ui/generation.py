@@ -23,6 +23,7 @@ from app.session.settings_logic import (
     CONSTRAINTS_KEY, PICTURE_KEY, check_constraints_text, sampler_part,
 )
 from app.history.store import StoreError
+from app.session.pictures import Picture
 from llada_core.constraints import parse_infill
 from app.ui.canvas import CanvasFrame
 from llada_core.settings import SamplerSettings
@@ -37,6 +38,12 @@ INFILL_KEY = "infill"
 
 
 log = logging.getLogger(__name__)
+
+
+def asked_about_picture(message) -> bool:
+    """Whether a question came with a picture (stored with it, or, before pictures were
+    stored, named by its path in the question's settings)."""
+    return message.has_picture or bool(message.settings.get(PICTURE_KEY))
 
 
 class Generation(QObject):
@@ -88,7 +95,7 @@ class Generation(QObject):
         return True
 
     def send(self, conversation_id: int, text: str, settings: dict, *, infill: bool = False,
-             picture: Optional[str] = None) -> None:
+             picture: Optional[Picture] = None) -> None:
         store = self.window.store
         earlier = store.messages(conversation_id)
         if infill:
@@ -99,16 +106,13 @@ class Generation(QObject):
             plan = conversation.plan_prompt(earlier, text, self.window.fingerprint,
                                             self.answer_ids)
             if picture:  # LLaDA-V: the picture before this question (the worker reads it)
-                plan = {"turns": plan["turns"], PICTURE_KEY: picture}
-            elif any(m.settings.get(PICTURE_KEY) for m in earlier if m.role == "user"):
-                # an earlier question's picture is not in this prompt: the text is re-encoded
-                # (its placeholder positions would mean nothing without the picture)
-                plan = {"turns": plan["turns"]}
+                plan = {"turns": plan["turns"], PICTURE_KEY: picture.data}
+            elif any(asked_about_picture(m) for m in earlier if m.role == "user"):
+                plan = {"turns": plan["turns"]}  # re-encoded: see with_pictures
         # the question keeps the settings it was asked with: a Retry after a crash uses them
         asked = {**settings, INFILL_KEY: True} if infill else settings
-        if picture:
-            asked = {**asked, PICTURE_KEY: picture}
-        user_id = store.add_message(conversation_id, "user", text, settings=asked)
+        user_id = store.add_message(conversation_id, "user", text, settings=asked,
+                                    picture=picture)
         self.start(conversation_id, plan, settings, user_message=(user_id, text))
 
     def retry(self, conversation_id: int, settings: dict) -> bool:
@@ -119,13 +123,12 @@ class Generation(QObject):
         if question is None:
             return False
         asked = dict(question.settings) or dict(settings)
-        picture = asked.pop(PICTURE_KEY, None)
+        asked.pop(PICTURE_KEY, None)
         if asked.pop(INFILL_KEY, False):
             plan, asked = {"infill": question.text}, sampler_part(asked)
         else:
-            plan = conversation.plan_regenerate(messages, None, self.window.fingerprint)
-            if picture:
-                plan = {"turns": plan["turns"], PICTURE_KEY: picture}
+            plan = self.with_pictures(
+                conversation.plan_regenerate(messages, None, self.window.fingerprint), messages)
         if not self.check_settings(asked):
             return False
         self.start(conversation_id, plan, asked)
@@ -137,9 +140,25 @@ class Generation(QObject):
         earlier = messages[:-1] if old is not None else messages
         if not earlier or earlier[-1].role != "user":
             return False
-        plan = conversation.plan_regenerate(earlier, old, self.window.fingerprint)
+        plan = self.with_pictures(conversation.plan_regenerate(earlier, old, self.window.fingerprint),
+                                  earlier)
         self.start(conversation_id, plan, settings, replaces=old.id if old else None)
         return True
+
+    def with_pictures(self, plan: dict, messages: list) -> dict:
+        """A plan that asks the last question again, with its picture (LLaDA-V); a conversation
+        with an earlier picture is re-encoded from its text (its stored ids hold the picture's
+        placeholder positions, which mean nothing without it)."""
+        question = messages[-1]
+        picture = question.settings.get(PICTURE_KEY)  # a file path, as questions stored it before
+        if question.has_picture:
+            stored = self.window.store.picture(question.id)
+            picture = stored.data if stored is not None else picture
+        if picture:
+            return {"turns": plan["turns"], PICTURE_KEY: picture}
+        if any(asked_about_picture(m) for m in messages if m.role == "user"):
+            return {"turns": plan["turns"]}
+        return plan
 
     def start(self, conversation_id: int, plan: dict, settings: dict, *,
               user_message: Optional[tuple[int, str]] = None,

@@ -25,6 +25,7 @@ from app.session.conversation import ModelIdentity, interrupted_question
 from app.models.defaults import given_settings, window_defaults
 from app.session.settings_logic import FILL_BLANKS_KEY
 from app.history.store import Store, StoreError
+from app.session.pictures import NO_VISION, Picture, checked_picture, read_picture
 from app.ui import transfer
 from app.ui.about import AboutDialog
 from app.ui.about import open_log as open_log_file
@@ -156,7 +157,7 @@ class MainWindow(QMainWindow):
             "The model fills the holes using the text on both sides; the canvas shows them in "
             "place.")
         # A picture for the next question (LLaDA-V): the button, or a file dropped on the window.
-        self.picture: Optional[str] = None
+        self.picture: Optional[Picture] = None
         self.picture_button = QPushButton("Picture…")
         self.picture_button.setObjectName("pictureButton")
         self.picture_button.setToolTip("Ask about a picture (a model with vision: LLaDA-V); "
@@ -250,6 +251,7 @@ class MainWindow(QMainWindow):
         self.transcript.interrupted_retry_requested.connect(self.retry_interrupted)
         self.live.mode_changed.connect(self._colour_mode_changed)
         self.composer.submitted.connect(self.send)
+        self.composer.picture_pasted.connect(self.paste_picture)
         self.send_button.clicked.connect(self._send_or_stop)
         self.settings_panel.changed.connect(self._settings_changed)
         self.live.canvas.position_clicked.connect(self._canvas_clicked)
@@ -319,7 +321,8 @@ class MainWindow(QMainWindow):
         request = self.request if getattr(self, "generation", None) is not None else None
         answering = request is not None and request["conversation_id"] == self.current_id
         self.transcript.set_messages(
-            messages, interrupted=interrupted_question(messages, answering) is not None)
+            messages, interrupted=interrupted_question(messages, answering) is not None,
+            picture_of=self.store.picture)
         self.transcript.set_live_visible(answering)
         self.update_welcome()
 
@@ -592,15 +595,36 @@ class MainWindow(QMainWindow):
         self.show_messages()
         return True
 
-    def attach_picture(self, path: Optional[str]) -> None:
-        """The picture the next question is about (None: none). A model without vision says so
-        when the question is sent."""
-        self.picture = path
-        name = Path(path).name if path else ""
-        self.picture_button.setText(f"📎 {name[:18]}" if path else "Picture…")
-        self.picture_button.setToolTip(f"{path} — click to choose another" if path else
+    def attach_picture(self, source: "str | Picture | None") -> bool:
+        """The picture the next question is about: a file, a pasted Picture, or None for none.
+        A file that is not a picture, and any picture while the model has no vision, is one
+        sentence in the banner; the composer's text stays."""
+        if source is None:
+            self.picture = None
+        else:
+            try:
+                if self.model_info is not None and not self.model_info.get("vision"):
+                    raise ValueError(NO_VISION)
+                picture = source if isinstance(source, Picture) else read_picture(source)
+            except ValueError as error:
+                self.banner.show_message(f"This picture cannot be attached: {error}.", "error")
+                return False
+            self.picture = picture
+        name = self.picture.name if self.picture else ""
+        self.picture_button.setText(f"📎 {name[:18]}" if self.picture else "Picture…")
+        self.picture_button.setToolTip(f"{name} — click to choose another" if self.picture else
                                        "Ask about a picture (a model with vision: LLaDA-V); "
-                                       "or drop an image file on the window")
+                                       "or drop an image file on the window, or paste one")
+        return True
+
+    def paste_picture(self, data: bytes) -> None:
+        """An image pasted into the composer (PNG bytes from the clipboard)."""
+        try:
+            picture = checked_picture(data, "the pasted picture")
+        except ValueError as error:
+            self.banner.show_message(f"This picture cannot be attached: {error}.", "error")
+            return
+        self.attach_picture(picture)
 
     def _choose_picture(self) -> None:
         from PySide6.QtWidgets import QFileDialog

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import html
 import re
+from collections.abc import Callable
 from typing import Optional
 
 from PySide6.QtCore import QPoint, Qt, QTimer, QUrl, Signal
@@ -25,6 +26,7 @@ from app.history.export import settings_line, speaker, stats_line
 from app.history.links import is_web_link
 from app.history.store import Message
 from app.history.trace import Trace
+from app.session.pictures import Picture
 from app.session.settings_logic import PICTURE_KEY
 from app.ui.canvas import CanvasFrame, DenoiseCanvas
 from app.ui.examples import ExamplePrompts
@@ -57,19 +59,27 @@ def small_label(text: str = "") -> QLabel:
 THUMBNAIL = 160  # px, the longer side of a question's picture in the transcript
 
 
-def picture_thumbnail(path: str) -> QLabel:
-    """A question's picture, small; its name when the file is gone."""
+def picture_thumbnail(picture: Picture | str) -> QLabel:
+    """A question's picture, small: the one stored with it, or (questions stored before pictures
+    were) the file it named, whose name shows when the file is gone."""
     from PySide6.QtGui import QPixmap
 
     label = QLabel()
     label.setObjectName("pictureThumbnail")
-    pixmap = QPixmap(path)
+    pixmap = QPixmap()
+    if isinstance(picture, str):
+        pixmap.load(picture)
+        name = Path(picture).name
+    else:
+        pixmap.loadFromData(picture.data)
+        name = picture.name
     if pixmap.isNull():
-        label.setText(f"Picture: {Path(path).name} (no longer there)")
+        label.setText(f"Picture: {name} (no longer there)" if isinstance(picture, str)
+                      else f"Picture: {name} (cannot be shown)")
     else:
         label.setPixmap(pixmap.scaled(THUMBNAIL, THUMBNAIL, Qt.AspectRatioMode.KeepAspectRatio,
                                       Qt.TransformationMode.SmoothTransformation))
-    label.setToolTip(path)
+    label.setToolTip(name)
     return label
 
 
@@ -80,7 +90,8 @@ class MessageView(QFrame):
     replay_requested = Signal(int)
     export_requested = Signal(int)
 
-    def __init__(self, message: Message, parent: QWidget | None = None):
+    def __init__(self, message: Message, parent: QWidget | None = None,
+                 picture: Picture | None = None):
         super().__init__(parent)
         self.message = message
         style_message(self, message.role)
@@ -131,9 +142,10 @@ class MessageView(QFrame):
         self.column.setContentsMargins(10, 6, 10, 8)
         self.column.setSpacing(4)
         self.column.addLayout(header)
-        picture = message.settings.get(PICTURE_KEY) if message.role == "user" else None
+        if picture is None and message.role == "user" and message.settings.get(PICTURE_KEY):
+            picture = str(message.settings[PICTURE_KEY])
         if picture:
-            self.picture = picture_thumbnail(str(picture))
+            self.picture = picture_thumbnail(picture)
             self.column.addWidget(self.picture)
         self.column.addWidget(self.body)
         if message.role == "assistant" and message.stats.get("stopped"):
@@ -346,15 +358,18 @@ class Transcript(QScrollArea):
         self.interrupted.retry_requested.connect(self.interrupted_retry_requested)
         self.interrupted.hide()
 
-    def set_messages(self, messages: list[Message], interrupted: bool = False) -> None:
+    def set_messages(self, messages: list[Message], interrupted: bool = False,
+                     picture_of: Callable[[int], Picture | None] | None = None) -> None:
         """`interrupted`: the last message is a question whose answer was lost; a notice with
-        Retry goes under it."""
+        Retry goes under it. `picture_of`: a question's stored picture, by message id."""
         for view in self.views:
             self.column.removeWidget(view)
             view.deleteLater()
         self.views = []
         for message in messages:
-            view = MessageView(message)
+            picture = (picture_of(message.id) if picture_of is not None and message.has_picture
+                       else None)
+            view = MessageView(message, picture=picture)
             view.copy_requested.connect(self.copy_requested)
             view.copy_markdown_requested.connect(self.copy_markdown_requested)
             view.retry_requested.connect(self.retry_requested)
@@ -441,10 +456,26 @@ class Transcript(QScrollArea):
             self.verticalScrollBar().maximum()))
 
 
+def png_bytes(image) -> bytes:
+    """A QImage (or QPixmap) as PNG bytes; b"" when there is nothing to encode."""
+    from PySide6.QtCore import QBuffer, QIODevice
+    from PySide6.QtGui import QImage
+
+    if not isinstance(image, QImage):
+        image = image.toImage() if hasattr(image, "toImage") else QImage()
+    if image.isNull():
+        return b""
+    buffer = QBuffer()
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    image.save(buffer, "PNG")
+    return bytes(buffer.data())
+
+
 class Composer(QPlainTextEdit):
-    """Enter sends; Shift+Enter inserts a newline."""
+    """Enter sends; Shift+Enter inserts a newline; a pasted image becomes the question's picture."""
 
     submitted = Signal()
+    picture_pasted = Signal(bytes)  # PNG bytes of an image pasted from the clipboard
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -462,6 +493,15 @@ class Composer(QPlainTextEdit):
             self.setPlaceholderText(self.FILL_BLANKS_HINT)
         elif not on and self.placeholderText() == self.FILL_BLANKS_HINT:
             self.setPlaceholderText(getattr(self, "_usual_placeholder", ""))
+
+    def canInsertFromMimeData(self, source) -> bool:  # noqa: N802 - Qt override
+        return source.hasImage() or super().canInsertFromMimeData(source)
+
+    def insertFromMimeData(self, source) -> None:  # noqa: N802 - Qt override
+        if source.hasImage() and not source.hasText():
+            self.picture_pasted.emit(png_bytes(source.imageData()))
+            return
+        super().insertFromMimeData(source)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):

@@ -153,8 +153,9 @@ class Worker(QObject):
 
         loaded = self.current
         if loaded.vision is None:
-            raise ValueError("this model has no vision, so it cannot look at a picture; choose "
-                             "LLaDA-V to ask about one")
+            from app.session.pictures import NO_VISION
+
+            raise ValueError(NO_VISION)
         image = prepare_image(load_image(plan[PICTURE_KEY]), loaded.vision)
         prompt, start = encode_image_chat(loaded.tokenizer, plan["turns"], image.tokens,
                                           loaded.model.placeholder)
