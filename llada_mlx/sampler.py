@@ -76,8 +76,11 @@ class MlxBackend:
 
     def logits(self, ids: np.ndarray, cache: Optional[KVCache], offset: int, rows: slice) -> mx.array:
         # The driver's ids are checked (prompt) or the model's own predictions: the inner model
-        # is called directly, without Model's id check (two reads back from the device).
-        logits = self.model.model(mx.array(ids.astype(np.int32)), cache, offset, rows)
+        # is called directly, without Model's id check (two reads back from the device), with
+        # the embeddings a vision model puts its pictures' features in.
+        window = mx.array(ids.astype(np.int32))
+        logits = self.model.model(window, cache, offset, rows,
+                                  embeds=self.model.embed(window, offset))
         return guided_logits(logits, self.s.cfg_scale)
 
     def predict(self, logits: mx.array, row0: int, draw_rows: int, float32: bool) -> Prediction:

@@ -209,6 +209,33 @@ def test_the_picture_changes_the_predictions(checkpoint, picture_files):
     assert torch.equal(logits[0], logits[2])
 
 
+def test_the_picture_changes_the_answer(tmp_path):
+    """Two pictures, one question: different answers, the same on both backends. (A random tiny
+    model mostly answers one token whatever it sees; with seed 2 a black picture tips some of its
+    positions, which is all a model that knows nothing can show.)"""
+    from llada_train.tiny_llada_v import TinyLLaDAVSpec
+
+    checkpoint = make_tiny_llada_v_checkpoint(tmp_path / "seed2", TinyLLaDAVSpec(seed=2))
+    pictures = {}
+    for name, value in (("black", 0), ("white", 255)):
+        pictures[name] = tmp_path / f"{name}.png"
+        Image.fromarray(np.full((40, 60, 3), value, np.uint8)).save(pictures[name])
+    answers = {}
+    for backend in ("torch", "mlx"):
+        try:
+            module = __import__(f"llada_{backend}")
+        except ImportError:
+            continue
+        model, tokenizer = module.load(checkpoint, **({"device": "cpu"} if backend == "torch"
+                                                      else {}))
+        answers[backend] = [ask(module, model, tokenizer, pictures[name])[3]
+                            for name in ("black", "white")]
+    assert answers, "no backend is installed"
+    for black, white in answers.values():
+        assert black != white
+    assert len({repr(a) for a in answers.values()}) == 1, answers
+
+
 # --- bad pictures and models without vision -------------------------------------------------------
 
 def test_bad_pictures_are_one_sentence(tmp_path):
