@@ -23,6 +23,11 @@ block only; prefix: the block and what follows; none), threshold commits (every 
 position at least τ confident, at least one per step; or Fast-dLLM's factor rule), and early
 stop when a finished block holds EOS or end of turn (the rest becomes EOS).
 
+A backend whose model has a stop token (`stop_id`: LLaDA-V's <|eot_id|>, spec §6.2) ends the answer
+there in exact mode, as LLaDA-V's reference does: once the answer holds it, only masked positions
+before the first one can be committed, the answer ends when none is left before it (the
+positions after it, never to be committed, become EOS) and later blocks are skipped.
+
 Fixed tokens (word constraints, infilling): `fixed` maps answer positions to token ids written
 into the canvas before the first step, as the reference app.py writes its "position:word"
 constraints. Like the reference they are in place before the prompt index is taken (so guidance
@@ -199,6 +204,7 @@ def _exact(backend: Backend, canvas: Canvas, s: SamplerSettings) -> Iterator[Ste
     x, mask_id, P, B = canvas.x, canvas.mask_id, canvas.P, s.block_length
     passes = 2 if s.cfg_scale > 0 else 1
     nfe, index = 0, 0
+    stop_id = getattr(backend, "stop_id", None)
     blocks = canvas.running_blocks(s) if canvas.constrained else list(range(s.num_blocks))
     for block in blocks:
         end = P + (block + 1) * B
@@ -213,14 +219,37 @@ def _exact(backend: Backend, canvas: Canvas, s: SamplerSettings) -> Iterator[Ste
             logits = backend.logits(canvas.batch(s.cfg_scale), None, 0, slice(low, end))
             nfe += passes
             prediction = checked(backend.predict(logits, low, len(x), False))
-            confidence = np.where(x[low:end] == mask_id, prediction.score, -np.inf).astype(np.float32)
+            open_rows = x[low:end] == mask_id
+            stop = first_stop(x, P, stop_id)
+            if stop is not None:
+                open_rows &= np.arange(low, end) < stop
+            confidence = np.where(open_rows, prediction.score, -np.inf).astype(np.float32)
             chosen = top_k_stable(confidence, schedule[step])
+            chosen = chosen[np.isfinite(confidence[chosen])]
             x[low + chosen] = prediction.x0[chosen]
             canvas.record(low + chosen, index, prediction.shown[chosen])
-            done = block == blocks[-1] and (step == s.steps_per_block - 1 or (
-                canvas.constrained and not (x == mask_id).any()))
-            yield canvas.frame(index, block, len(chosen), nfe, done)
+            committed = len(chosen)
+            stop = first_stop(x, P, stop_id)
+            ended = stop is not None and not (x[:stop] == mask_id).any()
+            if ended:  # the answer ends at its stop token: what is still masked after it is EOS
+                rest = stop + 1 + np.flatnonzero(x[stop + 1:] == mask_id)
+                x[rest] = backend.eos_id
+                canvas.record(rest, index, np.zeros(len(rest), dtype=np.float32))
+                committed += len(rest)
+            done = ended or (block == blocks[-1] and (step == s.steps_per_block - 1 or (
+                canvas.constrained and not (x == mask_id).any())))
+            yield canvas.frame(index, block, committed, nfe, done)
             index += 1
+            if ended:
+                return
+
+
+def first_stop(x: np.ndarray, prompt_length: int, stop_id: Optional[int]) -> Optional[int]:
+    """The canvas position of the answer's first stop token (None: no stop rule, or none yet)."""
+    if stop_id is None:
+        return None
+    hits = np.flatnonzero(x[prompt_length:] == stop_id)
+    return prompt_length + int(hits[0]) if len(hits) else None
 
 
 def _fast(backend: Backend, canvas: Canvas, s: SamplerSettings) -> Iterator[StepFrame]:

@@ -12,6 +12,7 @@ layers past the tower's depth are left out.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from llada_core import tokens
@@ -37,6 +38,28 @@ _LM_PARTS = {
 
 def is_llada_v_config(config: dict[str, Any]) -> bool:
     return config.get("model_type") == LLADA_V_MODEL_TYPE
+
+
+@dataclass(frozen=True)
+class SamplingRules:
+    """What LLaDA-V's reference sampler (`generate_with_embeds`, spec §6.2) does beyond LLaDA's:
+    the logits are cut to the tokenizer's length (the authors' loader shrinks the head to it),
+    `banned` ids (EOS, BOS, both header tokens) are -inf before the argmax, and the answer ends
+    at the first `stop_id` (<|eot_id|>): nothing after it is committed, later blocks are
+    skipped."""
+
+    vocab_rows: int
+    banned: tuple[int, ...]
+    stop_id: Optional[int]
+
+
+def sampling_rules(tokenizer: Any) -> SamplingRules:
+    """The reference's rules with this tokenizer's ids (never hard-coded)."""
+    banned = [tokenizer_token_id(tokenizer, token)
+              for token in (tokens.EOS, tokens.BOS, tokens.START_HEADER, tokens.END_HEADER)]
+    return SamplingRules(vocab_rows=len(tokenizer),
+                         banned=tuple(sorted({t for t in banned if t is not None})),
+                         stop_id=tokenizer_token_id(tokenizer, tokens.EOT))
 
 
 def lm_config(config: dict[str, Any], tokenizer: Any) -> dict[str, Any]:

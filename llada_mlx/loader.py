@@ -257,7 +257,7 @@ def load_llada2(folder: Path, config: dict[str, Any], dtype: Any = None) -> tupl
 def load_llada_v(folder: Path, config: dict[str, Any], dtype: Any = None) -> tuple[llada_v.Model, Any]:
     """LLaDA-V (model_type llava_llada): the vision tower, projector and image newline, and the
     LLaMA-named language model as our LLaDA; strictly, from safetensors only."""
-    from llada_core.llada_v_config import lm_config, split_weights
+    from llada_core.llada_v_config import lm_config, sampling_rules, split_weights
     from llada_core.vision import VisionConfig
 
     if "quantization" in config or "quantization_config" in config:
@@ -275,6 +275,7 @@ def load_llada_v(folder: Path, config: dict[str, Any], dtype: Any = None) -> tup
     language, seeing = split_weights(read_weights(folder), vision)
     weights = {**Model.sanitize(language), **llada_v.Model.sanitize_vision(seeing)}
     fill_model(model, weights, None, parse_dtype(dtype))
+    model.rules = sampling_rules(tokenizer)
     return model, tokenizer
 
 

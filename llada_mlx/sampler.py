@@ -72,6 +72,8 @@ class MlxBackend:
         self.model, self.s = model, settings
         args = model.args
         self.mask_id, self.eos_id, self.eot_id = args.mask_token_id, args.eos_token_id, args.eot_token_id
+        self.rules = getattr(model, "rules", None)  # LLaDA-V's (llada_core.llada_v_config)
+        self.stop_id = self.rules.stop_id if self.rules is not None else None
         self.key = start_key(settings.seed)
 
     def logits(self, ids: np.ndarray, cache: Optional[KVCache], offset: int, rows: slice) -> mx.array:
@@ -92,6 +94,10 @@ class MlxBackend:
         s, args = self.s, self.model.args
         self.key, step_key = mx.random.split(self.key, 2)
         noise_key, random_key = mx.random.split(step_key, 2)
+        if self.rules is not None:
+            logits = logits[..., :self.rules.vocab_rows]
+            if self.rules.banned:
+                logits[..., mx.array(self.rules.banned)] = -mx.inf
         if s.logits_eos_inf:
             logits[:, :, args.eos_token_id] = -mx.inf
         x0 = mx.argmax(gumbel_argmax_input(logits, s.temperature, noise_key), axis=-1)[0]

@@ -190,7 +190,7 @@ def load_llada_v(folder: Path, config: dict[str, Any], *, dtype: str | torch.dty
                  device: Optional[str] = None) -> tuple[llada_v.Model, Any]:
     """LLaDA-V (model_type llava_llada): the vision tower, projector and image newline, and the
     LLaMA-named language model as our LLaDA; strictly, from safetensors only."""
-    from llada_core.llada_v_config import lm_config, split_weights
+    from llada_core.llada_v_config import lm_config, sampling_rules, split_weights
     from llada_core.vision import VisionConfig
 
     if "quantization" in config or "quantization_config" in config:
@@ -212,5 +212,6 @@ def load_llada_v(folder: Path, config: dict[str, Any], *, dtype: str | torch.dty
     check_weights(model, weights)
     model.load_state_dict(weights, strict=True, assign=True)
     model.eval().requires_grad_(False)
+    model.rules = sampling_rules(tokenizer)
     use_cpu_threads(model)
     return model, tokenizer

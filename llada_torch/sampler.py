@@ -99,6 +99,8 @@ class TorchBackend:
         self.mask_id = model.args.mask_token_id
         self.eos_id = model.args.eos_token_id
         self.eot_id = model.args.eot_token_id
+        self.rules = getattr(model, "rules", None)  # LLaDA-V's (llada_core.llada_v_config)
+        self.stop_id = self.rules.stop_id if self.rules is not None else None
         self.generator = make_generator(model.device, settings.seed)
 
     def logits(self, ids: np.ndarray, cache: Optional[KVCache], offset: int,
@@ -112,6 +114,10 @@ class TorchBackend:
         """As the reference computes it (logits are edited in place), for the rows given."""
         s, eos_id, eot_id = self.s, self.eos_id, self.eot_id
         with torch.inference_mode():
+            if self.rules is not None:
+                logits = logits[..., :self.rules.vocab_rows]
+                if self.rules.banned:
+                    logits[..., list(self.rules.banned)] = -torch.inf
             if s.logits_eos_inf:
                 logits[:, :, eos_id] = -torch.inf
             noisy = gumbel_argmax_input(logits, s.temperature, self.generator, row0, draw_rows)
