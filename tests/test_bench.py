@@ -113,3 +113,23 @@ def test_peak_memory_is_measured_per_variant(tiny_torch):
     assert first.peak_mb >= 60
     if first.kind == "vmhwm":  # reset per variant: the second does not inherit the first's peak
         assert second.peak_mb < 30
+
+
+def test_bench_runs_llada2_decoders(tmp_path):
+    """`llada bench` on a LLaDA 2.x checkpoint runs its block decoders (the official one first,
+    the reference of speed-up and agreement) and counts its parameters from the tensors; a
+    variant of LLaDA 8B's samplers is one sentence."""
+    from llada_train.tiny_llada2 import TinyLLaDA2Spec, make_tiny_llada2_checkpoint
+
+    folder = make_tiny_llada2_checkpoint(tmp_path / "llada21", TinyLLaDA2Spec(version="2.1"))
+    result = llada("bench", "--model", str(folder), "--gen-length", "16", "--block-length", "8",
+                   "--prompt-length", "4", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    rows = {r["variant"]: r for r in report["results"]}
+    assert list(rows)[0] == "official decoder" and "S mode (0.5 / 0.0)" in rows
+    assert rows["official decoder"]["agreement"] == 1.0 and report["parameters"] > 0
+    assert report["sampler"]["threshold"] == 0.7  # 2.1's own (Q mode)
+    wrong = llada("bench", "--model", str(folder), "--variants", "dual cache")
+    assert wrong.returncode != 0 and "cannot run on LLaDA 2.x" in wrong.stderr
+    assert wrong.stderr.strip().count("\n") == 0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from app.eval.bench import MOE_COMPARISON, REPORT_ANSWERS, VARIANTS, run, run_moe_comparison, run_report
+from app.eval.bench import (
+    BLOCK_VARIANTS, MOE_COMPARISON, REPORT_ANSWERS, VARIANTS, run, run_moe_comparison, run_report,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -22,8 +24,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--gen-length", type=int, default=256)
     parser.add_argument("--block-length", type=int, default=32)
     parser.add_argument("--steps", type=int, default=None, help="default: the answer length")
-    parser.add_argument("--variants", default=",".join(VARIANTS),
-                        help="comma-separated, from: " + ", ".join(VARIANTS))
+    parser.add_argument("--variants", default=None,
+                        help="comma-separated, from: " + ", ".join(VARIANTS) + " (default: all); "
+                             "for LLaDA 2.x: " + ", ".join(BLOCK_VARIANTS))
     parser.add_argument("--random-d-model", type=int, default=None)
     parser.add_argument("--random-layers", type=int, default=None)
     parser.add_argument("--random-hidden", type=int, default=None)
@@ -72,10 +75,11 @@ def main(args: argparse.Namespace) -> int:
     if args.report:
         run_report(args.report, args.model, args.backend, args.dtype, args.repeats)
         return 0
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = [v for v in variants if v not in VARIANTS]
+    variants = [v.strip() for v in (args.variants or "").split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS and v not in BLOCK_VARIANTS]
     if unknown:
-        raise ValueError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+        raise ValueError(f"unknown variant(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(VARIANTS)} (LLaDA 2.x: {', '.join(BLOCK_VARIANTS)})")
     overrides = {key: value for key, value in {
         "d_model": args.random_d_model, "n_layers": args.random_layers,
         "mlp_hidden_size": args.random_hidden, "n_heads": args.random_heads,

@@ -40,6 +40,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "early stop": {"mode": "fast", "cache": "none", "threshold": None, "early_stop": True},
 }
 
+# LLaDA 2.x's decoders (block diffusion): the first is the reference the others are compared with,
+# the model's own official decoder (app.models.defaults.block_diffusion_defaults: 2.0 threshold
+# 0.95, 2.1 its editing in Q mode); then the report's faster threshold, and 2.1's two modes.
+BLOCK_VARIANTS: dict[str, dict[str, Any]] = {
+    "official decoder": {},
+    "threshold 0.85": {"threshold": 0.85},
+    "Q mode (0.7 / 0.5)": {"threshold": 0.7, "editing_threshold": 0.5},
+    "S mode (0.5 / 0.0)": {"threshold": 0.5, "editing_threshold": 0.0},
+}
+
 # About 40M parameters, the LM head a tenth of them (the acceptance benchmark of issue 6).
 RANDOM_MODEL = {"d_model": 512, "n_layers": 10, "n_heads": 8, "mlp_hidden_size": 1536,
                 "min_rows": 8192, "shards": 1}
@@ -232,10 +242,15 @@ def run_variant(loaded: "LoadedModel", prompts: list[list[int]], settings: dict[
 
 def benchmark(loaded: "LoadedModel", prompts: list[list[int]], sampler: dict[str, Any],
               variants: list[str], repeats: int = 1,
-              judge: Optional[Callable[[list[list[int]]], float]] = None) -> list[Result]:
-    """judge, when given, scores a variant's answers (one per prompt) as a fraction correct."""
-    if "exact" not in variants:
-        variants = ["exact", *variants]
+              judge: Optional[Callable[[list[list[int]]], float]] = None,
+              table: Optional[dict[str, dict[str, Any]]] = None) -> list[Result]:
+    """judge, when given, scores a variant's answers (one per prompt) as a fraction correct.
+    `table`: the variants' settings (VARIANTS, or BLOCK_VARIANTS for LLaDA 2.x); its first is
+    the reference every variant's speed and agreement are measured against."""
+    table = VARIANTS if table is None else table
+    first = next(iter(table))
+    if first not in variants:
+        variants = [first, *variants]
     # One short warm-up so the first variant does not pay for lazy initialisation.
     warm = dict(sampler, gen_length=sampler["block_length"], steps=1, block_length=sampler["block_length"])
     from app.session.answer import run_to_end
@@ -245,9 +260,9 @@ def benchmark(loaded: "LoadedModel", prompts: list[list[int]], sampler: dict[str
     runs: dict[str, list] = {name: [] for name in variants}
     for _ in range(max(1, repeats)):
         for name in variants:
-            runs[name].append(run_variant(loaded, prompts, dict(sampler, **VARIANTS[name])))
-    reference = runs["exact"][0][0]
-    exact_seconds = statistics.median(run[2] for run in runs["exact"])
+            runs[name].append(run_variant(loaded, prompts, dict(sampler, **table[name])))
+    reference = runs[first][0][0]
+    exact_seconds = statistics.median(run[2] for run in runs[first])
     results = []
     for name in variants:
         answers, nfe = runs[name][0][0], runs[name][0][1]
@@ -292,13 +307,35 @@ def build_random_model(folder: Path, overrides: Optional[dict[str, Any]] = None)
 
 
 def parameter_count(folder: Path) -> tuple[int, int]:
-    """(all parameters, LM head parameters) from config.json."""
+    """(all parameters, LM head parameters) from config.json (LLaDA 8B's names), else counted
+    from the checkpoint's tensors."""
     config = json.loads((folder / "config.json").read_text())
+    if "d_model" not in config:
+        sizes = _tensor_sizes(folder)
+        return sum(sizes.values()), sum(n for name, n in sizes.items() if name.endswith("lm_head.weight"))
     d, hidden, rows = config["d_model"], config["mlp_hidden_size"], config["embedding_size"]
     kv = config["n_kv_heads"] * d // config["n_heads"]
     per_layer = 2 * d * d + 2 * d * kv + 3 * d * hidden + 2 * d
     head = rows * d
     return config["n_layers"] * per_layer + 2 * rows * d + d, head
+
+
+def variant_table(folder: str, sampler: dict[str, Any], variants: list[str]
+                  ) -> tuple[dict[str, dict[str, Any]], dict[str, Any], list[str]]:
+    """(variants' settings, sampler, variants to run) for the model in `folder`: LLaDA 2.x runs
+    its block decoders (with its own official settings), any other model the exact and fast
+    samplers; no variants named: all of them; a variant of the other family is one sentence."""
+    from app.models.defaults import block_diffusion_defaults
+
+    own = block_diffusion_defaults(folder)
+    table, other = (BLOCK_VARIANTS, VARIANTS) if own else (VARIANTS, BLOCK_VARIANTS)
+    wrong = [v for v in variants if v not in table]
+    if wrong:
+        kind = "LLaDA 2.x" if own else "this model"
+        raise ValueError(f"{', '.join(wrong)} cannot run on {kind}; choose from {', '.join(table)}")
+    if own:
+        sampler = dict(sampler, mode="exact", threshold=own["threshold"])
+    return table, sampler, variants or list(table)
 
 
 def run(model_path: Optional[str], backend_name: Optional[str], dtype: Optional[str],
@@ -319,7 +356,8 @@ def run(model_path: Optional[str], backend_name: Optional[str], dtype: Optional[
             prompt_ids, judge = demo_task_prompts(backend, tokenizer, task_items)
         else:
             prompt_ids = random_prompts(tokenizer, prompts, prompt_length)
-        results = benchmark(loaded, prompt_ids, sampler, variants, repeats, judge)
+        table, sampler, variants = variant_table(str(folder), sampler, variants)
+        results = benchmark(loaded, prompt_ids, sampler, variants, repeats, judge, table)
     report = {
         "backend": backend_name, "model": model_path or "random", "parameters": total,
         "head_parameters": head, "prompts": prompts, "prompt_length": prompt_length,
@@ -448,9 +486,11 @@ def run_report(out: str | Path, model_path: Optional[str], backend_name: Optiona
     total = parameter_count(folder)[0] if (folder / "config.json").is_file() else 0
     prompt = encode_prompt(tokenizer, REPORT_PROMPT)
     rows, method = [], ""
+    names = list(REPORT_VARIANTS) if variant_table(str(folder), {}, [])[0] is VARIANTS else []
     for answer in REPORT_ANSWERS:
         sampler = {"gen_length": answer, "block_length": REPORT_BLOCK, "steps": answer}
-        for result in benchmark(loaded, [prompt], sampler, list(REPORT_VARIANTS), repeats):
+        table, sampler, variants = variant_table(str(folder), sampler, names)
+        for result in benchmark(loaded, [prompt], sampler, variants, repeats, table=table):
             rows.append({"gen_length": answer, **asdict(result)})
             method = result.memory_method
     report = {
