@@ -25,6 +25,11 @@ def test_an_edit_is_drawn_as_an_edit(qtbot, tmp_path, editing_model):
     windows = Windows(qtbot, tmp_path / "data")
     try:
         window = windows.open(str(editing_model), settings=SETTINGS)
+        panel = window.settings_panel
+        summary = panel.summary.text()  # the panel describes this model's decoder
+        assert summary.startswith("Block diffusion (LLaDA 2.x): 3 blocks of 8 tokens")
+        assert "predicts another at least 0.00 confident" in summary
+        assert panel.threshold.isEnabled()  # block diffusion's threshold counts in exact mode
         seen = []
         window.workers.worker.frame.connect(lambda _, frame, pieces: seen.append((frame, pieces)))
         with qtbot.waitSignal(window.answer_stored, timeout=LOAD_TIMEOUT):

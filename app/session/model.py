@@ -59,7 +59,16 @@ class LoadedModel:
         return {"path": self.path, "backend": self.backend_name, "mask_id": self.mask_id,
                 "device": str(described.get("device", "")), "dtype": self.dtype_name(),
                 "fingerprint": identity.fingerprint, "base": identity.base,
-                "max_length": identity.max_length, "vision": self.vision is not None}
+                "max_length": identity.max_length, "vision": self.vision is not None,
+                "block_diffusion": self.block_diffusion()}
+
+    def block_diffusion(self) -> Optional[dict]:
+        """LLaDA 2.x's decoder as the settings panel describes it ({"editing_threshold": its
+        2.1 editing threshold, or None for 2.0's}); None for a model that is not block diffusion."""
+        args = getattr(self.model, "args", None)
+        if getattr(args, "model_type", None) != "llada2_moe":
+            return None
+        return {"editing_threshold": getattr(args, "editing_threshold", None)}
 
     def release(self) -> None:
         """Drop the model and hand its memory back to the device (the backend's caches)."""

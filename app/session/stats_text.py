@@ -119,10 +119,13 @@ def json_stats(*, nfe: int, steps: int, step_budget: int, seconds: float,
     return out
 
 
-def schedule_summary(settings: dict) -> str:
-    """The settings panel's line: what the schedule means, said in passes, per mode."""
+def schedule_summary(settings: dict, block_diffusion: Optional[dict] = None) -> str:
+    """The settings panel's line: what the schedule means, said in passes, per mode.
+    `block_diffusion`: the loaded model is LLaDA 2.x (app.session.model.LoadedModel's)."""
     gen, block, steps = settings["gen_length"], settings["block_length"], settings["steps"]
     blocks = max(1, gen // block)
+    if block_diffusion is not None:
+        return block_summary(settings, blocks, block_diffusion.get("editing_threshold"))
     if settings.get("mode") != "fast":
         per_pass = gen / steps
         return (f"Exact: {plural(blocks, 'block')} of {block} tokens, {steps // blocks} passes "
@@ -136,4 +139,22 @@ def schedule_summary(settings: dict) -> str:
                  f"at once (at least one per pass), so an easy answer takes few passes.")
     else:
         text += "; fixed steps."
+    return text
+
+
+def block_summary(settings: dict, blocks: int, editing: Optional[float]) -> str:
+    """LLaDA 2.x's decoder in words: blocks one after another, threshold commits, 2.1's edits."""
+    block, steps = settings["block_length"], settings["steps"]
+    threshold = settings.get("threshold")
+    text = (f"Block diffusion (LLaDA 2.x): {plural(blocks, 'block')} of {block} tokens, each "
+            "finished before the next starts; ")
+    if editing is None:
+        text += (f"up to {max(1, steps // blocks)} passes a block, each committing every mask at "
+                 f"least {threshold if threshold is not None else 1.0:.2f} confident (else the "
+                 "schedule's count); stops after the block that holds the end.")
+    else:
+        text += (f"each pass commits the masks at least {threshold if threshold is not None else 1.0:.2f} "
+                 f"confident (at least one) and rewrites a written token where the model now "
+                 f"predicts another at least {editing:.2f} confident (purple on the canvas), "
+                 "until a pass changes nothing.")
     return text

@@ -198,6 +198,7 @@ class ModelControl(QObject):
             self.manager.loaded_path = self.path
             self.manager.refresh()
         window.context.show_model(self.identity)
+        window.settings_panel.set_block_diffusion(info.get("block_diffusion"))
         window.transcript.set_examples(example_prompts(info["path"]))
         self.loaded.emit(info)
         prompt, self.pending_prompt = self.pending_prompt, None

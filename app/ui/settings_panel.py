@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
@@ -92,6 +94,7 @@ class SettingsPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        self.block_diffusion: Optional[dict] = None  # the loaded model's, if LLaDA 2.x
         self.gen_length = ChoiceSlider(free=True, maximum=logic.ANSWER_LENGTHS[-1] * 4)
         self.block_length = ChoiceSlider()
         self.steps = ChoiceSlider()
@@ -265,15 +268,21 @@ class SettingsPanel(QWidget):
         self.constraints.setFocus()
         self.constraints.setCursorPosition(len(self.constraints.text()))
 
+    def set_block_diffusion(self, block_diffusion: Optional[dict]) -> None:
+        """The loaded model's decoder: LLaDA 2.x's ({"editing_threshold": ...}) uses the
+        threshold in every mode; None: LLaDA 8B's samplers."""
+        self.block_diffusion = block_diffusion
+        self._show_summary()
+
     def _show_summary(self) -> None:
-        fast = self.mode.currentData() == "fast"
+        fast = self.mode.currentData() == "fast" or self.block_diffusion is not None
         self.parallel.setEnabled(fast and self.remasking.currentText() == "low_confidence")
         self.threshold.setEnabled(fast and self._threshold_on())
         self.threshold_box.setEnabled(self.threshold.isEnabled())
         self.threshold_box.blockSignals(True)
         self.threshold_box.setValue(self.threshold.value() / 100)
         self.threshold_box.blockSignals(False)
-        self.summary.setText(schedule_summary(self.settings()))
+        self.summary.setText(schedule_summary(self.settings(), self.block_diffusion))
 
     def _emit(self) -> None:
         if self._updating:
