@@ -33,8 +33,17 @@ def test_a_question_about_a_picture(qtbot, tmp_path, picture):
         window.resize(1100, 720)
         window.show()
         qtbot.waitExposed(window)
+        window.composer.setPlainText("What is in this picture?")
+        counts = []
+        window.workers.worker.measured.connect(lambda _, result: counts.append(result["used"]))
+        window.context.measure()
+        qtbot.waitUntil(lambda: len(counts) == 1)
         window.attach_picture(str(picture))
         assert "stripes.png" in window.picture_button.text()
+        window.context.measure()
+        qtbot.waitUntil(lambda: len(counts) == 2)
+        assert counts[1] > counts[0] + 20  # the context line counts the picture's positions
+        window.composer.clear()
         with qtbot.waitSignal(window.answer_stored, timeout=LOAD_TIMEOUT):
             assert window.send("What is in this picture?")
         assert window.picture is None and window.picture_button.text() == "Picture…"

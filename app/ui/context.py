@@ -13,6 +13,7 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 from app.session import conversation
+from app.session.settings_logic import PICTURE_KEY
 
 if TYPE_CHECKING:
     from app.ui.main_window import MainWindow
@@ -71,6 +72,8 @@ class ContextLine(QWidget):
         user_text = None if not text and messages[-1].role == "user" else text
         plan = conversation.plan_prompt(messages, user_text, window.fingerprint,
                                         window.generation.answer_ids)
+        if window.picture is not None and user_text is not None:
+            plan = {"turns": plan["turns"], PICTURE_KEY: window.picture.data}
         self._ticket = next(self._tickets)
         window.workers.request_measure.emit(self._ticket, plan,
                                             int(window.settings_panel.settings()["gen_length"]))

@@ -612,6 +612,7 @@ class MainWindow(QMainWindow):
             self.picture = picture
         name = self.picture.name if self.picture else ""
         self.picture_button.setText(f"📎 {name[:18]}" if self.picture else "Picture…")
+        self.context.refresh()  # the picture's positions count against the context
         self.picture_button.setToolTip(f"{name} — click to choose another" if self.picture else
                                        "Ask about a picture (a model with vision: LLaDA-V); "
                                        "or drop an image file on the window, or paste one")

@@ -129,7 +129,11 @@ class Worker(QObject):
         if self.model is None:
             return
         try:
-            prompt = self.prompt(plan, gen_length)
+            if plan.get(PICTURE_KEY):  # the picture's positions count too
+                ids, _ = self.picture_request(plan)
+                prompt = conversation.Prompt(ids=ids, dropped=0, reencoded=True)
+            else:
+                prompt = self.prompt(plan, gen_length)
         except ValueError as error:
             self.measured.emit(ticket, {"error": str(error), "limit": self.identity.max_length})
             return
