@@ -77,6 +77,9 @@ def test_a_stored_answer_replays_its_edits(qtbot, tmp_path, editing_model):
             assert window.send("In the beginning")
         trace = trace_mod.decode(window.store.trace_blob(stored.args[0]))
         assert trace.edits and trace.num_steps == len(seen)
+        assert trace.num_steps > SETTINGS["steps"]  # editing passes on top: never "of up to"
+        assert window.store.message(stored.args[0]).stats["steps"] == trace.num_steps
+        assert "steps set and editing passes" in window.transcript.views[-1].meta.text()
         for k, (frame, pieces) in enumerate(seen):
             replayed = trace.frame(k)
             assert (replayed.tokens == frame.tokens).all(), k

@@ -44,10 +44,13 @@ def tokens_per_pass(stats: dict) -> Optional[float]:
     return float(value) if value is not None else None
 
 
-def passes_phrase(nfe: int, budget: Optional[int] = None) -> str:
-    """'2 passes (NFE) of up to 64 steps'."""
+def passes_phrase(nfe: int, budget: Optional[int] = None, steps: Optional[int] = None) -> str:
+    """'2 passes (NFE) of up to 64 steps'; `steps` (the steps taken) past the budget: LLaDA2.1's
+    editing decoder passes over full blocks too."""
     text = f"{plural(nfe, 'pass')} (NFE)"
-    if budget:
+    if budget and steps is not None and steps > budget:
+        text += f", {plural(budget, 'step')} set and editing passes"
+    elif budget:
         text += f" of up to {plural(budget, 'step')}"
     return text
 
@@ -62,7 +65,7 @@ def stats_line(stats: dict) -> str:
         after = stats.get("steps", stats.get("nfe"))
         parts.append(f"stopped after pass {after}" if after is not None else "stopped")
     if "nfe" in stats:
-        parts.append(passes_phrase(int(stats["nfe"]), stats.get("step_budget")))
+        parts.append(passes_phrase(int(stats["nfe"]), stats.get("step_budget"), stats.get("steps")))
     elif "steps" in stats:  # very old stats
         parts.append(plural(int(stats["steps"]), "step"))
     per_pass = tokens_per_pass(stats)
@@ -92,7 +95,8 @@ def pass_caption(index: int, nfe: int, budget: int, block: Optional[int] = None,
                  blocks: Optional[int] = None) -> str:
     """One frame: 'pass 3 of up to 64 · block 1/2' (' · NFE 6' when CFG makes them differ).
     `index` is the 0-based step; the budget is never said as steps that ran."""
-    text = f"pass {index + 1} of up to {budget}"
+    text = (f"pass {index + 1} of up to {budget}" if index < budget
+            else f"pass {index + 1} (editing, past the {budget} set)")
     if nfe and nfe != index + 1:
         text += f" · NFE {nfe}"
     if block is not None and blocks:
