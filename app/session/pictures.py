@@ -55,17 +55,16 @@ def checked_picture(data: bytes, name: str) -> Picture:
 
 def read_picture(path: str | Path) -> Picture:
     """The picture file at `path`; ValueError says in one sentence why it cannot be attached."""
+    from llada_core.vision import load_image
+
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path.name} is a folder, not a picture")
+    if path.is_file() and path.stat().st_size > MAX_PICTURE_BYTES:
+        raise ValueError(f"{path.name} is {path.stat().st_size / 1e6:.0f} MB; pictures up to "
+                         f"{MAX_PICTURE_BYTES // 1_000_000} MB can be attached")
+    load_image(path)  # missing, unreadable or not a picture: one sentence
     try:
-        size = path.stat().st_size
-        if size > MAX_PICTURE_BYTES:
-            raise ValueError(f"{path.name} is {size / 1e6:.0f} MB; pictures up to "
-                             f"{MAX_PICTURE_BYTES // 1_000_000} MB can be attached")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ValueError(f"{path.name} does not exist") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path.name} is a folder, not a picture") from None
+        return Picture(name=path.name, data=path.read_bytes())
     except OSError as error:
         raise ValueError(f"{path.name} cannot be read ({error.strerror or error})") from None
-    return checked_picture(data, path.name)
