@@ -249,3 +249,24 @@ class ImageSpan:
 
     start: int
     image: ImageInput
+
+
+NO_VISION = ("this model has no vision, so it cannot look at a picture; choose LLaDA-V to ask "
+             "about one")
+
+
+def with_images(model: Any, frames: Any, spans: list) -> Any:
+    """A vision model's frames of one answer with its pictures (ImageSpans) in place, cleared
+    when the answer ends or is closed; a model without vision (no `images`) is one sentence."""
+    if not callable(getattr(model, "images", None)):
+        raise ValueError(NO_VISION)
+    return _pictured(model, frames, spans)
+
+
+def _pictured(model: Any, frames: Any, spans: list) -> Any:
+    model.images(spans)
+    try:
+        yield from frames
+    finally:
+        model.images([])
+

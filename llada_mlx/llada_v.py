@@ -145,16 +145,3 @@ class Model(LLaDAModel):
             weights[name] = weights[name].transpose(0, 2, 3, 1)
         return weights
 
-
-def with_images(model: Model, frames, spans: list[ImageSpan]):
-    """The frames of one answer with its pictures in place, cleared when it ends."""
-    model.images(spans)
-    try:
-        yield from frames
-    finally:
-        model.images([])
-
-
-def as_vision_model(model, spans: Optional[list[ImageSpan]]) -> None:
-    if spans and not isinstance(model, Model):
-        raise ValueError("this model has no vision: load LLaDA-V to ask about a picture")

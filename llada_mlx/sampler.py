@@ -35,11 +35,11 @@ from llada_core import driver
 from llada_core.driver import Prediction, top_k_stable
 from llada_core.frames import StepFrame
 from llada_core.kv_cache import KVCache
-from llada_core.vision import ImageSpan
+from llada_core.vision import ImageSpan, with_images
 from llada_core.settings import (
     SamplerSettings, check_fits_context, checked_constraints, checked_prompt_ids,
 )
-from llada_mlx import llada2, llada_v
+from llada_mlx import llada2
 from llada_mlx.model import Model
 
 __all__ = ["MlxBackend", "clears_cache", "generate_steps", "gumbel_argmax_input", "top_k_stable"]
@@ -189,6 +189,5 @@ def generate_steps(
                                 model.args.mask_token_id)
     frames = _frames(model, prompt, settings, fixed)
     if images:  # LLaDA-V: the pictures' features over their placeholder positions
-        llada_v.as_vision_model(model, list(images))
-        return llada_v.with_images(model, frames, list(images))
+        return with_images(model, frames, list(images))
     return frames

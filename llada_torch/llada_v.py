@@ -11,8 +11,6 @@ unconditional copy masks the prompt, pictures included) keeps the token embeddin
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -142,16 +140,3 @@ class Model(LLaDAModel):
                                        x[:, window])
         return x
 
-
-def with_images(model: Model, frames, spans: list[ImageSpan]):
-    """The frames of one answer with its pictures in place, cleared when it ends."""
-    model.images(spans)
-    try:
-        yield from frames
-    finally:
-        model.images([])
-
-
-def as_vision_model(model, spans: Optional[list[ImageSpan]]) -> None:
-    if spans and not isinstance(model, Model):
-        raise ValueError("this model has no vision: load LLaDA-V to ask about a picture")

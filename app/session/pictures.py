@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-NO_VISION = ("this model has no vision, so it cannot look at a picture; choose LLaDA-V to ask "
-             "about one")
+from llada_core.vision import NO_VISION  # noqa: F401 - the front ends' one sentence
 MAX_PICTURE_BYTES = 20_000_000  # larger files are refused before they are decoded
 
 # Leading bytes of the formats Pillow reads that browsers and Qt also show.
