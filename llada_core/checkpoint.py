@@ -231,6 +231,15 @@ def stored_dtype(folder: str | Path) -> Optional[str]:
     return stored_weights(folder).dtype
 
 
+# The prefix mlx-vlm's layout puts before a language model's names (`language_model.model.…`).
+LANGUAGE_MODEL_PREFIX = "language_model."
+
+
+def without_language_model_prefix(weights: dict) -> dict:
+    """The weights under their language model's own names (mlx-vlm's `language_model.` gone)."""
+    return {name.removeprefix(LANGUAGE_MODEL_PREFIX): value for name, value in weights.items()}
+
+
 # ---------------------------------------------------------------------------------------------
 # LLaDA-MoE: its experts are stored one tensor per expert and stacked at load time.
 

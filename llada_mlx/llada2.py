@@ -19,7 +19,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from llada_core.checkpoint import expert_stacks
+from llada_core.checkpoint import expert_stacks, without_language_model_prefix
 from llada_core.llada2_config import LLaDA2Args
 from llada_mlx.model import RMSNorm, check_ids, rope_upcasts
 from llada_mlx.moe import MLP, SwitchGLU
@@ -195,6 +195,9 @@ class Model(nn.Module):
 
     @staticmethod
     def sanitize(weights: dict[str, mx.array], num_experts: int) -> dict[str, mx.array]:
+        """The official names, our conversion's and mlx-lm's/mlx-vlm's (`language_model.`,
+        experts per expert or already stacked) to ours; per-expert tensors stacked."""
+        weights = without_language_model_prefix(weights)
         for stacked, names in expert_stacks(set(weights), num_experts).items():
             weights[stacked] = mx.stack([weights.pop(name) for name in names])
         return weights

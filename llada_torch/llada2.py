@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llada_core.checkpoint import expert_stacks
+from llada_core.checkpoint import expert_stacks, without_language_model_prefix
 from llada_core.llada2_config import LLaDA2Args
 from llada_torch.model import RMSNorm, Rotary
 from llada_torch.moe import MLP, SwitchGLU
@@ -190,8 +190,10 @@ class Model(nn.Module):
 
     @staticmethod
     def sanitize(weights: dict[str, torch.Tensor], num_experts: int) -> dict[str, torch.Tensor]:
-        """Per-expert tensors stacked into switch_mlp [experts, out, in]; the router's
-        expert_bias kept in float32."""
+        """Per-expert tensors stacked into switch_mlp [experts, out, in] (mlx-community's float
+        layout has them stacked already, under `language_model.`); the router's expert_bias
+        kept in float32."""
+        weights = without_language_model_prefix(weights)
         for stacked, names in expert_stacks(set(weights), num_experts).items():
             weights[stacked] = torch.stack([weights.pop(name) for name in names])
         for name in [n for n in weights if n.endswith(".mlp.gate.expert_bias")]:

@@ -340,3 +340,19 @@ def test_the_fit_check_reads_a_llada_v_config(checkpoint):
         config["num_hidden_layers"], config["num_attention_heads"], config["hidden_size"],
         config["intermediate_size"])
     assert model_needs(checkpoint).weights_bytes > 0
+
+
+def test_make_tiny_writes_a_llada_v_checkpoint(tmp_path, picture_files):
+    """`llada make-tiny --arch llada-v DIR`: the official layout (config, tensor names and the
+    preprocessing files of make_tiny_llada_v_checkpoint), and it answers about a picture."""
+    out = tmp_path / "tiny-v"
+    made = llada("make-tiny", "--arch", "llada-v", str(out))
+    assert made.returncode == 0 and "LLaDA-V" in made.stdout, made.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "llava_llada"
+    expected = make_tiny_llada_v_checkpoint(tmp_path / "direct")
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in expected.iterdir())
+    answer = llada("generate", "--model", str(out), "--image", str(picture_files["photo"]),
+                   "--prompt", "What is it?", "--gen-length", "8", "--block-length", "8",
+                   "--steps", "8")
+    assert answer.returncode == 0, answer.stderr

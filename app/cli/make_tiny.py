@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from llada_train.tiny import TinySpec, make_tiny_checkpoint
 from llada_train.tiny_moe import TinyMoESpec
 
-ARCHITECTURES = ("llada", "llada-moe", "llada2.0", "llada2.1")
+ARCHITECTURES = ("llada", "llada-moe", "llada2.0", "llada2.1", "llada-v")
 
 
 def add_parser(subparsers) -> None:
@@ -18,8 +19,14 @@ def add_parser(subparsers) -> None:
     parser.add_argument("out", help="folder to write")
     parser.add_argument("--arch", choices=ARCHITECTURES, default="llada",
                         help="llada (LLaDA-8B), llada-moe (LLaDA-MoE-7B-A1B), llada2.0 / llada2.1 "
-                             "(LLaDA2.0-mini / LLaDA2.1-mini, block diffusion); the size options "
-                             "below apply to llada (--layers to llada-moe too)")
+                             "(LLaDA2.0-mini / LLaDA2.1-mini, block diffusion), llada-v (LLaDA-V, "
+                             "pictures); the size options below apply to llada (--layers to "
+                             "llada-moe too)")
+    parser.add_argument("--layout", choices=("hf", "mlx"), default="hf",
+                        help="llada2.0 / llada2.1: hf (the official safetensors, default) or mlx "
+                             "(mlx-community's: experts stacked, quantized; needs MLX)")
+    parser.add_argument("--bits", type=int, choices=(4, 8), default=4,
+                        help="--layout mlx: bits per weight (default 4)")
     parser.add_argument("--dense-layers", type=layer_list, default=(), metavar="I,J,...",
                         help="llada-moe only: these layers (from 0) get a dense feed-forward "
                              "instead of experts (config.json's moe_layer_freq 0)")
@@ -52,6 +59,8 @@ def layer_list(text: str) -> tuple[int, ...]:
 def run(args: argparse.Namespace) -> int:
     if args.dense_layers and args.arch != "llada-moe":
         raise ValueError("--dense-layers applies to --arch llada-moe only")
+    if args.layout == "mlx" and args.arch not in ("llada2.0", "llada2.1"):
+        raise ValueError("--layout mlx applies to --arch llada2.0 and llada2.1 only")
     if args.arch != "llada":
         return run_family(args)
     layers = TinySpec.n_layers if args.layers is None else args.layers
@@ -77,12 +86,36 @@ def run_family(args: argparse.Namespace) -> int:
         name = "LLaDA-MoE"
         if spec.dense_layers:
             name += f" (dense layer(s) {', '.join(map(str, sorted(set(spec.dense_layers))))})"
-    else:
-        from llada_train.tiny_llada2 import TinyLLaDA2Spec, make_tiny_llada2_checkpoint
+    elif args.arch == "llada-v":
+        from llada_train.tiny_llada_v import TinyLLaDAVSpec, make_tiny_llada_v_checkpoint
 
-        version = args.arch.removeprefix("llada")
-        folder = make_tiny_llada2_checkpoint(args.out, TinyLLaDA2Spec(
-            version=version, seed=args.seed, dtype=args.dtype))
-        name = f"LLaDA{version}"
+        folder = make_tiny_llada_v_checkpoint(args.out, TinyLLaDAVSpec(seed=args.seed,
+                                                                       dtype=args.dtype))
+        name = "LLaDA-V"
+    else:
+        folder, name = make_llada2(args)
     print(f"wrote a tiny {name} checkpoint to {folder}")
     return 0
+
+
+def make_llada2(args: argparse.Namespace):
+    """A tiny LLaDA 2.x in the official layout, or (--layout mlx) quantized in mlx-community's
+    (sizes every Linear's input divides the group size of)."""
+    import tempfile
+
+    from llada_train.tiny_llada2 import TinyLLaDA2Spec, make_tiny_llada2_checkpoint
+
+    version = args.arch.removeprefix("llada")
+    if args.layout == "hf":
+        folder = make_tiny_llada2_checkpoint(args.out, TinyLLaDA2Spec(
+            version=version, seed=args.seed, dtype=args.dtype))
+        return folder, f"LLaDA{version}"
+    from llada_train.tiny_mlx_layout import write_mlx_layout
+
+    with tempfile.TemporaryDirectory() as scratch:
+        source = make_tiny_llada2_checkpoint(Path(scratch) / "hf", TinyLLaDA2Spec(
+            version=version, seed=args.seed, dtype=args.dtype, moe_intermediate_size=32,
+            intermediate_size=128))
+        folder = write_mlx_layout(source, args.out, bits=args.bits)
+    return folder, f"LLaDA{version} ({args.bits}-bit, mlx-community's layout)"
+
