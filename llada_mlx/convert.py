@@ -36,7 +36,8 @@ from llada_core.checkpoint import (
 )
 from llada_core.config import is_moe_config
 from llada_core.llada2_config import is_llada2_config
-from llada_mlx import llada2, moe
+from llada_core.llada_v_config import is_llada_v_config
+from llada_mlx import llada2, llada_v, moe
 from llada_mlx.loader import BITS, DTYPES, GROUP_SIZES, load_model_args, load_moe_args, read_shard
 from llada_mlx.model import Model
 
@@ -77,11 +78,12 @@ def convert(source: str | Path, out: str | Path, *, bits: Optional[int] = 8, gro
         raise ValueError("the output folder must differ from the source folder")
 
     config = read_config(folder)
-    if is_llada2_config(config):
-        family = "llada2"
+    if is_llada2_config(config) or is_llada_v_config(config):
+        family = "llada2" if is_llada2_config(config) else "llada_v"
         if "quantization" in config or "quantization_config" in config:
             raise CheckpointError(f"{folder} is already quantized; convert the original float weights")
-        args = llada2.ModelArgs.from_dict(config)
+        args = (llada2.ModelArgs.from_dict(config) if family == "llada2"
+                else llada_v_parts(folder, config))
     else:
         check_architecture(config)
         family = "moe" if is_moe_config(config) else "dense"
@@ -89,8 +91,11 @@ def convert(source: str | Path, out: str | Path, *, bits: Optional[int] = 8, gro
         if args.quantization is not None:
             raise CheckpointError(f"{folder} is already quantized; convert the original float weights")
     # Parameters stay lazy: never evaluated, only their shapes are read.
-    model = {"moe": moe.Model, "llada2": llada2.Model}.get(family, Model)(args)
-    sources = source_tensors(folder, family)
+    if family == "llada_v":
+        model = llada_v.Model(*args)
+    else:
+        model = {"moe": moe.Model, "llada2": llada2.Model}.get(family, Model)(args)
+    sources = source_tensors(folder, family, getattr(model, "vision_config", None))
     if family == "moe":
         check_family(config, {info.stored_name for info in sources.values()})
     check_sources(model, sources)
@@ -130,16 +135,40 @@ def _check_options(bits: Optional[int], group_size: int, dtype: str, shard_bytes
         raise ValueError(f"shard size {shard_bytes!r} must be a positive number of bytes")
 
 
-def source_tensors(folder: Path, family: str = "dense") -> dict[str, SourceTensor]:
+def llada_v_parts(folder: Path, config: dict[str, Any]) -> tuple:
+    """llada_v.Model's arguments for a LLaDA-V folder (its language model's, the vision config,
+    the placeholder id)."""
+    from llada_core.chat import load_tokenizer
+    from llada_core.llada_v_config import lm_config
+    from llada_core.vision import VisionConfig
+
+    args = load_model_args(lm_config(config, load_tokenizer(folder)))
+    try:
+        vision = VisionConfig.from_config(config)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"config.json's vision settings: {error}") from error
+    return args, vision, args.eos_token_id
+
+
+def source_tensors(folder: Path, family: str = "dense",
+                   vision: Any = None) -> dict[str, SourceTensor]:
     """Every source tensor under its MLX name, in file order; nothing is read but the
     safetensors headers. LLaDA-MoE keeps its names (the head moves under `model.`) and its
-    experts one tensor per expert: the loader stacks them."""
+    experts one tensor per expert: the loader stacks them. LLaDA-V's language model takes the
+    MLX LLaDA names, its vision tower and projector their short names (the unused pooling head
+    and post-layernorm are left out; the patch convolution stays in torch's layout, which the
+    loader turns)."""
+    from llada_core.llada_v_config import split_weights
+
     found: dict[str, SourceTensor] = {}
     for path in weight_files(folder):
         shard = read_shard(path)
         stored = {id(value): name for name, value in shard.items()}
         if family == "dense":
             renamed = Model.sanitize(shard)
+        elif family == "llada_v":
+            language, seeing = split_weights(shard, vision)
+            renamed = {**Model.sanitize(language), **seeing}
         elif family == "llada2":  # the official names are ours (lm_head at the top)
             renamed = dict(shard)
         else:
@@ -155,7 +184,10 @@ def expected_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
     tensor `…switch_mlp.P.weight` [experts, out, in] as one `…experts.E.P.weight` per expert."""
     shapes: dict[str, tuple[int, ...]] = {}
     for name, value in tree_flatten(model.parameters()):
-        if ".switch_mlp." in name:
+        if name == llada_v.PATCH_WEIGHT:  # stored as torch lays it out [out, in, kh, kw]
+            out_channels, kh, kw, in_channels = value.shape
+            shapes[name] = (out_channels, in_channels, kh, kw)
+        elif ".switch_mlp." in name:
             for expert in range(value.shape[0]):
                 shapes[name.replace(".switch_mlp.", f".experts.{expert}.")] = tuple(value.shape[1:])
         else:
@@ -174,12 +206,16 @@ def check_sources(model: nn.Module, sources: dict[str, SourceTensor]) -> None:
 def quantized_names(model: nn.Module, sources: dict[str, SourceTensor], bits: Optional[int],
                     group_size: int) -> set[str]:
     """The weights to quantize (every Linear, the embedding, the head; LLaDA-MoE's experts one
-    by one, its router kept in float); checks the group size."""
+    by one, its router kept in float; LLaDA-V's vision tower and projector kept in float, as
+    mlx-vlm keeps vision towers: small next to the language model, and sensitive);
+    checks the group size."""
     if bits is None:
         return set()
     names = set()
     for path, module in model.named_modules():
         if not path or not hasattr(module, "to_quantized") or path.endswith(".mlp.gate"):
+            continue
+        if path.startswith(("vision.", "projector.")):
             continue
         if isinstance(module, moe.SwitchLinear):
             names.update(f"{path.replace('.switch_mlp.', f'.experts.{e}.')}.weight"

@@ -100,6 +100,9 @@ class Projector(nn.Module):
         return self.linear_2(nn.gelu(self.linear_1(x)))
 
 
+PATCH_WEIGHT = "vision.embeddings.patch_embedding.weight"  # the patch convolution's
+
+
 class Model(LLaDAModel):
     """LLaDA with eyes: `images(spans)` sets the pictures of the answer being generated."""
 
@@ -140,8 +143,7 @@ class Model(LLaDAModel):
     @staticmethod
     def sanitize_vision(weights: dict[str, mx.array]) -> dict[str, mx.array]:
         """The patch convolution from torch's [out, in, kh, kw] to MLX's [out, kh, kw, in]."""
-        name = "vision.embeddings.patch_embedding.weight"
-        if name in weights and weights[name].ndim == 4:
-            weights[name] = weights[name].transpose(0, 2, 3, 1)
+        if PATCH_WEIGHT in weights and weights[PATCH_WEIGHT].ndim == 4:
+            weights[PATCH_WEIGHT] = weights[PATCH_WEIGHT].transpose(0, 2, 3, 1)
         return weights
 

@@ -260,9 +260,6 @@ def load_llada_v(folder: Path, config: dict[str, Any], dtype: Any = None) -> tup
     from llada_core.llada_v_config import lm_config, sampling_rules, split_weights
     from llada_core.vision import VisionConfig
 
-    if "quantization" in config or "quantization_config" in config:
-        raise CheckpointError("quantized LLaDA-V checkpoints are not supported yet; load the "
-                              "original (bfloat16) weights")
     tokenizer = load_tokenizer(folder)
     args = load_model_args(lm_config(config, tokenizer))
     eot = tokenizer.convert_tokens_to_ids(tokens.EOT)
@@ -272,9 +269,15 @@ def load_llada_v(folder: Path, config: dict[str, Any], dtype: Any = None) -> tup
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"config.json's vision settings: {error}") from error
     model = llada_v.Model(args, vision, placeholder=args.eos_token_id)
-    language, seeing = split_weights(read_weights(folder), vision)
+    weights = read_weights(folder)
+    if llada_v.PATCH_WEIGHT in weights:  # llada convert's layout: the parts named already
+        seeing = {name: weights.pop(name) for name in list(weights)
+                  if name.startswith(("vision.", "projector.")) or name == "image_newline"}
+        language = weights
+    else:
+        language, seeing = split_weights(weights, vision)
     weights = {**Model.sanitize(language), **llada_v.Model.sanitize_vision(seeing)}
-    fill_model(model, weights, None, parse_dtype(dtype))
+    fill_model(model, weights, quantization_entry(config), parse_dtype(dtype))
     model.rules = sampling_rules(tokenizer)
     return model, tokenizer
 
