@@ -59,7 +59,7 @@ def layer_list(text: str) -> tuple[int, ...]:
 def run(args: argparse.Namespace) -> int:
     if args.dense_layers and args.arch != "llada-moe":
         raise ValueError("--dense-layers applies to --arch llada-moe only")
-    if args.layout == "mlx" and args.arch not in ("llada2.0", "llada2.1"):
+    if args.layout != "hf" and args.arch not in ("llada2.0", "llada2.1"):
         raise ValueError("--layout mlx applies to --arch llada2.0 and llada2.1 only")
     if args.arch != "llada":
         return run_family(args)
