@@ -63,6 +63,17 @@ def test_a_question_about_a_picture(qtbot, tmp_path, picture):
         # the next question has no picture: its prompt is the conversation's text
         with qtbot.waitSignal(window.answer_stored, timeout=LOAD_TIMEOUT):
             assert window.send("And the colours?")
+        text_only = window.store.messages(window.current_id)[-1]
+        assert len(text_only.prompt_ids) < len(answer.prompt_ids)  # no picture positions
+        # a third turn with another picture: it goes with this question only
+        tall = tmp_path / "tall.png"
+        Image.fromarray(np.full((90, 40, 3), 200, np.uint8)).save(tall)
+        assert window.attach_picture(str(tall))
+        with qtbot.waitSignal(window.answer_stored, timeout=LOAD_TIMEOUT):
+            assert window.send("And this one?")
+        questions = [m for m in window.store.messages(window.current_id) if m.role == "user"]
+        assert [q.has_picture for q in questions] == [True, False, True]
+        assert window.store.picture(questions[2].id).name == "tall.png"
         conversation = window.current_id
         windows.close_all()
 
