@@ -118,10 +118,13 @@ def _steps(backend: BlockBackend, prompt: list[int], settings: SamplerSettings,
 
     def frame(block: int, committed: int) -> StepFrame:
         answer = slice(P, P + gen)
+        # with edits, a written token is final only once its block is behind the current one
+        settled = None if editing_threshold is None else max(0, block * B - P)
         return StepFrame(index=state["step"], block=block - P // B, tokens=canvas[answer].copy(),
                          committed_at=committed_at[answer].copy(),
                          confidence=confidence[answer].copy(), committed=committed,
-                         nfe=state["nfe"], done=False, edited_at=edited_at[answer].copy())
+                         nfe=state["nfe"], done=False, edited_at=edited_at[answer].copy(),
+                         settled=settled)
 
     def forward(block: int) -> tuple[np.ndarray, np.ndarray]:
         end = (block + 1) * B

@@ -16,7 +16,9 @@ class StepFrame:
     unmasked a position (-1 while masked); confidence the model's probability of the token when
     it was committed (0 while masked). edited_at (block-diffusion editing decoders only, else
     None) is the step that last replaced a position's token after it was first written (-1: never
-    edited), so a canvas can show the model correcting itself.
+    edited), so a canvas can show the model correcting itself. settled (editing decoders only,
+    else None: every committed position is final) is how many leading answer positions can no
+    longer change: the blocks before the current one.
     """
 
     index: int
@@ -28,3 +30,4 @@ class StepFrame:
     nfe: int
     done: bool
     edited_at: Optional[np.ndarray] = None
+    settled: Optional[int] = None

@@ -78,20 +78,25 @@ class Paced:
 
 
 class Served:
-    def __init__(self, api_key: str | None = None):
+    """`llada serve` on a free loopback port: the demo, or the model in `folder`."""
+
+    def __init__(self, api_key: str | None = None, folder: Any = None,
+                 model_id: str = "llada-demo", defaults: dict | None = None):
         self.paced: Paced | None = None
+        folder = str(folder or DEMO)
 
         def load():
             backend = get_backend(BACKEND)
             kwargs = {"device": "cpu"} if BACKEND == "torch" else {}
-            model, tokenizer = backend.load(str(DEMO), **kwargs)
+            model, tokenizer = backend.load(folder, **kwargs)
             self.paced = Paced(backend)
             self.paced.tokenizer = tokenizer
             return LoadedModel(backend=self.paced, model=model, tokenizer=tokenizer,
-                               backend_name=BACKEND, path=str(DEMO))
+                               backend_name=BACKEND, path=folder)
 
-        self.server = make_server(load, model_id="llada-demo", defaults=DEFAULTS, api_key=api_key,
-                                  backend_name=BACKEND)
+        self.server = make_server(load, model_id=model_id,
+                                  defaults=DEFAULTS if defaults is None else defaults,
+                                  api_key=api_key, backend_name=BACKEND)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -134,13 +139,13 @@ def shots(tmp_path_factory):
     return folder
 
 
-def open_page(browser: Any, served: Served, **context: Any) -> Any:
+def open_page(browser: Any, served: Served, model_id: str = "llada-demo", **context: Any) -> Any:
     page = browser.new_context(**context).new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.errors = errors
     page.goto(served.url + "/")
-    sync_api.expect(page.locator("#model-line")).to_contain_text("llada-demo")
+    sync_api.expect(page.locator("#model-line")).to_contain_text(model_id)
     return page
 
 
@@ -313,7 +318,7 @@ def test_model_html_shows_as_text(browser, served, shots):
     finally:
         served.paced.answer = None
     assert '<img src=x onerror="window.pwned=2">' in body.inner_text()
-    assert page.locator("main img, main script").count() == 0
+    assert page.locator("#messages img, #messages script, #canvas img, #canvas script").count() == 0
     assert body.locator("strong").inner_text() == "bold"  # Markdown still works around it
     assert "<script>" in page.locator("#canvas").inner_text()
     page.wait_for_timeout(200)

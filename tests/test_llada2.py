@@ -472,3 +472,48 @@ def test_each_version_brings_its_own_decoder_settings(checkpoints, tmp_path):
     args = parser.parse_args(["--model", str(checkpoints["2.1"]), "--threshold", "0.6"])
     resolve_model(args)
     assert args.threshold == 0.6
+
+
+def test_the_server_streams_only_what_editing_cannot_change(tmp_path, torch_models):
+    """LLaDA2.1 may rewrite a token of the current block, so the server's stream (and the end of
+    an answer) only takes text from finished blocks (StepFrame.settled): the streamed text is the
+    answer the whole run gives, which the window shows too, with and without streaming."""
+    pytest.importorskip("starlette")
+    import llada_torch
+    from starlette.testclient import TestClient
+
+    from app.server import make_server
+    from app.session.model import load_model
+    from llada_core.chat import answer_text
+
+    folder = make_tiny_llada2_checkpoint(tmp_path / "edits", TinyLLaDA2Spec(
+        version="2.1", editing_threshold=0.0))
+    model, tokenizer = llada_torch.load(folder, device="cpu")
+    prompt = chat_prompt(tokenizer)
+    frames = list(llada_torch.generate_steps(model, prompt, threshold=0.9, **dict(
+        SETTINGS, gen_length=24)))
+    assert any((f.edited_at >= 0).any() for f in frames)
+    assert [f.settled for f in frames[:2]] == [0, 0] and frames[-1].settled > 0
+    whole = answer_text(tokenizer, [int(t) for t in frames[-1].tokens])
+    server = make_server(lambda: load_model(str(folder), "torch", dtype="float32"),
+                         model_id="tiny", backend_name="torch",
+                         defaults={"gen_length": 24, "block_length": BLOCK, "steps": 24,
+                                   "mode": "exact", "threshold": 0.9})
+    try:
+        with TestClient(server.app) as client:
+            body = {"messages": [{"role": "user", "content": "In the beginning"}]}
+            plain = client.post("/v1/chat/completions", json=body).json()
+            streamed = client.post("/v1/chat/completions", json={**body, "stream": True,
+                                                                 "llada_frames": True})
+        text, frames_seen = "", 0
+        for line in streamed.text.splitlines():
+            if not line.startswith("data:") or line.strip() == "data: [DONE]":
+                continue
+            chunk = json.loads(line[5:])
+            frames_seen += "llada_frame" in chunk
+            for choice in chunk.get("choices", []):
+                text += (choice.get("delta") or {}).get("content") or ""
+        assert plain["choices"][0]["message"]["content"] == text == whole
+        assert frames_seen == len(frames)  # every pass, the last (done) one included
+    finally:
+        server.worker.stop()

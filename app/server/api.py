@@ -522,7 +522,7 @@ class Server:
         try:
             async for kind_, payload in run.events(request):
                 if kind_ == "frame":
-                    answer.update(payload.tokens, payload.done)
+                    answer.update(payload.tokens, payload.done, payload.settled)
                     if answer.complete:
                         run.cancel()
                         break
@@ -604,7 +604,7 @@ class Server:
                     frame_chunk["choices"] = []
                     frame_chunk["llada_frame"] = frame_payload(payload, pieces, generation.settings)
                     yield _sse(frame_chunk, event="llada.frame")
-                delta = answer.update(payload.tokens, payload.done)
+                delta = answer.update(payload.tokens, payload.done, payload.settled)
                 if delta:
                     yield _sse(self._chunk(ident, kind, delta, None))
                 if answer.complete:
@@ -776,8 +776,12 @@ def frame_payload(frame: Any, pieces: Callable[[Sequence[int]], Sequence[str]],
                   settings: Optional[SamplerSettings] = None) -> dict[str, Any]:
     """A denoising step for clients that asked for frames: ids (mask id where masked), each
     position's text (masks as ░), the step each position was committed at (-1: masked), its
-    confidence when committed (0 while masked), and the block length and step budget."""
-    return {"block_length": settings.block_length if settings else len(frame.tokens),
+    confidence when committed (0 while masked), and the block length and step budget; with
+    LLaDA2.1's editing decoder, the step that last rewrote each position (`edited_at`, -1: never;
+    absent for the other samplers)."""
+    edits = getattr(frame, "edited_at", None)
+    extra = {} if edits is None else {"edited_at": [int(e) for e in edits]}
+    return {**extra, "block_length": settings.block_length if settings else len(frame.tokens),
             "total_steps": settings.steps if settings else 0,
             "confidence": [round(float(c), 4) for c in frame.confidence],
             "step": int(frame.index), "block": int(frame.block), "nfe": int(frame.nfe),

@@ -91,10 +91,14 @@ class AnswerText:
         self._searched = 0              # characters of the text already searched for a stop
         self._longest_stop = max((len(s) for s in self.stop), default=0)
 
-    def update(self, tokens: Sequence[int], final: bool) -> str:
-        """The new final text given the answer region's tokens; `final` when the answer is done."""
+    def update(self, tokens: Sequence[int], final: bool, settled: Optional[int] = None) -> str:
+        """The new final text given the answer region's tokens; `final` when the answer is done.
+        `settled`: only that many leading positions are final yet (LLaDA2.1 may still rewrite
+        the others: StepFrame.settled); None: every committed position is."""
         if self.complete:
             return ""
+        if settled is not None and not final:
+            tokens = tokens[:settled]
         visible, stops, limit = self._visible, self._stop_ids, self.max_tokens
         ended = cut = False
         known = []

@@ -6,7 +6,8 @@ canvas. This module adds what the page needs beyond them:
 
 - GET `/` and `/web/{file}`: the page and its assets, open without the API key (they hold no
   data; the page asks for the key when the API answers 401 and keeps it in the tab).
-- GET `/v1/llada/info`: the model's id, backend, dtype and the server's default settings.
+- GET `/v1/llada/info`: the model's id, backend, dtype and the server's default settings, whether
+  it takes pictures (`vision`) and its block decoder (`block_diffusion`, LLaDA 2.x; else null).
 - POST `/v1/llada/infill`: the holes of a text (`[____]`, as `llada infill`) filled in place,
   validated by the same code as the CLI; streamed as `llada.frame` events when asked.
 """
@@ -86,7 +87,10 @@ def model_info(server: Any) -> dict[str, Any]:
             "defaults": {key: value for key, value in server.defaults.items()
                          if isinstance(value, (int, float, str, bool)) or value is None},
             "max_sequence_length": server.worker.loaded.max_length,
-            "api_key_required": server.api_key is not None}
+            "api_key_required": server.api_key is not None,
+            # whether a question may carry a picture (LLaDA-V), and LLaDA 2.x's decoder
+            "vision": server.worker.loaded.vision is not None,
+            "block_diffusion": server.worker.loaded.block_diffusion()}
 
 
 def parse_infill_request(body: Any, *, tokenizer: Any, defaults: dict[str, Any],

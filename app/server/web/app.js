@@ -7,6 +7,10 @@ const KEY_STORE = "llada.apiKey";
 const CHATS_STORE = "llada.conversations";
 const SETTINGS = ["max_tokens", "steps", "block_length", "mode", "threshold", "temperature"];
 const $ = (id) => document.getElementById(id);
+// A question's picture (LLaDA-V): the formats the server reads, and its size limit.
+const PICTURE_TYPES = /^image\/(png|jpeg|gif|webp|bmp|tiff)$/;
+const MAX_PICTURE_BYTES = 20_000_000;
+const NO_VISION = "This model has no vision, so it cannot look at a picture; serve LLaDA-V to ask about one.";
 
 const state = {
   info: null,
@@ -15,14 +19,25 @@ const state = {
   controller: null,
   lastFrame: null,
   frameStarted: 0,
+  picture: null,  // { name, url (a data: URL) } for the next question
 };
 
 // --- The API, with the key asked once when it answers 401 ---------------------------------
 function loadConversations() {
   try { return JSON.parse(sessionStorage.getItem(CHATS_STORE) || "[]"); } catch { return []; }
 }
+// Pictures can outgrow the tab's storage: then the text is kept there and the pictures stay on
+// the page until it is reloaded (said once, in one sentence).
 function saveConversations() {
-  sessionStorage.setItem(CHATS_STORE, JSON.stringify(state.conversations));
+  try {
+    sessionStorage.setItem(CHATS_STORE, JSON.stringify(state.conversations));
+  } catch {
+    const light = state.conversations.map((c) => Object.assign({}, c, {
+      messages: c.messages.map((m) => (m.picture ? Object.assign({}, m, { picture: { name: m.picture.name } }) : m)),
+    }));
+    try { sessionStorage.setItem(CHATS_STORE, JSON.stringify(light)); } catch { /* nothing left to drop */ }
+    showError("chat-error", "The pictures are too large for this tab's storage: they stay on the page until it is reloaded, and the text is kept.");
+  }
 }
 
 async function api(path, options = {}) {
@@ -97,6 +112,7 @@ async function loadInfo() {
     $("model-line").textContent =
       `${info.model} · ${info.backend || "backend?"} · ${info.dtype || "dtype?"}`;
     applyDefaults();
+    updatePictureButton();
   } catch (error) {
     $("model-line").textContent = "Cannot reach the server: " + error.message;
   }
@@ -123,6 +139,55 @@ function settings() {
     out[name] = Number(raw);
   }
   return out;
+}
+
+// --- A picture for the next question (LLaDA-V): button, paste or drop -------------------------
+function visionOn() { return Boolean(state.info && state.info.vision); }
+
+function updatePictureButton() {
+  const button = $("picture-button");
+  button.disabled = !visionOn();
+  button.title = visionOn() ? "Ask about a picture (or paste one, or drop it on the composer)" : NO_VISION;
+}
+
+function attachFile(file) {
+  showError("chat-error", "");
+  if (!file) return;
+  const name = file.name || "the pasted picture";
+  if (!visionOn()) { showError("chat-error", NO_VISION); return; }
+  if (!PICTURE_TYPES.test(file.type)) {
+    showError("chat-error", `${name} is not a picture the model can read (PNG, JPEG, GIF, WebP, BMP or TIFF).`);
+    return;
+  }
+  if (file.size > MAX_PICTURE_BYTES) {
+    showError("chat-error", `${name} is ${Math.round(file.size / 1e6)} MB; pictures up to ${MAX_PICTURE_BYTES / 1e6} MB can be attached.`);
+    return;
+  }
+  const reader = new FileReader();
+  reader.onload = () => { state.picture = { name, url: reader.result }; showAttachment(); };
+  reader.onerror = () => showError("chat-error", `${name} cannot be read.`);
+  reader.readAsDataURL(file);
+}
+
+function showAttachment() {
+  const picture = state.picture;
+  $("attachment").hidden = !picture;
+  const thumb = $("attachment-thumb");
+  if (picture) { thumb.src = picture.url; thumb.alt = picture.name; $("attachment-name").textContent = picture.name; }
+  else { thumb.removeAttribute("src"); $("attachment-name").textContent = ""; }
+}
+
+// The messages as the API takes them: the last question's picture goes with it as an
+// image_url part; an earlier question's stays on the page only (the server reads one picture,
+// with the question being answered, as the window does).
+function requestMessages(messages) {
+  const last = messages.map((m) => m.role).lastIndexOf("user");
+  return messages.map((m, i) => ({
+    role: m.role,
+    content: i === last && m.picture && m.picture.url
+      ? [{ type: "image_url", image_url: { url: m.picture.url } }, { type: "text", text: m.content }]
+      : m.content,
+  }));
 }
 
 // --- Markdown: a small subset, built as DOM nodes (model text is never parsed as HTML) ------
@@ -185,7 +250,7 @@ function inline(text) {
 }
 
 // --- The canvas (the window's colours: app/ui/canvas.py) ------------------------------------
-const MASKED = "#444444", NEW = "#FFD24D", EARLIER = "#6699CC";
+const MASKED = "#444444", NEW = "#FFD24D", EARLIER = "#6699CC", EDITED = "#8E44AD";
 const LOW = "#FF6666", MID = "#FFAA33", HIGH = "#66CC66";
 const REVEAL_LIGHT = [0xDC, 0xEB, 0xFA], REVEAL_DARK = [0x08, 0x30, 0x6B];
 
@@ -203,6 +268,8 @@ function revealColour(step, last) {
 function colours(frame, i, mode) {
   const at = frame.committed_at[i];
   if (at < 0) return [MASKED, "#bbbbbb"];
+  // LLaDA2.1 rewrote this token at this pass: the model correcting itself
+  if (frame.edited_at && frame.edited_at[i] === frame.step && mode !== "reveal") return [EDITED, "#ffffff"];
   if (mode === "state") return at === frame.step ? [NEW, textOn(NEW)] : [null, null];
   if (mode === "confidence") {
     const bg = at === frame.step ? confidenceColour(frame.confidence[i]) : EARLIER;
@@ -226,18 +293,22 @@ function drawFrame(frame) {
     if (frame.committed_at[i] < 0) cell.classList.add("masked");
     if (i > 0 && i % block === 0) cell.classList.add("block-start");
     if (holes.has(i)) cell.classList.add("hole");
+    if (frame.edited_at && frame.edited_at[i] >= 0 && frame.edited_at[i] !== frame.step) cell.classList.add("edited");
     cell.textContent = piece === "" ? "\u00a0" : piece;
     const [bg, fg] = colours(frame, i, mode);
     if (bg) { cell.style.backgroundColor = bg; cell.style.color = fg; }
     cells.push(cell);
   });
   canvas.replaceChildren(...cells);
+  $("legend-edited").hidden = !frame.edited_at;
   const masked = frame.committed_at.filter((c) => c < 0).length;
   canvas.setAttribute("aria-label", `denoising canvas, ${masked} of ${frame.pieces.length} positions masked`);
   const seconds = (performance.now() - state.frameStarted) / 1000;
   const unmasked = frame.pieces.length - masked;
   const rate = seconds > 0 ? (unmasked / seconds).toFixed(1) : "–";
-  const total = frame.total_steps ? ` of ${frame.total_steps}` : "";
+  // LLaDA2.1's editing decoder may pass over full blocks beyond the steps set
+  const total = !frame.total_steps ? "" : frame.step < frame.total_steps ? ` of ${frame.total_steps}`
+    : ` (editing, past the ${frame.total_steps} set)`;
   $("progress").textContent = `pass ${frame.step + 1}${total} · block ${frame.block + 1} · ` +
     `${unmasked}/${frame.pieces.length} tokens · ${rate} tokens/s` + (frame.done ? " · done" : "");
 }
@@ -276,7 +347,24 @@ function renderMessages() {
 function messageNode(message, index) {
   const item = document.createElement("li");
   item.className = "message " + message.role;
-  if (message.role === "user") { item.textContent = message.content; return item; }
+  if (message.role === "user") {
+    if (message.picture) {
+      if (message.picture.url) {
+        const thumb = document.createElement("img");
+        thumb.className = "thumb";
+        thumb.alt = message.picture.name;
+        thumb.src = message.picture.url;
+        item.append(thumb);
+      } else {
+        const note = document.createElement("div");
+        note.className = "meta";
+        note.textContent = `picture: ${message.picture.name} (not kept after a reload: too large for this tab)`;
+        item.append(note);
+      }
+    }
+    item.append(document.createTextNode(message.content));
+    return item;
+  }
   const body = document.createElement("div");
   body.className = "body";
   body.append(renderMarkdown(message.content));
@@ -333,9 +421,13 @@ async function send() {
   if (!text.trim() || state.controller) return;
   if (!state.current) newConversation();
   const conversation = state.current;
-  conversation.messages.push({ role: "user", content: text });
+  const question = { role: "user", content: text };
+  if (state.picture) question.picture = state.picture;
+  conversation.messages.push(question);
   if (conversation.title === "New chat") conversation.title = text.trim().slice(0, 40);
   $("prompt").value = "";
+  state.picture = null;
+  showAttachment();
   await answer(conversation, text);
 }
 
@@ -350,7 +442,7 @@ function retryAt(index) {
 // refuses the request, so a setting out of range loses nothing.
 async function answer(conversation, typed = null) {
   showError("chat-error", "");
-  const history = conversation.messages.map(({ role, content }) => ({ role, content }));
+  const history = requestMessages(conversation.messages);
   const reply = { role: "assistant", content: "", pending: true };
   conversation.messages.push(reply);
   renderAll();
@@ -381,7 +473,11 @@ async function answer(conversation, typed = null) {
     else { reply.note = "failed"; showError("chat-error", error.message); }
     if (refused) {
       conversation.messages.pop();
-      if (typed !== null) { conversation.messages.pop(); $("prompt").value = typed; }
+      if (typed !== null) {
+        const question = conversation.messages.pop();  // back in the composer, picture and all
+        $("prompt").value = typed;
+        if (question && question.picture && question.picture.url) { state.picture = question.picture; showAttachment(); }
+      }
       $("progress").textContent = "idle";
     }
   } finally {
@@ -469,6 +565,27 @@ document.addEventListener("DOMContentLoaded", () => {
   $("new-chat").addEventListener("click", () => { if (!state.controller) newConversation(); });
   $("settings-reset").addEventListener("click", applyDefaults);
   $("colour-mode").addEventListener("change", () => { if (state.lastFrame) drawFrame(state.lastFrame); });
+  $("picture-button").addEventListener("click", () => $("picture-input").click());
+  $("picture-input").addEventListener("change", (event) => {
+    attachFile(event.target.files[0]);
+    event.target.value = "";
+  });
+  $("attachment-remove").addEventListener("click", () => { state.picture = null; showAttachment(); });
+  $("prompt").addEventListener("paste", (event) => {
+    const item = [...(event.clipboardData ? event.clipboardData.items : [])]
+      .find((entry) => entry.kind === "file" && entry.type.startsWith("image/"));
+    if (item) { event.preventDefault(); attachFile(item.getAsFile()); }
+  });
+  const composer = $("composer");
+  composer.addEventListener("dragover", (event) => {
+    if ([...event.dataTransfer.types].includes("Files")) { event.preventDefault(); composer.classList.add("dropping"); }
+  });
+  composer.addEventListener("dragleave", () => composer.classList.remove("dropping"));
+  composer.addEventListener("drop", (event) => {
+    composer.classList.remove("dropping");
+    if (event.dataTransfer.files.length) { event.preventDefault(); attachFile(event.dataTransfer.files[0]); }
+  });
+  updatePictureButton();
   $("tab-chat").addEventListener("click", () => showPage("chat"));
   $("tab-infill").addEventListener("click", () => showPage("infill"));
   state.current = state.conversations[0] || null;
