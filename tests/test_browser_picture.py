@@ -18,7 +18,7 @@ pytest.importorskip("starlette")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 from test_browser_page import (  # noqa: E402
-    Served, browser, open_page, pytestmark, served, set_setting, shots,  # noqa: F401
+    Served, browser, open_page, pytestmark, served, shots,  # noqa: F401
 )
 
 from llada_core.settings import SamplerSettings  # noqa: E402
