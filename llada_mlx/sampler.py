@@ -81,8 +81,9 @@ class MlxBackend:
         # is called directly, without Model's id check (two reads back from the device), with
         # the embeddings a vision model puts its pictures' features in.
         window = mx.array(ids.astype(np.int32))
-        logits = self.model.model(window, cache, offset, rows,
-                                  embeds=self.model.embed(window, offset))
+        embed = getattr(self.model, "embed", None)  # LLaDA 8B's and LLaDA-V's; not LLaDA-MoE's
+        extra = {"embeds": embed(window, offset)} if embed is not None else {}
+        logits = self.model.model(window, cache, offset, rows, **extra)
         return guided_logits(logits, self.s.cfg_scale)
 
     def predict(self, logits: mx.array, row0: int, draw_rows: int, float32: bool) -> Prediction:
