@@ -27,9 +27,13 @@ def test_markdown_export(filled, tmp_path):
     store, cid = filled
     path = export.export(store, cid, tmp_path / "chat.md")
     text = path.read_text(encoding="utf-8")
-    assert text.startswith("# Demo <chat>")
+    assert text.startswith("# Demo &lt;chat>")
     assert "## You" in text and "## LLaDA" in text
     assert "```\nprint(1)\n```" in text
+    # no HTML takes effect where the Markdown is viewed; code stays as written
+    assert "<script>" not in text and "<img" not in text
+    assert '&lt;script>alert("owned")&lt;/script> & &lt;img src=x onerror=alert(1)>' in text
+    assert export.inert_markdown("a `<b>` b\n```\n<i>\n```\n<u>") == "a `<b>` b\n```\n<i>\n```\n&lt;u>"
     assert "64 passes (NFE)" in text and "answer length 64" in text
 
 

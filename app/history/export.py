@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -45,11 +46,33 @@ def _when(timestamp: float) -> str:
 
 
 # --- Markdown ----------------------------------------------------------------------------
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_CODE_SPAN = re.compile(r"(`+[^`]*`+)")
+
+
+def inert_markdown(text: str) -> str:
+    """Markdown in which no HTML tag takes effect: every `<` outside fenced code blocks and code
+    spans becomes `&lt;`, which a renderer shows as `<` (inside code it would show the entity, so
+    code stays as written, where a renderer never reads tags anyway)."""
+    out, fenced = [], False
+    for line in text.split("\n"):
+        if _FENCE.match(line):
+            fenced = not fenced
+            out.append(line)
+        elif fenced:
+            out.append(line)
+        else:
+            out.append("".join(part if part.startswith("`") else part.replace("<", "&lt;")
+                               for part in _CODE_SPAN.split(line)))
+    return "\n".join(out)
+
+
 def to_markdown(conversation: Conversation, messages: list[Message],
                 links: dict[int, str] | None = None) -> str:
-    """`links`: where each question's picture was written, relative to the Markdown file."""
-    lines = [f"# {conversation.title}", "", f"*Exported from LLaDA Desktop, {_when(time.time())}*",
-             ""]
+    """`links`: where each question's picture was written, relative to the Markdown file. The
+    text is the messages' own Markdown, made inert (inert_markdown): a viewer runs no HTML."""
+    lines = [f"# {inert_markdown(conversation.title)}", "",
+             f"*Exported from LLaDA Desktop, {_when(time.time())}*", ""]
     for message in messages:
         lines += [f"## {speaker(message)}", ""]
         if links and message.id in links:
@@ -59,7 +82,7 @@ def to_markdown(conversation: Conversation, messages: list[Message],
                                          stats_line(message.stats)) if x)
             if meta:
                 lines += [f"*{meta}*", ""]
-        lines += [message.text, ""]
+        lines += [inert_markdown(message.text), ""]
     return "\n".join(lines)
 
 
