@@ -72,3 +72,17 @@ def fake_hub(tiny_checkpoint, online):
     yield serve
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def picture(tmp_path):
+    """stripes.png: a 90 × 60 picture, orange stripes on black (LLaDA-V's tests ask about it)."""
+    import numpy as np
+    from PIL import Image
+
+    path = tmp_path / "stripes.png"
+    pixels = np.zeros((60, 90, 3), np.uint8)
+    pixels[::10] = (230, 80, 40)
+    Image.fromarray(pixels).save(path)
+    return path
+

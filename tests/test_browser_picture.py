@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import urllib.request
 
-import numpy as np
 import pytest
-from PIL import Image
 
 pytest.importorskip("starlette")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -49,15 +47,6 @@ def editing(tmp_path_factory):
     running = Served(folder=folder, model_id="tiny-llada2.1", defaults=settings)
     yield running
     running.stop()
-
-
-@pytest.fixture
-def picture(tmp_path):
-    path = tmp_path / "stripes.png"
-    pixels = np.zeros((60, 90, 3), np.uint8)
-    pixels[::10] = (230, 80, 40)
-    Image.fromarray(pixels).save(path)
-    return path
 
 
 def test_a_question_about_a_picture(browser, seeing, shots, picture):

@@ -7,22 +7,12 @@ Screenshot: out/llada-v-window.png."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from llada_train.tiny_llada_v import make_tiny_llada_v_checkpoint
 from window_support import LOAD_TIMEOUT, Windows, collect_earlier_windows, shot  # noqa: F401
 
 SETTINGS = {"gen_length": 16, "block_length": 8, "steps": 16, "mode": "exact"}
-
-
-@pytest.fixture
-def picture(tmp_path):
-    path = tmp_path / "stripes.png"
-    pixels = np.zeros((60, 90, 3), np.uint8)
-    pixels[::10] = (230, 80, 40)
-    Image.fromarray(pixels).save(path)
-    return path
 
 
 def test_a_question_about_a_picture(qtbot, tmp_path, picture):
