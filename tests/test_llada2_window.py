@@ -66,7 +66,7 @@ def test_a_stored_answer_replays_its_edits(qtbot, tmp_path, editing_model):
     from app.history import trace as trace_mod
     from app.ui.animation_render import FrameRenderer, trace_frames
     from app.ui.canvas import EDITED
-    from app.ui.replay import ReplayView
+    from app.ui.replay import ReplayView, position_history
 
     windows = Windows(qtbot, tmp_path / "data")
     try:
@@ -90,6 +90,11 @@ def test_a_stored_answer_replays_its_edits(qtbot, tmp_path, editing_model):
         history = trace.history(edit.position)
         assert len(history) >= 2 and history[0][1] == edit.before
         assert history[-1][1] == trace.tokens[edit.position]
+
+        # the Inspector's canvas, showing the answer as it ended, tells a position's history too
+        window.live.canvas.flush()
+        window.live.canvas.position_clicked.emit(edit.position)
+        assert window.live.details.text() == position_history(trace, edit.position)
 
         view = ReplayView(trace)
         qtbot.addWidget(view)

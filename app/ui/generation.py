@@ -169,6 +169,7 @@ class Generation(QObject):
                         "user_message": user_message, "replaces": replaces}
         window = self.window
         window.live.clear("Denoising — starting…")
+        window.canvas_trace = None  # the canvas shows this answer now
         window.transcript.begin_live()  # the answer denoises in place, in its own message
         window.transcript.set_live_visible(conversation_id == window.current_id)
         window.set_busy(True)

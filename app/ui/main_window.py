@@ -41,7 +41,7 @@ from app.ui.model_picker import build_toolbar
 from app.ui.models_ui import DownloadDialog, ModelManager, WelcomePage
 from app.session.progress_text import progress_line
 from app.ui.animation_render import AnimationExport
-from app.ui.replay import ReplayView
+from app.ui.replay import ReplayView, position_history
 from app.ui.settings_panel import SettingsPanel
 from app.ui.transcript import Composer, Transcript, markdown_plain
 from app.ui.worker import WorkerThread
@@ -158,6 +158,8 @@ class MainWindow(QMainWindow):
             "place.")
         # A picture for the next question (LLaDA-V): the button, or a file dropped on the window.
         self.picture: Optional[Picture] = None
+        # the stored answer whose frames the Inspector's canvas shows (None: the last answer's)
+        self.canvas_trace: Optional[trace_mod.Trace] = None
         self.picture_button = QPushButton("Picture…")
         self.picture_button.setObjectName("pictureButton")
         self.picture_button.setToolTip("Ask about a picture (a model with vision: LLaDA-V); "
@@ -376,12 +378,7 @@ class MainWindow(QMainWindow):
 
     def show_last_answer_on_canvas(self) -> None:
         """The canvas shows the conversation's last answer as it ended (or nothing)."""
-        answers = [m for m in self.transcript.views if m.message.has_trace]
-        blob = self.store.trace_blob(answers[-1].message.id) if answers else None
-        try:
-            trace = trace_mod.decode(blob) if blob else None
-        except ValueError:
-            trace = None
+        trace = self.canvas_trace = self.last_answer_trace()
         if trace is None or trace.num_steps == 0:
             self.live.clear()
             return
@@ -446,9 +443,26 @@ class MainWindow(QMainWindow):
         self.live.canvas.set_blank(settings["gen_length"], settings["block_length"])
 
     def _canvas_clicked(self, position: int) -> None:
-        """A click on a masked position of the empty canvas pins a word there."""
-        if not self.generating and self.live.canvas.frame is None:
+        """A click on a masked position of the empty canvas pins a word there; on a stored
+        answer's canvas it tells what that position showed, pass by pass (LLaDA2.1's edits)."""
+        if self.generating:
+            return
+        if self.live.canvas.frame is None:
             self.settings_panel.add_constraint_position(position)
+            return
+        trace = self.canvas_trace or self.last_answer_trace()
+        if trace is not None and position < trace.gen_length:
+            self.live.details.setText(position_history(trace, position))
+
+    def last_answer_trace(self) -> Optional[trace_mod.Trace]:
+        """The stored trace of the conversation's last answer (what the canvas shows once an
+        answer has ended), or None."""
+        answers = [m for m in self.transcript.views if m.message.has_trace]
+        blob = self.store.trace_blob(answers[-1].message.id) if answers else None
+        try:
+            return trace_mod.decode(blob) if blob else None
+        except ValueError:
+            return None
 
     # --- model (app.ui.model_control) ------------------------------------------------------
     @property
@@ -735,6 +749,7 @@ class MainWindow(QMainWindow):
         if trace is None or trace.num_steps == 0:
             return None
         replay = view.start_replay(trace, self.colour_mode)
+        self.canvas_trace = trace  # the inspector follows the replay
         replay.frame_shown.connect(self._replay_frame)
         self._replay_frame(replay.canvas.frame)
         return replay
