@@ -225,7 +225,8 @@ def _exact(backend: Backend, canvas: Canvas, s: SamplerSettings) -> Iterator[Ste
                 open_rows &= np.arange(low, end) < stop
             confidence = np.where(open_rows, prediction.score, -np.inf).astype(np.float32)
             chosen = top_k_stable(confidence, schedule[step])
-            chosen = chosen[np.isfinite(confidence[chosen])]
+            if stop is not None:  # nothing after the stop token is committed
+                chosen = chosen[np.isfinite(confidence[chosen])]
             x[low + chosen] = prediction.x0[chosen]
             canvas.record(low + chosen, index, prediction.shown[chosen])
             committed = len(chosen)
