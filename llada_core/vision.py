@@ -166,11 +166,21 @@ class ImageInput:
     tokens: int                 # how many positions its features take in the prompt
 
 
+def tile_grid(size: tuple[int, int], vision: VisionConfig) -> tuple[int, int]:
+    """(columns, rows) of tiles a picture of `size` is cut into (its best pinpoint)."""
+    best = select_best_resolution(size, vision.pinpoints)
+    return best[0] // vision.image_size, best[1] // vision.image_size
+
+
+def picture_tokens(size: tuple[int, int], vision: VisionConfig) -> int:
+    """How many prompt positions a picture of `size` takes, without preparing its pixels."""
+    return image_tokens(size, tile_grid(size, vision), vision.unit)
+
+
 def prepare_image(image: Any, vision: VisionConfig) -> ImageInput:
     tile = vision.image_size
-    best = select_best_resolution(image.size, vision.pinpoints)
-    padded = resize_and_pad(image, best)
-    cols, rows = best[0] // tile, best[1] // tile
+    padded = resize_and_pad(image, select_best_resolution(image.size, vision.pinpoints))
+    cols, rows = tile_grid(image.size, vision)
     tiles = [padded.crop((c * tile, r * tile, (c + 1) * tile, (r + 1) * tile))
              for r in range(rows) for c in range(cols)]
     base = image.resize((tile, tile))

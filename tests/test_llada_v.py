@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from llada_core.vision import (
-    ImageError, ImageSpan, VisionConfig, image_tokens, load_image, prepare_image,
+    ImageError, ImageSpan, VisionConfig, image_tokens, load_image, picture_tokens, prepare_image,
     select_best_resolution,
 )
 from llada_train.tiny_llada_v import make_tiny_llada_v_checkpoint
@@ -55,6 +55,7 @@ def test_image_tokens_equal_the_references(size):
     best = select_best_resolution(size, REAL.pinpoints)
     grid = (best[0] // REAL.image_size, best[1] // REAL.image_size)
     assert image_tokens(size, grid, REAL.unit) == COUNTS[size]
+    assert picture_tokens(size, REAL) == COUNTS[size]  # the context line's count
 
 
 def test_the_pinpoints_string_and_list_agree():

@@ -41,6 +41,8 @@ def test_a_question_about_a_picture(qtbot, tmp_path, picture):
         assert question.has_picture and answer.role == "assistant"
         assert window.store.picture(question.id).data == picture.read_bytes()
         assert len(answer.prompt_ids) > 20  # the picture's positions are in the prompt
+        # the context line counted exactly that prompt (without preparing the pixels)
+        assert counts[1] == len(answer.prompt_ids) + SETTINGS["gen_length"]
         view = window.transcript.views[-2]
         assert view.picture.pixmap() is not None and not view.picture.pixmap().isNull()
         qtbot.wait(50)  # layout before the grab

@@ -265,8 +265,10 @@ def export(store: Store, conversation_id: int, path: str | Path, fmt: str | None
     if conversation is None:
         raise ValueError(f"there is no conversation {conversation_id}")
     messages = store.messages(conversation_id)
-    pictures = {m.id: picture for m in messages if m.has_picture
-                for picture in [store.picture(m.id)] if picture is not None}
+    # JSON reads each picture as it writes it (to_json); the other formats show them all
+    pictures = {} if fmt == "json" else {
+        m.id: picture for m in messages if m.has_picture
+        for picture in [store.picture(m.id)] if picture is not None}
     if fmt == "md":
         path.write_text(to_markdown(conversation, messages, write_pictures(pictures, path)),
                         encoding="utf-8")

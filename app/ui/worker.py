@@ -129,8 +129,8 @@ class Worker(QObject):
         if self.model is None:
             return
         try:
-            if plan.get(PICTURE_KEY):  # the picture's positions count too
-                ids, _ = self.picture_request(plan)
+            if plan.get(PICTURE_KEY):  # the picture's positions count too (no pixels prepared)
+                ids, _ = self.picture_request(plan, count_only=True)
                 prompt = conversation.Prompt(ids=ids, dropped=0, reencoded=True)
             else:
                 prompt = self.prompt(plan, gen_length)
@@ -149,20 +149,25 @@ class Worker(QObject):
         bos = bos_id(self.tokenizer)
         return canvas, [bos] if bos is not None else [], settings, canvas.constraints()
 
-    def picture_request(self, plan: dict) -> tuple[list[int], list]:
+    def picture_request(self, plan: dict, *, count_only: bool = False) -> tuple[list[int], list]:
         """(prompt, image spans) of a conversation whose last question is about a picture
-        (LLaDA-V); a model without vision or a bad picture is one sentence (ValueError)."""
+        (LLaDA-V); a model without vision or a bad picture is one sentence (ValueError).
+        `count_only`: the prompt alone (the context line), the picture's pixels not prepared."""
         from llada_core.chat import encode_image_chat
-        from llada_core.vision import ImageSpan, load_image, prepare_image
+        from llada_core.vision import ImageSpan, load_image, picture_tokens, prepare_image
 
         loaded = self.current
         if loaded.vision is None:
             from app.session.pictures import NO_VISION
 
             raise ValueError(NO_VISION)
-        image = prepare_image(load_image(plan[PICTURE_KEY]), loaded.vision)
-        prompt, start = encode_image_chat(loaded.tokenizer, plan["turns"], image.tokens,
+        picture = load_image(plan[PICTURE_KEY])
+        image = None if count_only else prepare_image(picture, loaded.vision)
+        tokens = picture_tokens(picture.size, loaded.vision) if count_only else image.tokens
+        prompt, start = encode_image_chat(loaded.tokenizer, plan["turns"], tokens,
                                           loaded.model.placeholder)
+        if count_only:
+            return prompt, []
         return prompt, [ImageSpan(start, image)]
 
     @Slot(int, dict, dict)
