@@ -84,11 +84,13 @@ def parse_pinpoints(value: Any, tile: int) -> tuple[tuple[int, int], ...]:
 
 # --- reading a picture ---------------------------------------------------------------------------
 
-def load_image(source: str | Path | bytes) -> Any:
-    """A PIL image in RGB from a path or bytes; ImageError says in one sentence why not."""
+def load_image(source: str | Path | bytes, name: Optional[str] = None) -> Any:
+    """A PIL image in RGB from a path or bytes; ImageError says in one sentence why not, naming
+    the file as `name` (default: a path's file name, "the attached file" for bytes)."""
     from PIL import Image, UnidentifiedImageError
 
-    name = "the picture" if isinstance(source, bytes) else Path(source).name
+    if name is None:
+        name = "the attached file" if isinstance(source, bytes) else Path(source).name
     try:
         handle = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     except FileNotFoundError:

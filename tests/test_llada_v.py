@@ -318,7 +318,7 @@ def test_the_server_takes_a_picture_as_a_data_url(checkpoint, picture_files, tin
             for url, words in (("https://example.com/cat.png", "data: URL"),
                                ("data:image/png;base64,@@@", "damaged"),
                                ("data:image/png;base64," + base64.b64encode(b"hi").decode(),
-                                "not a picture")):
+                                "the attached file is not a picture")):
                 refused = client.post("/v1/chat/completions", json=body(url))
                 assert refused.status_code == 400 and words in refused.json()["error"]["message"]
     finally:

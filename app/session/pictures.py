@@ -45,10 +45,7 @@ def checked_picture(data: bytes, name: str) -> Picture:
     if len(data) > MAX_PICTURE_BYTES:
         raise ValueError(f"{name} is {len(data) / 1e6:.0f} MB; pictures up to "
                          f"{MAX_PICTURE_BYTES // 1_000_000} MB can be attached")
-    try:
-        load_image(data)
-    except ValueError as error:
-        raise ValueError(str(error).replace("the picture", name, 1)) from None
+    load_image(data, name)
     return Picture(name=name, data=bytes(data))
 
 
